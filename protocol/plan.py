@@ -1,0 +1,455 @@
+"""The planner: how many evaluations, spot checks and local trainings meet epsilon.
+
+Decision rule (both modes, every output z): accept iff ``err_hat_z <= eps/2``.
+Soundness needs ``err_hat > eps/2`` whenever ``err >= eps``; the half of
+epsilon between the two is the *soundness margin*, spent on (DESIGN §1):
+
+* corruption budget ``eps/8``: a Prover may corrupt up to
+  ``m* = floor((eps/8) / Lambda)`` evaluations unseen (Lambda = leverage); more
+  are caught by ``k`` uniform spot checks with probability
+  ``>= 1 - exp(-k (m*+1) / n_points) >= 1 - delta/2``;
+* downward bias of the node functional, ``<= eps/8`` by choice of nodes, with
+  the tail ``B_{>D}`` bounded by ``b^2`` (rigorous) or the declared variance
+  (practical);
+* tolerance slack: an undetectable shift tau on every evaluation moves the
+  statistic by ``||w||_1 (2 B tau + tau^2)`` (plus the ``mean(y^2)`` term in
+  paper mode);
+* sampling error (at most ``eps/4``): Hoeffding (rigorous, range-based) or Bernstein (practical,
+  variance-based) at ``delta / (2Z)`` per output (``delta / (4Z)`` per term in
+  paper mode).
+
+Whatever the sampling error leaves unused is *slack*.  An honest Prover whose
+attributions have ``err <= eps/2 - bias_up - sampling - tolerance`` (the
+*completeness radius*) is accepted with probability ``>= 1 - delta``.
+
+``committed`` mode uses the direct gap statistic on residuals ``q = f - g_a``
+(|q| <= b + G, G = max |g_a| on the challenge points); the Verifier retrains
+only the k spot checks.  ``paper`` mode (Karchmer et al. 2025, Alg. 1) uses
+``mse_hat - B_{>=2}_hat``: ``mse`` from the Verifier's own local trainings,
+``B_{>=2}`` from the Prover's spot-checked pairs.  No quantity depends on N.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from protocol.concentration import bernstein_deviation, hoeffding_deviation
+from protocol.errors import InvalidArgument
+from protocol.estimators import (
+    NodeFunctional,
+    chebyshev_functional,
+    nnls_lipschitz,
+    three_point_functional,
+)
+from protocol.hypercube import check_p, rho_max
+
+__all__ = ["BudgetItem", "Estimator", "Mode", "Plan", "PlanRequest", "Planning", "make_plan"]
+
+Mode = Literal["committed", "paper"]
+Planning = Literal["rigorous", "practical"]
+Estimator = Literal["chebyshev", "three-point", "three-point-nnls"]
+
+CORRUPTION_FRACTION = 1.0 / 8.0  # of epsilon
+BIAS_FRACTION = 1.0 / 8.0  # of epsilon
+SAMPLING_FRACTION = 1.0 / 4.0  # of epsilon, at most
+MAX_CHEBYSHEV_DEGREE = 14
+PRODUCT_VARIANCE_FACTOR = 2.0  # practical: Var(y y') <= 2 s^4 (Gaussian-like outputs)
+MAX_PAIRS = 10**12
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanRequest:
+    """What the Verifier asks for.  All epsilons are absolute, in squared output units.
+
+    Attributes:
+        epsilon: accuracy; abort if err(a) >= epsilon.
+        delta: failure probability (both completeness and soundness).
+        bound: b, every output is clipped to [-b, b].
+        tolerance: tau, reproducibility of outputs across machines.
+        n_outputs: Z.
+        p: inclusion probability of B_p.
+        mode: ``committed`` (direct gap) or ``paper`` (two estimates).
+        planning: ``rigorous`` (range-based) or ``practical`` (variance-based).
+        estimator: node family: ``chebyshev``, ``three-point``, ``three-point-nnls``.
+        attribution_bound: G >= max |g_a(x)| over the challenge points
+            (known after commitment); defaults to ``bound``.
+        variance: practical planning: declared (or pilot) upper bound on Var(f).
+        clip_sigmas: practical planning: values are winsorised at
+            ``clip_sigmas * sqrt(variance)``.
+    """
+
+    epsilon: float
+    delta: float
+    bound: float
+    tolerance: float = 0.0
+    n_outputs: int = 1
+    p: float = 0.5
+    mode: Mode = "committed"
+    planning: Planning = "rigorous"
+    estimator: Estimator = "chebyshev"
+    attribution_bound: float | None = None
+    variance: float | None = None
+    clip_sigmas: float = 5.0
+
+    def __post_init__(self) -> None:
+        _positive("epsilon", self.epsilon)
+        _positive("bound", self.bound)
+        if not 0.0 < self.delta < 1.0:
+            raise InvalidArgument(f"delta must lie in (0, 1), got {self.delta}")
+        if not (self.tolerance >= 0.0 and math.isfinite(self.tolerance)):
+            raise InvalidArgument(f"tolerance must be finite and >= 0, got {self.tolerance}")
+        if self.n_outputs < 1:
+            raise InvalidArgument(f"n_outputs must be >= 1, got {self.n_outputs}")
+        check_p(self.p)
+        if self.mode not in ("committed", "paper"):
+            raise InvalidArgument(f"mode must be 'committed' or 'paper', got {self.mode!r}")
+        if self.planning not in ("rigorous", "practical"):
+            raise InvalidArgument(
+                f"planning must be 'rigorous' or 'practical', got {self.planning!r}"
+            )
+        if self.estimator not in ("chebyshev", "three-point", "three-point-nnls"):
+            raise InvalidArgument(
+                "estimator must be 'chebyshev', 'three-point' or 'three-point-nnls', "
+                f"got {self.estimator!r}"
+            )
+        if self.attribution_bound is not None and not (
+            self.attribution_bound >= 0 and math.isfinite(self.attribution_bound)
+        ):
+            raise InvalidArgument(
+                f"attribution_bound must be finite and >= 0, got {self.attribution_bound}"
+            )
+        if self.planning == "practical":
+            if self.variance is None:
+                raise InvalidArgument("practical planning needs a declared or pilot variance")
+            _positive("variance", self.variance)
+            _positive("clip_sigmas", self.clip_sigmas)
+        if self.estimator == "three-point-nnls" and self.mode == "committed":
+            raise InvalidArgument(
+                "three-point-nnls estimates B_{>=2} and applies to paper mode only; "
+                "committed mode needs a linear functional"
+            )
+
+    @property
+    def g_bound(self) -> float:
+        return self.bound if self.attribution_bound is None else self.attribution_bound
+
+
+def _positive(name: str, value: float) -> None:
+    if not (value > 0.0 and math.isfinite(value)):
+        raise InvalidArgument(f"{name} must be finite and > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class BudgetItem:
+    """One line of the epsilon budget: a term, its value and what it bounds."""
+
+    name: str
+    value: float
+    note: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """A complete plan; every number the Verifier commits to before the challenge."""
+
+    request: PlanRequest
+    functional: NodeFunctional
+    pairs_per_node: tuple[int, ...]
+    threshold: float
+    value_bound: float
+    output_range: float
+    clip_at: float | None
+    tail_bound: float
+    bias_lower: float
+    bias_upper: float
+    tolerance_slack: float
+    corruption_budget: float
+    sampling_error: float
+    sampling_error_mse: float
+    leverage: float
+    tolerated_corruptions: int
+    spot_checks: int
+    local_trainings: int
+    delta_sampling: float
+    delta_spot: float
+    budget: tuple[BudgetItem, ...] = field(default=())
+
+    @property
+    def n_pairs(self) -> int:
+        return int(sum(self.pairs_per_node))
+
+    @property
+    def prover_evaluations(self) -> int:
+        """Number of model trainings the Prover runs for the challenge (2 per pair)."""
+        return 2 * self.n_pairs
+
+    @property
+    def verifier_retrainings(self) -> int:
+        """Model trainings the Verifier runs itself: spot checks plus local trainings."""
+        return self.spot_checks + self.local_trainings
+
+    @property
+    def slack(self) -> float:
+        """Unused soundness margin (>= 0)."""
+        return (
+            self.threshold
+            - self.corruption_budget
+            - abs(self.bias_lower)
+            - self.tolerance_slack
+            - self.sampling_error
+            - self.sampling_error_mse
+        )
+
+    @property
+    def completeness_radius(self) -> float:
+        """Honest attributions with err below this pass with probability >= 1 - delta."""
+        return max(
+            0.0,
+            self.threshold
+            - self.bias_upper
+            - self.tolerance_slack
+            - self.sampling_error
+            - self.sampling_error_mse,
+        )
+
+    def node_of_pair(self) -> np.ndarray:
+        """Node index of every pair (pairs are laid out node by node): int64 ``(n_pairs,)``."""
+        return np.repeat(np.arange(len(self.pairs_per_node)), self.pairs_per_node)
+
+    def rho_of_pair(self) -> np.ndarray:
+        """Node value rho of every pair: float64 ``(n_pairs,)``."""
+        return np.asarray(self.functional.nodes)[self.node_of_pair()]
+
+    def table(self) -> str:
+        """A readable, itemised account of the plan and where epsilon goes."""
+        r = self.request
+        lines = [
+            f"pacda plan: mode={r.mode} planning={r.planning} estimator={self.functional.name}",
+            f"  epsilon={r.epsilon:.6g} delta={r.delta:.3g} b={r.bound:.6g} tau={r.tolerance:.3g}"
+            f" Z={r.n_outputs} p={r.p:.3g}",
+            "  nodes   " + " ".join(f"{x:+.4f}" for x in self.functional.nodes),
+            "  weights " + " ".join(f"{w:+.4f}" for w in self.functional.weights)
+            + f"   (||w||_1 = {self.functional.l1_norm:.3f}, exact to degree "
+            f"{self.functional.degree})",
+            "  pairs   " + " ".join(str(n) for n in self.pairs_per_node),
+            f"  Prover evaluations        {self.prover_evaluations:>14,d}",
+            f"  Verifier spot checks      {self.spot_checks:>14,d}",
+            f"  Verifier local trainings  {self.local_trainings:>14,d}",
+            f"  Verifier retrainings      {self.verifier_retrainings:>14,d}",
+            f"  accept iff err_hat <= {self.threshold:.6g} for every output",
+            "  soundness margin (eps/2) spent on:",
+        ]
+        for item in self.budget:
+            lines.append(f"    {item.name:<22} {item.value:>12.6g}  {item.note}")
+        lines.append(f"    {'slack':<22} {self.slack:>12.6g}  unused margin")
+        lines.append(
+            f"  completeness: honest err <= {self.completeness_radius:.6g} accepted "
+            f"w.p. >= {1 - r.delta:.6g}"
+        )
+        return "\n".join(lines)
+
+
+def make_plan(request: PlanRequest) -> Plan:
+    """Plan an audit; raise :class:`InvalidArgument` naming the term that does not fit."""
+    return _Planner(request).plan()
+
+
+class _Planner:
+    def __init__(self, request: PlanRequest) -> None:
+        self.r = request
+        eps = request.epsilon
+        self.threshold = eps / 2.0
+        self.corruption = CORRUPTION_FRACTION * eps
+        b = request.bound
+        self.practical = request.planning == "practical"
+        self.scale = math.sqrt(request.variance) if request.variance is not None else math.inf
+        if request.mode == "committed":
+            natural = b + request.g_bound  # |q| <= b + G
+        elif self.practical:
+            natural = 2.0 * b  # paper mode, practical: y = f - c with |c| <= b
+        else:
+            natural = b  # paper mode, rigorous: y = f, uncentred
+        self.clip_at = min(natural, request.clip_sigmas * self.scale) if self.practical else None
+        self.value_bound = self.clip_at if self.clip_at is not None else natural
+        self.output_range = min(2.0 * b, 2.0 * self.value_bound)
+        self.tail = float(request.variance) if self.practical and request.variance else b * b
+        self.tail = min(self.tail, b * b)
+        self.delta_spot = request.delta / 2.0
+        per_term = 2 if request.mode == "paper" else 1
+        self.delta_sampling = request.delta / (2.0 * request.n_outputs * per_term)
+
+    # -- functional -------------------------------------------------------
+    def functional(self) -> NodeFunctional:
+        budget = BIAS_FRACTION * self.r.epsilon
+        if self.r.estimator == "chebyshev":
+            return self._best_chebyshev(budget)
+        return self._best_three_point(budget)
+
+    def _fits(self, f: NodeFunctional, budget: float) -> bool:
+        lo, hi = f.bias_range(self.tail)
+        return -lo <= budget and hi <= budget
+
+    def _best_three_point(self, budget: float) -> NodeFunctional:
+        # Nodes 0, rho, 2 rho are non-negative, so only 2 rho <= 1 constrains rho.
+        for rho in np.round(np.arange(0.5, 0.0005, -0.0005), 6):
+            f = three_point_functional(float(rho))
+            if self._fits(f, budget):
+                return f
+        raise InvalidArgument(
+            f"bias: no three-point node rho >= 0.0005 keeps the bias below {budget:.3g}; "
+            "raise epsilon or use the chebyshev estimator"
+        )
+
+    def _best_chebyshev(self, budget: float) -> NodeFunctional:
+        neg = rho_max(self.r.p)
+        best: NodeFunctional | None = None
+        for degree in range(2, MAX_CHEBYSHEV_DEGREE + 1):
+            for radius in np.round(np.arange(1.0, 0.009, -0.01), 4):
+                f = chebyshev_functional(float(radius), degree, lower=-min(float(radius), neg))
+                if self._fits(f, budget):
+                    if best is None or f.l1_norm < best.l1_norm:
+                        best = f
+                    break  # larger radius means smaller ||w||_1 at fixed degree
+        if best is None:
+            raise InvalidArgument(
+                f"bias: no Chebyshev functional up to degree {MAX_CHEBYSHEV_DEGREE} keeps the "
+                f"bias below {budget:.3g}; raise epsilon"
+            )
+        return best
+
+    # -- sizing -----------------------------------------------------------
+    def _allocation(self, f: NodeFunctional, n: int) -> tuple[np.ndarray, np.ndarray]:
+        counts = np.asarray(f.allocation(n), dtype=np.float64)
+        return np.abs(np.asarray(f.weights)), counts
+
+    def _pair_deviation(self, f: NodeFunctional, n: int) -> float:
+        """Planned sampling deviation of the Prover-side statistic with about n pairs."""
+        w, counts = self._allocation(f, n)
+        vb2 = self.value_bound**2
+        total = counts.sum()
+        if self.r.mode == "committed":
+            term_range = w / counts * 2.0 * vb2
+            term_var = (w / counts) ** 2 * PRODUCT_VARIANCE_FACTOR * self.scale**4
+        else:
+            term_range = vb2 / total + w / counts * 2.0 * vb2
+            term_var = 4.0 * self.scale**4 * (1.0 / total**2 + (w / counts) ** 2)
+        if self.practical:
+            return bernstein_deviation(
+                float((counts * term_var).sum()), float(term_range.max()), self.delta_sampling
+            )
+        return hoeffding_deviation(float((counts * term_range**2).sum()), self.delta_sampling)
+
+    def _mse_deviation(self, n: int) -> float:
+        """Deviation of the Verifier's local mse estimate from n trainings (paper mode)."""
+        big = (self.r.bound + self.r.g_bound) ** 2
+        if self.practical:
+            return bernstein_deviation(3.0 * self.scale**4 / n, big / n, self.delta_sampling)
+        return hoeffding_deviation(n * (big / n) ** 2, self.delta_sampling)
+
+    @staticmethod
+    def _smallest_n(fn: Callable[[int], float], target: float) -> int:
+        """Smallest n (to 0.1%) with ``fn(n) <= target``, fn decreasing in n."""
+        hi = 8
+        while fn(hi) > target:
+            hi *= 2
+            if hi > MAX_PAIRS:
+                raise InvalidArgument(
+                    f"sampling: more than {MAX_PAIRS:,d} evaluations needed for accuracy "
+                    f"{target:.3g}; raise epsilon"
+                )
+        lo = hi // 2
+        while hi - lo > max(1, lo // 1000):
+            mid = (lo + hi) // 2
+            if fn(mid) > target:
+                lo = mid
+            else:
+                hi = mid
+        return hi
+
+    def plan(self) -> Plan:
+        r = self.r
+        f = self.functional()
+        bias_lo, bias_hi = f.bias_range(self.tail)
+        tau = r.tolerance
+        shift = 2.0 * self.value_bound * tau + tau * tau
+        if r.mode == "committed":
+            tol = f.l1_norm * shift
+        else:
+            tol = (1.0 + f.l1_norm) * shift
+        available = self.threshold - self.corruption - abs(bias_lo) - tol
+        if available <= 0.0:
+            raise InvalidArgument(
+                f"tolerance: the tolerance slack {tol:.3g} (tau={tau:.3g}) leaves no room for "
+                f"sampling error in the margin eps/2={self.threshold:.3g} after the corruption "
+                f"budget {self.corruption:.3g} and bias {abs(bias_lo):.3g}; lower the tolerance "
+                "or raise epsilon"
+            )
+        # Sampling gets at most eps/4, so that an honest Prover with err up to about
+        # eps/4 - bias_up passes; the rest of the margin stays as slack.
+        available = min(available, SAMPLING_FRACTION * r.epsilon)
+        if r.mode == "committed":
+            n = self._smallest_n(lambda m: self._pair_deviation(f, m), available)
+            t_pairs, t_mse, n_local = self._pair_deviation(f, n), 0.0, 0
+        else:
+            n = self._smallest_n(lambda m: self._pair_deviation(f, m), available / 2.0)
+            n_local = self._smallest_n(self._mse_deviation, available / 2.0)
+            t_pairs, t_mse = self._pair_deviation(f, n), self._mse_deviation(n_local)
+        counts = f.allocation(n)
+        n_points = 2 * sum(counts)
+        leverage = self._leverage(f, counts)
+        tolerated = int(math.floor(self.corruption / leverage))
+        k = math.ceil(n_points * math.log(1.0 / self.delta_spot) / (tolerated + 1))
+        k = min(k, n_points)
+        budget = self._budget(f, bias_lo, tol, t_pairs, t_mse, tolerated)
+        return Plan(
+            request=r, functional=f, pairs_per_node=counts, threshold=self.threshold,
+            value_bound=self.value_bound, output_range=self.output_range, clip_at=self.clip_at,
+            tail_bound=self.tail, bias_lower=bias_lo, bias_upper=bias_hi,
+            tolerance_slack=tol, corruption_budget=self.corruption, sampling_error=t_pairs,
+            sampling_error_mse=t_mse, leverage=leverage, tolerated_corruptions=tolerated,
+            spot_checks=k, local_trainings=n_local, delta_sampling=self.delta_sampling,
+            delta_spot=self.delta_spot, budget=budget,
+        )
+
+    def _leverage(self, f: NodeFunctional, counts: tuple[int, ...]) -> float:
+        w = np.abs(np.asarray(f.weights))
+        c = np.asarray(counts, dtype=np.float64)
+        if self.r.estimator == "three-point-nnls":
+            w = nnls_lipschitz(f)
+        per_product = float((w / c).max())
+        if self.r.mode == "committed":
+            return per_product * self.output_range * self.value_bound
+        vb2 = self.value_bound**2
+        return vb2 / (2.0 * c.sum()) + per_product * 2.0 * vb2
+
+    def _budget(
+        self, f: NodeFunctional, bias_lo: float, tol: float, t_pairs: float, t_mse: float,
+        tolerated: int,
+    ) -> tuple[BudgetItem, ...]:
+        how = "Bernstein, declared variance" if self.practical else "Hoeffding, range b"
+        items = [
+            BudgetItem(
+                "corruption budget", self.corruption,
+                f"up to {tolerated:,d} corrupted evaluations unseen; more caught w.p. "
+                f">= {1 - self.delta_spot:.4g}",
+            ),
+            BudgetItem(
+                "bias (downward)", abs(bias_lo),
+                f"sum_k>{f.degree} s_k B_k with B_>{f.degree} <= {self.tail:.4g}",
+            ),
+            BudgetItem("tolerance slack", tol, f"tau={self.r.tolerance:.3g} on every evaluation"),
+            BudgetItem(
+                "sampling (Prover)", t_pairs,
+                f"{how}, delta={self.delta_sampling:.3g} per output",
+            ),
+        ]
+        if self.r.mode == "paper":
+            items.append(
+                BudgetItem("sampling (local mse)", t_mse, f"{how}, Verifier's own trainings")
+            )
+        return tuple(items)

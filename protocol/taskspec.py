@@ -1,0 +1,378 @@
+"""Declarative task specs: TOML parsing, validation and the task digest.
+
+A task file is TOML with one ``[task]`` table and optional sub-tables
+(``[task.data]``, ``[task.model]``, ``[task.train]``, ...)::
+
+    [task]
+    kind = "logreg"
+    bound = 30.0
+    output_tolerance = 1e-9
+    weight_tolerance = 1e-9
+
+    [task.train]
+    steps = 200
+
+A spec is a frozen keyword-only dataclass (a :class:`Section`); every field
+carries its type and an optional constraint, and ``__post_init__`` checks both,
+so a spec built in Python is validated exactly like one read from TOML.  A
+failure raises :class:`~protocol.errors.InvalidArgument` whose message starts
+with the dotted path of the field, e.g.
+``task.model.hidden: expected a positive integer, got -3``.
+
+Fields that are omitted take their declared default; the *resolved* spec (all
+defaults filled in, :meth:`Section.to_dict`) is what the task digest covers::
+
+    digest = sha256(canonical_json({"spec": resolved, "dataset": H, "pacda_version": v}))
+
+where ``H`` is the content hash of the dataset arrays (:func:`array_digest`)
+and ``v`` the pacda version (DESIGN §2, step 1).  This module is pure: it never
+imports torch.  Kind-specific spec classes live next to their tasks; which
+class a ``kind`` resolves to is decided by the caller-supplied resolver (the
+Prover's registry, ``prover.tasks.registry``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import math
+import tomllib
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+from protocol.canonical_json import canonical_json, sha256_digest
+from protocol.errors import InvalidArgument
+
+__all__ = [
+    "Range",
+    "Section",
+    "TaskSpec",
+    "array_digest",
+    "loads_task_toml",
+    "pacda_version",
+    "parse_task_table",
+    "read_task_toml",
+    "spec_field",
+    "task_digest",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Range:
+    """A numeric constraint ``lo (<|<=) value (<|<=) hi`` with a readable description.
+
+    Attributes:
+        lo: lower end, or ``None`` for unbounded.
+        hi: upper end, or ``None`` for unbounded.
+        lo_open: the lower end is excluded.
+        hi_open: the upper end is excluded.
+    """
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` satisfies the constraint (NaN never does)."""
+        if math.isnan(value):
+            return False
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        return not (self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi))
+
+    def describe(self, noun: str) -> str:
+        """E.g. ``"a positive integer"``, ``"a number in (0, 1)"``."""
+        if self.hi is None and self.lo == 0:
+            return _a(f"{'positive' if self.lo_open else 'non-negative'} {noun}")
+        if self.hi is None and self.lo is not None:
+            return _a(f"{noun} {'>' if self.lo_open else '>='} {self.lo:g}")
+        if self.lo is None and self.hi is not None:
+            return _a(f"{noun} {'<' if self.hi_open else '<='} {self.hi:g}")
+        left = "(" if self.lo_open else "["
+        right = ")" if self.hi_open else "]"
+        return _a(f"{noun} in {left}{self.lo:g}, {self.hi:g}{right}")
+
+
+def _a(phrase: str) -> str:
+    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
+
+
+POSITIVE = Range(lo=0, lo_open=True)
+NON_NEGATIVE = Range(lo=0)
+OPEN_UNIT = Range(lo=0, hi=1, lo_open=True, hi_open=True)
+
+
+def spec_field(
+    *,
+    default: Any = dataclasses.MISSING,
+    check: Range | None = None,
+    choices: tuple[str, ...] | None = None,
+    doc: str = "",
+) -> Any:
+    """Declare a spec field with an optional numeric range or string choices.
+
+    Args:
+        default: the value used when the field is omitted; no default makes it required.
+        check: numeric constraint for ``int``/``float`` fields (each element of a tuple).
+        choices: allowed values of a ``str`` field.
+        doc: one-line description (used by ``docs/tasks.md``-style listings).
+    """
+    meta = {"check": check, "choices": choices, "doc": doc}
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _type_name(tp: Any) -> str:
+    names = {int: "integer", float: "number", str: "string", bool: "boolean"}
+    if tp in names:
+        return names[tp]
+    if typing.get_origin(tp) is tuple:
+        return f"list of {_type_name(typing.get_args(tp)[0])}s"
+    if isinstance(tp, type) and issubclass(tp, Section):
+        return "table"
+    return str(tp)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_scalar(where: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
+    """Type- and range-check one scalar; return it normalised (int -> float for floats)."""
+    check: Range | None = meta.get("check")
+    choices: tuple[str, ...] | None = meta.get("choices")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise InvalidArgument(f"{where}: expected a boolean, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise InvalidArgument(f"{where}: expected a string, got {value!r}")
+        if choices is not None and value not in choices:
+            allowed = ", ".join(repr(c) for c in choices)
+            raise InvalidArgument(f"{where}: expected one of {allowed}, got {value!r}")
+        return value
+    if tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if not ok or (check is not None and not check.contains(value)):
+            expected = check.describe("integer") if check else "an integer"
+            raise InvalidArgument(f"{where}: expected {expected}, got {value!r}")
+        return value
+    if tp is float:
+        ok = _is_number(value) and math.isfinite(value)
+        if not ok or (check is not None and not check.contains(float(value))):
+            expected = check.describe("number") if check else "a finite number"
+            raise InvalidArgument(f"{where}: expected {expected}, got {value!r}")
+        return float(value)
+    raise TypeError(f"unsupported spec field type {tp!r} at {where}")  # a bug in a spec class
+
+
+@dataclass(frozen=True, kw_only=True)
+class Section:
+    """Base of every spec table: typed, range-checked, frozen fields.
+
+    Subclasses set ``path`` (the dotted TOML path of the table, e.g.
+    ``"task.model"``) and declare fields with :func:`spec_field`.  Supported
+    field types: ``int``, ``float``, ``str``, ``bool``, ``tuple[int, ...]``,
+    ``tuple[float, ...]`` and nested :class:`Section` subclasses.  Override
+    :meth:`check` for cross-field conditions (raise with the field's path).
+    """
+
+    path: ClassVar[str] = "task"
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            where = f"{self.path}.{f.name}"
+            tp = hints[f.name]
+            value = getattr(self, f.name)
+            object.__setattr__(self, f.name, self._check_value(where, tp, value, f.metadata))
+        self.check()
+
+    @staticmethod
+    def _check_value(where: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
+        if typing.get_origin(tp) is tuple:
+            (elem,) = (a for a in typing.get_args(tp) if a is not Ellipsis)
+            if not isinstance(value, list | tuple):
+                raise InvalidArgument(f"{where}: expected a {_type_name(tp)}, got {value!r}")
+            return tuple(_check_scalar(f"{where}[{i}]", elem, v, meta) for i, v in enumerate(value))
+        if isinstance(tp, type) and issubclass(tp, Section):
+            if not isinstance(value, tp):
+                raise InvalidArgument(f"{where}: expected a {tp.__name__}, got {value!r}")
+            return value
+        return _check_scalar(where, tp, value, meta)
+
+    def check(self) -> None:
+        """Cross-field validation hook; the default accepts everything."""
+
+    # ----------------------------------------------------------------- TOML
+    @classmethod
+    def from_table(cls, table: Any) -> Self:
+        """Build from a parsed TOML table, naming any bad field by its dotted path."""
+        if not isinstance(table, Mapping):
+            raise InvalidArgument(f"{cls.path}: expected a table, got {table!r}")
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        for key in table:
+            if key not in fields:
+                known = ", ".join(sorted(fields))
+                raise InvalidArgument(f"{cls.path}.{key}: unknown field (known fields: {known})")
+        kwargs: dict[str, Any] = {}
+        for name, f in fields.items():
+            tp = hints[name]
+            nested = isinstance(tp, type) and issubclass(tp, Section)
+            if name in table:
+                kwargs[name] = tp.from_table(table[name]) if nested else table[name]
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise InvalidArgument(f"{cls.path}.{name}: missing required field")
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved table: every field, nested sections as dicts, tuples as lists."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Section):
+                out[f.name] = value.to_dict()
+            elif isinstance(value, tuple):
+                out[f.name] = list(value)
+            else:
+                out[f.name] = value
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSpec(Section):
+    """Fields every task declares (the ``[task]`` table).
+
+    Attributes:
+        kind: registry name of the task implementation.
+        p: inclusion probability of B_p (DESIGN §1), ``0 < p < 1``.
+        bound: b; every output is clipped to ``[-b, b]``.
+        output_tolerance: tau; a model trained alone and inside any batch agree
+            on every output within tau (absolute).
+        weight_tolerance: the same for the flat trained weights (max abs).
+        n_outputs: Z, the number of scalar outputs.
+    """
+
+    kind_name: ClassVar[str | None] = None  # set by kind-specific subclasses
+
+    kind: str = spec_field(doc="registry name of the task implementation")
+    p: float = spec_field(default=0.5, check=OPEN_UNIT, doc="inclusion probability of B_p")
+    bound: float = spec_field(check=POSITIVE, doc="outputs are clipped to [-bound, bound]")
+    output_tolerance: float = spec_field(
+        check=NON_NEGATIVE, doc="batch-vs-single agreement on outputs (absolute)"
+    )
+    weight_tolerance: float = spec_field(
+        check=NON_NEGATIVE, doc="batch-vs-single agreement on weights (max abs)"
+    )
+    n_outputs: int = spec_field(check=POSITIVE, doc="Z, the number of scalar outputs")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.kind_name is not None and self.kind != self.kind_name:
+            raise InvalidArgument(
+                f"task.kind: expected {self.kind_name!r} for {type(self).__name__}, "
+                f"got {self.kind!r}"
+            )
+
+
+def read_task_toml(path: Path) -> dict[str, Any]:
+    """Parse a task file.
+
+    Raises:
+        InvalidArgument: the file cannot be read or is not valid TOML.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise InvalidArgument(f"cannot read task file {path}: {err.strerror}") from err
+    return loads_task_toml(text, name=str(path))
+
+
+def loads_task_toml(text: str, *, name: str = "<task text>") -> dict[str, Any]:
+    """Parse task text; ``name`` labels the source in error messages.
+
+    Raises:
+        InvalidArgument: the text is not valid TOML.
+    """
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise InvalidArgument(f"{name}: not valid TOML: {err}") from err
+
+
+def parse_task_table(
+    document: Mapping[str, Any], resolve_kind: Callable[[str], type[TaskSpec]]
+) -> TaskSpec:
+    """Turn a parsed task document into the spec of its kind.
+
+    Args:
+        document: the parsed TOML (a mapping with exactly one key, ``task``).
+        resolve_kind: maps a kind name to its spec class; raises
+            :class:`InvalidArgument` naming ``task.kind`` for an unknown kind.
+    """
+    extra = sorted(k for k in document if k != "task")
+    if extra:
+        raise InvalidArgument(
+            f"{extra[0]}: unknown top-level key; a task file holds a single [task] table"
+        )
+    if "task" not in document:
+        raise InvalidArgument("task: missing the [task] table")
+    table = document["task"]
+    if not isinstance(table, Mapping):
+        raise InvalidArgument(f"task: expected a table, got {table!r}")
+    if "kind" not in table:
+        raise InvalidArgument("task.kind: missing required field")
+    kind = table["kind"]
+    if not isinstance(kind, str):
+        raise InvalidArgument(f"task.kind: expected a string, got {kind!r}")
+    return resolve_kind(kind).from_table(table)
+
+
+def array_digest(arrays: Mapping[str, NDArray[Any]]) -> str:
+    """Content hash of named arrays: ``sha256:<hex>``.
+
+    The hash covers, per name in sorted order, a canonical-JSON header
+    ``{"name", "dtype" (numpy ``str``, little-endian), "shape"}`` and the
+    C-order little-endian bytes, so it is independent of memory layout and host
+    byte order.
+    """
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[name])
+        arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+        header = {"name": name, "dtype": arr.dtype.str, "shape": list(arr.shape)}
+        h.update(canonical_json(header))
+        h.update(arr.tobytes(order="C"))
+    return "sha256:" + h.hexdigest()
+
+
+def pacda_version() -> str:
+    """The installed pacda version (``"0+unknown"`` when pacda is not installed)."""
+    try:
+        return importlib.metadata.version("pacda")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def task_digest(spec: TaskSpec, dataset_digest: str, version: str | None = None) -> str:
+    """The task digest both parties compare at Hello (DESIGN §2, step 1).
+
+    ``sha256(canonical_json({"spec": spec.to_dict(), "dataset": dataset_digest,
+    "pacda_version": version}))`` with ``version`` defaulting to :func:`pacda_version`.
+    """
+    return sha256_digest(
+        {
+            "spec": spec.to_dict(),
+            "dataset": dataset_digest,
+            "pacda_version": pacda_version() if version is None else version,
+        }
+    )
