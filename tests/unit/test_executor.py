@@ -10,13 +10,13 @@ import pytest
 import torch
 from numpy.typing import NDArray
 
+from protocol.canonical_json import sha256_digest
+from protocol.errors import InvalidArgument, ProverError
+from protocol.synthetic import PlantedSpectrum, SyntheticFunction
 from prover.executors import InProcessExecutor, RunResult, run
 from prover.progress import Progress, progress_enabled
 from prover.store import ResultStore, weight_digests
 from prover.tasks.base import Task, TrainedBatch
-from protocol.canonical_json import sha256_digest
-from protocol.errors import InvalidArgument, ProverError
-from protocol.synthetic import PlantedSpectrum, SyntheticFunction
 
 N_ITEMS = 12
 
