@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Self
 
 import numpy as np
 from numpy.typing import NDArray
 
 from protocol.errors import InvalidArgument
+from protocol.taskspec import TaskSpec
 
 __all__ = ["Task", "TrainedBatch"]
 
@@ -45,7 +48,38 @@ class TrainedBatch:
 
 
 class Task(abc.ABC):
-    """A model output function f(x; r) in R^Z, trained in batches."""
+    """A model output function f(x; r) in R^Z, trained in batches.
+
+    Tasks built from task files also set :attr:`spec_class` and implement
+    :meth:`from_spec` (see ``docs/tasks.md``); tasks that can run on a torch
+    device other than the CPU override :meth:`train_batch_on`.
+    """
+
+    #: Spec class of this kind (a :class:`~protocol.taskspec.TaskSpec` subclass),
+    #: or ``None`` for a task that cannot be built from a task file.
+    spec_class: ClassVar[type[TaskSpec] | None] = None
+
+    @classmethod
+    def from_spec(cls, spec: TaskSpec, *, base_dir: Path | None = None) -> Self:
+        """Build the task a validated spec describes.
+
+        Args:
+            spec: an instance of :attr:`spec_class`.
+            base_dir: directory relative paths in the spec are resolved against
+                (the task file's directory); ``None`` means the working directory.
+        """
+        raise InvalidArgument(f"{cls.__name__} cannot be built from a task spec")
+
+    def train_batch_on(
+        self, x: NDArray[np.int8], seeds: NDArray[np.uint64], *, device: str
+    ) -> TrainedBatch:
+        """:meth:`train_batch` on a torch device name (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+
+        The default supports only ``"cpu"``.
+        """
+        if device != "cpu":
+            raise InvalidArgument(f"{type(self).__name__} runs only on the CPU, got {device!r}")
+        return self.train_batch(x, seeds)
 
     @property
     @abc.abstractmethod
