@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from protocol.errors import InvalidArgument, ProverError
+from prover import engine
 from prover.store.keys import weight_digests
 from prover.tasks.base import Task
 
@@ -83,22 +84,30 @@ def check_digest(task: Task, expected: str) -> None:
 
 
 def train_chunk(
-    task: Task, x: NDArray[np.int8], seeds: NDArray[np.uint64], *, keep_weights: bool
+    task: Task,
+    x: NDArray[np.int8],
+    seeds: NDArray[np.uint64],
+    *,
+    keep_weights: bool,
+    device: str = "cpu",
 ) -> ChunkResult:
-    """Train one chunk and digest its weights.
+    """Train one chunk with the batched engine and digest its weights.
 
-    This is the single place where executors call into training.
+    This is the single place where executors call into training; the chunk is
+    one vectorised batch (:func:`prover.engine.train`, which also enforces the
+    task contract: shapes, finite outputs within ``[-b, b]``).
 
     Args:
         task: the task.
-        x: pm-encoded subsets, int8 ``(m, N)``.
+        x: pm-encoded subsets, int8 ``(m, N)``, ``m >= 1``.
         seeds: uint64 ``(m,)``.
         keep_weights: return the weights too (else only their digests).
+        device: torch device for training (``"cpu"``, ``"cuda[:k]"``, ``"auto"``).
 
     Raises:
-        ProverError: the task returned outputs of the wrong shape.
+        ProverError: the task broke its contract.
     """
-    batch = task.train_batch(x, seeds)
+    batch = engine.train(task, x, seeds, chunk_size=max(len(x), 1), device=device)
     m = x.shape[0]
     outputs = np.asarray(batch.outputs, dtype=np.float64)
     if outputs.shape != (m, task.n_outputs):

@@ -11,7 +11,14 @@ __all__ = ["InProcessExecutor"]
 
 
 class InProcessExecutor(Executor):
-    """Trains each chunk in the calling process, in order."""
+    """Trains each chunk in the calling process, in order.
+
+    Args:
+        device: torch device for training (``"cpu"``, ``"cuda[:k]"``, ``"auto"``).
+    """
+
+    def __init__(self, *, device: str = "cpu") -> None:
+        self.device = device
 
     def map_chunks(
         self,
@@ -23,4 +30,4 @@ class InProcessExecutor(Executor):
     ) -> Iterator[tuple[int, ChunkResult]]:
         """See :meth:`Executor.map_chunks`; ``source`` is unused (``task`` is local)."""
         for i, (x, seeds) in enumerate(chunks):
-            yield i, train_chunk(task, x, seeds, keep_weights=keep_weights)
+            yield i, train_chunk(task, x, seeds, keep_weights=keep_weights, device=self.device)

@@ -42,6 +42,7 @@ def _train_on_worker(
     x: NDArray[np.int8],
     seeds: NDArray[np.uint64],
     keep_weights: bool,
+    device: str,
 ) -> ChunkResult:
     """Remote body: rebuild (once per worker and digest) and train one chunk.
 
@@ -54,7 +55,7 @@ def _train_on_worker(
         check_digest(task, digest)
         _WORKER_TASK.clear()
         _WORKER_TASK[digest] = task
-    return train_chunk(task, x, seeds, keep_weights=keep_weights)
+    return train_chunk(task, x, seeds, keep_weights=keep_weights, device=device)
 
 
 _remote_train: Any = None
@@ -76,6 +77,9 @@ class RayExecutor(Executor):
             ``RAY_ADDRESS`` if set, else start a local instance).  Ignored when
             Ray is already initialised in this process.
         num_cpus_per_chunk: CPUs Ray reserves per chunk task.
+        num_gpus_per_chunk: GPUs Ray reserves per chunk task (use with
+            ``device="cuda"``).
+        device: torch device the workers train on.
         max_in_flight: chunks submitted but not yet collected; default twice the
             cluster's CPUs (bounds driver memory; keeps workers busy).
         init_kwargs: extra arguments for ``ray.init``.
@@ -86,11 +90,15 @@ class RayExecutor(Executor):
         *,
         address: str | None = None,
         num_cpus_per_chunk: float = 1.0,
+        num_gpus_per_chunk: float = 0.0,
+        device: str = "cpu",
         max_in_flight: int | None = None,
         init_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         if not num_cpus_per_chunk > 0:
             raise InvalidArgument(f"num_cpus_per_chunk must be > 0, got {num_cpus_per_chunk}")
+        if num_gpus_per_chunk < 0:
+            raise InvalidArgument(f"num_gpus_per_chunk must be >= 0, got {num_gpus_per_chunk}")
         if max_in_flight is not None and max_in_flight < 1:
             raise InvalidArgument(f"max_in_flight must be >= 1, got {max_in_flight}")
         self._owns_ray = False
@@ -98,6 +106,8 @@ class RayExecutor(Executor):
             ray.init(address=address, **dict(init_kwargs or {}))
             self._owns_ray = True
         self.num_cpus_per_chunk = num_cpus_per_chunk
+        self.num_gpus_per_chunk = num_gpus_per_chunk
+        self.device = device
         if max_in_flight is None:
             cpus = float(ray.cluster_resources().get("CPU", 1.0))  # type: ignore[no-untyped-call]
             max_in_flight = max(2, 2 * int(cpus / num_cpus_per_chunk))
@@ -112,7 +122,9 @@ class RayExecutor(Executor):
         keep_weights: bool,
     ) -> Iterator[tuple[int, ChunkResult]]:
         """See :meth:`Executor.map_chunks`; results arrive in completion order."""
-        remote = _remote().options(num_cpus=self.num_cpus_per_chunk)
+        remote = _remote().options(
+            num_cpus=self.num_cpus_per_chunk, num_gpus=self.num_gpus_per_chunk
+        )
         box = [ray.put(source)]
         digest = task.digest
         work = enumerate(chunks)
@@ -126,7 +138,7 @@ class RayExecutor(Executor):
                         exhausted = True
                         break
                     i, (x, seeds) = item
-                    pending[remote.remote(box, digest, x, seeds, keep_weights)] = i
+                    pending[remote.remote(box, digest, x, seeds, keep_weights, self.device)] = i
                 if not pending:
                     return
                 ready, _ = ray.wait(list(pending), num_returns=1)

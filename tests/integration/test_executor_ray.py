@@ -125,5 +125,7 @@ def test_worker_with_a_different_task_refuses(ray_executor: RayExecutor) -> None
 def test_bad_executor_settings() -> None:
     with pytest.raises(InvalidArgument, match="num_cpus_per_chunk must be > 0, got 0"):
         RayExecutor(num_cpus_per_chunk=0)
+    with pytest.raises(InvalidArgument, match="num_gpus_per_chunk must be >= 0, got -1"):
+        RayExecutor(num_gpus_per_chunk=-1)
     with pytest.raises(InvalidArgument, match="max_in_flight must be >= 1, got 0"):
         RayExecutor(max_in_flight=0)

@@ -240,3 +240,23 @@ def test_run_without_terminal_writes_nothing_to_stderr(capsys: pytest.CaptureFix
     x, seeds = _inputs(20)
     run(_planted(), x, seeds, chunk_size=5)
     assert capsys.readouterr().err == ""
+
+
+class Diverging(PlantedTask):
+    """Breaks the task contract on its second chunk: an output beyond the bound."""
+
+    def train_batch(self, x: NDArray[np.int8], seeds: NDArray[np.uint64]) -> TrainedBatch:
+        batch = super().train_batch(x, seeds)
+        if len(self.calls) == 2:
+            batch.outputs[0, 0] = 2 * self.bound
+        return batch
+
+
+def test_a_broken_chunk_stops_the_run_and_is_not_stored(tmp_path: Path) -> None:
+    task = Diverging(_planted().fn.spec)
+    x, seeds = _inputs(30)
+    with _open(tmp_path / "s", task) as store:
+        with pytest.raises(ProverError, match="outside"):
+            run(task, x, seeds, store=store, chunk_size=10, progress=False)
+        assert len(store) == 10
+        assert store.lookup(x, seeds).found.tolist() == [True] * 10 + [False] * 20
