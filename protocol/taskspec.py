@@ -51,6 +51,10 @@ from protocol.canonical_json import canonical_json, sha256_digest
 from protocol.errors import InvalidArgument
 
 __all__ = [
+    "NON_NEGATIVE",
+    "OPEN_UNIT",
+    "POSITIVE",
+    "SEED",
     "Range",
     "Section",
     "TaskSpec",
@@ -108,6 +112,8 @@ def _a(phrase: str) -> str:
 POSITIVE = Range(lo=0, lo_open=True)
 NON_NEGATIVE = Range(lo=0)
 OPEN_UNIT = Range(lo=0, hi=1, lo_open=True, hi_open=True)
+#: Seeds and other integers that enter the digest must be exact in I-JSON (< 2^53).
+SEED = Range(lo=0, hi=2**53 - 1)
 
 
 def spec_field(

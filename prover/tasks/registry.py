@@ -29,6 +29,7 @@ from typing import Any
 from protocol.errors import InvalidArgument
 from protocol.taskspec import TaskSpec, loads_task_toml, parse_task_table, read_task_toml
 from prover.tasks.base import Task
+from prover.tasks.specs import AblationSpec, LogregSpec, MlpSpec, SyntheticSpec
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -49,6 +50,12 @@ _BUILTINS: Mapping[str, str] = {
     "logreg": "prover.tasks.logreg:LogregTask",
     "mlp": "prover.tasks.mlp:MlpTask",
     "ablation": "prover.tasks.ablation:AblationTask",
+}
+_BUILTIN_SPECS: Mapping[str, type[TaskSpec]] = {
+    "synthetic": SyntheticSpec,
+    "logreg": LogregSpec,
+    "mlp": MlpSpec,
+    "ablation": AblationSpec,
 }
 _REGISTERED: dict[str, type[Task]] = {}
 
@@ -145,6 +152,8 @@ def task_class(kind: str) -> type[Task]:
 
 
 def _spec_class(kind: str) -> type[TaskSpec]:
+    if kind in _BUILTIN_SPECS:  # parse built-in kinds without importing torch
+        return _BUILTIN_SPECS[kind]
     spec_class = task_class(kind).spec_class
     if spec_class is None:  # excluded by _check_task_class; keeps mypy informed
         raise InvalidArgument(f"task.kind: {kind!r} has no spec class")

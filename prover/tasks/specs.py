@@ -16,6 +16,7 @@ from protocol.synthetic import PlantedSpectrum
 from protocol.taskspec import (
     NON_NEGATIVE,
     POSITIVE,
+    SEED,
     Range,
     Section,
     TaskSpec,
@@ -36,8 +37,6 @@ __all__ = [
     "SyntheticSpec",
 ]
 
-#: Seeds and other integers that enter the digest must be exact in I-JSON.
-SEED_RANGE = Range(lo=0, hi=2**53 - 1)
 DTYPES = ("float64", "float32")
 #: Unit interval with 1 excluded: momentum coefficients.
 MOMENTUM_RANGE = Range(lo=0, hi=1, hi_open=True)
@@ -58,7 +57,7 @@ class SpectrumSection(Section):
         check=NON_NEGATIVE, doc="(m_0, ..., m_D) terms per degree"
     )
     noise: float = spec_field(default=0.0, check=NON_NEGATIVE, doc="seed-noise half-width a")
-    structure_seed: int = spec_field(default=0, check=SEED_RANGE, doc="seeds the terms")
+    structure_seed: int = spec_field(default=0, check=SEED, doc="seeds the terms")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,7 +110,7 @@ class LogregData(Section):
     )
     n_train: int = spec_field(default=400, check=POSITIVE, doc="N, training points used")
     split_seed: int = spec_field(
-        default=0, check=SEED_RANGE, doc="train/test split of breast_cancer (unused for .npz)"
+        default=0, check=SEED, doc="train/test split of breast_cancer (unused for .npz)"
     )
     standardize: bool = spec_field(
         default=True, doc="centre and scale features by the N training points' mean and std"
@@ -167,7 +166,7 @@ class DigitsData(Section):
     path: ClassVar[str] = "task.data"
 
     n_train: int = spec_field(default=1000, check=POSITIVE, doc="training images")
-    split_seed: int = spec_field(default=0, check=SEED_RANGE, doc="train/test split")
+    split_seed: int = spec_field(default=0, check=SEED, doc="train/test split")
 
     def check(self) -> None:
         if self.n_train >= DIGITS_SIZE:
@@ -232,7 +231,7 @@ class MlpSpec(TaskSpec):
 class AblationTrain(MlpTrain):
     """``[task.train]`` of ``ablation``: the recipe of the one fixed base MLP."""
 
-    seed: int = spec_field(default=0, check=SEED_RANGE, doc="training seed of the base MLP")
+    seed: int = spec_field(default=0, check=SEED, doc="training seed of the base MLP")
 
 
 @dataclass(frozen=True, kw_only=True)
