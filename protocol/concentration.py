@@ -43,4 +43,7 @@ def empirical_bernstein_deviation(
 ) -> float:
     """Empirical-Bernstein deviation ``sqrt(2 V_hat L) + 7 M L / 3`` (Maurer & Pontil 2009)."""
     log_term = _log_inv(delta)
-    return math.sqrt(2.0 * max(sample_variance_sum, 0.0) * log_term) + 7.0 * max_deviation * log_term / 3.0
+    return (
+        math.sqrt(2.0 * max(sample_variance_sum, 0.0) * log_term)
+        + 7.0 * max_deviation * log_term / 3.0
+    )

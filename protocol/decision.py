@@ -148,9 +148,13 @@ def _verdict(
             f"{plan.clip_at:.6g}; the declared variance does not hold"
         )
     return OutputDecision(
-        output=z, estimate=estimate.value, standard_error=estimate.standard_error,
+        output=z,
+        estimate=estimate.value,
+        standard_error=estimate.standard_error,
         interval=(estimate.value - deviation, estimate.value + deviation),
-        certified_upper=upper, accept=not reasons, clipped_fraction=clipped,
+        certified_upper=upper,
+        accept=not reasons,
+        clipped_fraction=clipped,
         reason="; ".join(reasons),
     )
 
@@ -184,7 +188,9 @@ def decide_committed(
         q2, c2 = _clip(plan, f2[:, z] - g2[:, z])
         sample = PairSample(node, q1, q2)
         est = direct_gap(
-            plan.functional, sample, output_range=plan.output_range,
+            plan.functional,
+            sample,
+            output_range=plan.output_range,
             residual_bound=plan.value_bound,
         )
         if plan.clip_at is None:
@@ -243,7 +249,9 @@ def decide_paper(
         mse = float(sq.mean())
         mse_se = float(np.std(sq, ddof=1)) / math.sqrt(n_local) if n_local > 1 else 0.0
         est = Estimate(
-            mse - b2.value, math.hypot(b2.standard_error, mse_se), b2.leverage,
+            mse - b2.value,
+            math.hypot(b2.standard_error, mse_se),
+            b2.leverage,
             b2.n_evaluations + n_local,
         )
         if plan.clip_at is None:

@@ -91,6 +91,8 @@ class NodeFunctional:
 
     def bias_coefficients(self, max_degree: int = 4096) -> FloatArray:
         """``s_k = sum_j w_j rho_j^k`` for ``k = degree+1 .. max_degree``."""
+        if self.radius < 1.0:  # beyond this degree every |s_k| < 1e-17 * ||w||_1
+            max_degree = min(max_degree, self.degree + 1 + math.ceil(-39.2 / math.log(self.radius)))
         k = np.arange(self.degree + 1, max_degree + 1)[:, None]
         nodes = np.asarray(self.nodes)[None, :]
         return np.asarray((np.asarray(self.weights)[None, :] * nodes**k).sum(axis=1))
@@ -131,7 +133,9 @@ def functional_from_nodes(nodes: Sequence[float], *, name: str = "custom") -> No
     target[:2] = 1.0
     weights = np.linalg.solve(vander, target)
     return NodeFunctional(
-        name=name, nodes=tuple(float(r) for r in rho), weights=tuple(float(w) for w in weights),
+        name=name,
+        nodes=tuple(float(r) for r in rho),
+        weights=tuple(float(w) for w in weights),
         degree=degree,
     )
 
@@ -210,7 +214,9 @@ class Estimate:
     n_evaluations: int
 
 
-def _grouped_sum(terms: FloatArray, node_index: NDArray[np.int64], n_nodes: int) -> tuple[float, float]:
+def _grouped_sum(
+    terms: FloatArray, node_index: NDArray[np.int64], n_nodes: int
+) -> tuple[float, float]:
     """Sum of independent per-pair terms and its standard error from per-node variances."""
     value = float(terms.sum())
     var = 0.0

@@ -52,7 +52,7 @@ def check_p(p: float) -> float:
 
 
 def bias_moments(p: float) -> tuple[float, float]:
-    """Return ``(mu, sigma)`` of one coordinate of B_p: ``mu = 2p-1``, ``sigma = 2 sqrt(p(1-p))``."""
+    """Return ``(mu, sigma)`` of a coordinate of B_p: ``mu = 2p-1``, ``sigma = 2 sqrt(p(1-p))``."""
     p = check_p(p)
     return 2.0 * p - 1.0, 2.0 * math.sqrt(p * (1.0 - p))
 

@@ -31,6 +31,7 @@ only the k spot checks.  ``paper`` mode (Karchmer et al. 2025, Alg. 1) uses
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -223,7 +224,7 @@ class Plan:
 
     def rho_of_pair(self) -> np.ndarray:
         """Node value rho of every pair: float64 ``(n_pairs,)``."""
-        return np.asarray(self.functional.nodes)[self.node_of_pair()]
+        return np.asarray(np.asarray(self.functional.nodes)[self.node_of_pair()])
 
     def table(self) -> str:
         """A readable, itemised account of the plan and where epsilon goes."""
@@ -233,7 +234,8 @@ class Plan:
             f"  epsilon={r.epsilon:.6g} delta={r.delta:.3g} b={r.bound:.6g} tau={r.tolerance:.3g}"
             f" Z={r.n_outputs} p={r.p:.3g}",
             "  nodes   " + " ".join(f"{x:+.4f}" for x in self.functional.nodes),
-            "  weights " + " ".join(f"{w:+.4f}" for w in self.functional.weights)
+            "  weights "
+            + " ".join(f"{w:+.4f}" for w in self.functional.weights)
             + f"   (||w||_1 = {self.functional.l1_norm:.3f}, exact to degree "
             f"{self.functional.degree})",
             "  pairs   " + " ".join(str(n) for n in self.pairs_per_node),
@@ -257,6 +259,48 @@ class Plan:
 def make_plan(request: PlanRequest) -> Plan:
     """Plan an audit; raise :class:`InvalidArgument` naming the term that does not fit."""
     return _Planner(request).plan()
+
+
+@functools.lru_cache(maxsize=256)
+def _best_functional(estimator: str, neg: float, ratio: float) -> NodeFunctional:
+    """Smallest-``||w||_1`` functional whose bias stays within ``ratio`` per unit tail."""
+    if estimator == "chebyshev":
+        return _best_chebyshev(neg, ratio)
+    return _best_three_point(ratio)
+
+
+def _fits(f: NodeFunctional, ratio: float) -> bool:
+    lo, hi = f.bias_range(1.0)
+    return -lo <= ratio and hi <= ratio
+
+
+def _best_three_point(ratio: float) -> NodeFunctional:
+    # Nodes 0, rho, 2 rho are non-negative, so only 2 rho <= 1 constrains rho.
+    for rho in np.round(np.arange(0.5, 0.0005, -0.0005), 6):
+        f = three_point_functional(float(rho))
+        if _fits(f, ratio):
+            return f
+    raise InvalidArgument(
+        f"bias: no three-point node rho >= 0.0005 keeps the bias below {ratio:.3g} x the "
+        "tail weight; raise epsilon or use the chebyshev estimator"
+    )
+
+
+def _best_chebyshev(neg: float, ratio: float) -> NodeFunctional:
+    best: NodeFunctional | None = None
+    for degree in range(2, MAX_CHEBYSHEV_DEGREE + 1):
+        for radius in np.round(np.arange(1.0, 0.009, -0.01), 4):
+            f = chebyshev_functional(float(radius), degree, lower=-min(float(radius), neg))
+            if _fits(f, ratio):
+                if best is None or f.l1_norm < best.l1_norm:
+                    best = f
+                break  # larger radius means smaller ||w||_1 at fixed degree
+    if best is None:
+        raise InvalidArgument(
+            f"bias: no Chebyshev functional up to degree {MAX_CHEBYSHEV_DEGREE} keeps the "
+            f"bias below {ratio:.3g} x the tail weight; raise epsilon"
+        )
+    return best
 
 
 class _Planner:
@@ -285,42 +329,9 @@ class _Planner:
 
     # -- functional -------------------------------------------------------
     def functional(self) -> NodeFunctional:
-        budget = BIAS_FRACTION * self.r.epsilon
-        if self.r.estimator == "chebyshev":
-            return self._best_chebyshev(budget)
-        return self._best_three_point(budget)
-
-    def _fits(self, f: NodeFunctional, budget: float) -> bool:
-        lo, hi = f.bias_range(self.tail)
-        return -lo <= budget and hi <= budget
-
-    def _best_three_point(self, budget: float) -> NodeFunctional:
-        # Nodes 0, rho, 2 rho are non-negative, so only 2 rho <= 1 constrains rho.
-        for rho in np.round(np.arange(0.5, 0.0005, -0.0005), 6):
-            f = three_point_functional(float(rho))
-            if self._fits(f, budget):
-                return f
-        raise InvalidArgument(
-            f"bias: no three-point node rho >= 0.0005 keeps the bias below {budget:.3g}; "
-            "raise epsilon or use the chebyshev estimator"
-        )
-
-    def _best_chebyshev(self, budget: float) -> NodeFunctional:
-        neg = rho_max(self.r.p)
-        best: NodeFunctional | None = None
-        for degree in range(2, MAX_CHEBYSHEV_DEGREE + 1):
-            for radius in np.round(np.arange(1.0, 0.009, -0.01), 4):
-                f = chebyshev_functional(float(radius), degree, lower=-min(float(radius), neg))
-                if self._fits(f, budget):
-                    if best is None or f.l1_norm < best.l1_norm:
-                        best = f
-                    break  # larger radius means smaller ||w||_1 at fixed degree
-        if best is None:
-            raise InvalidArgument(
-                f"bias: no Chebyshev functional up to degree {MAX_CHEBYSHEV_DEGREE} keeps the "
-                f"bias below {budget:.3g}; raise epsilon"
-            )
-        return best
+        # Only the ratio budget/tail matters: bias_range scales linearly in the tail.
+        ratio = BIAS_FRACTION * self.r.epsilon / self.tail
+        return _best_functional(self.r.estimator, rho_max(self.r.p), ratio)
 
     # -- sizing -----------------------------------------------------------
     def _allocation(self, f: NodeFunctional, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -377,10 +388,7 @@ class _Planner:
         bias_lo, bias_hi = f.bias_range(self.tail)
         tau = r.tolerance
         shift = 2.0 * self.value_bound * tau + tau * tau
-        if r.mode == "committed":
-            tol = f.l1_norm * shift
-        else:
-            tol = (1.0 + f.l1_norm) * shift
+        tol = f.l1_norm * shift if r.mode == "committed" else (1.0 + f.l1_norm) * shift
         available = self.threshold - self.corruption - abs(bias_lo) - tol
         if available <= 0.0:
             raise InvalidArgument(
@@ -402,18 +410,32 @@ class _Planner:
         counts = f.allocation(n)
         n_points = 2 * sum(counts)
         leverage = self._leverage(f, counts)
-        tolerated = int(math.floor(self.corruption / leverage))
+        tolerated = math.floor(self.corruption / leverage)
         k = math.ceil(n_points * math.log(1.0 / self.delta_spot) / (tolerated + 1))
         k = min(k, n_points)
         budget = self._budget(f, bias_lo, tol, t_pairs, t_mse, tolerated)
         return Plan(
-            request=r, functional=f, pairs_per_node=counts, threshold=self.threshold,
-            value_bound=self.value_bound, output_range=self.output_range, clip_at=self.clip_at,
-            tail_bound=self.tail, bias_lower=bias_lo, bias_upper=bias_hi,
-            tolerance_slack=tol, corruption_budget=self.corruption, sampling_error=t_pairs,
-            sampling_error_mse=t_mse, leverage=leverage, tolerated_corruptions=tolerated,
-            spot_checks=k, local_trainings=n_local, delta_sampling=self.delta_sampling,
-            delta_spot=self.delta_spot, budget=budget,
+            request=r,
+            functional=f,
+            pairs_per_node=counts,
+            threshold=self.threshold,
+            value_bound=self.value_bound,
+            output_range=self.output_range,
+            clip_at=self.clip_at,
+            tail_bound=self.tail,
+            bias_lower=bias_lo,
+            bias_upper=bias_hi,
+            tolerance_slack=tol,
+            corruption_budget=self.corruption,
+            sampling_error=t_pairs,
+            sampling_error_mse=t_mse,
+            leverage=leverage,
+            tolerated_corruptions=tolerated,
+            spot_checks=k,
+            local_trainings=n_local,
+            delta_sampling=self.delta_sampling,
+            delta_spot=self.delta_spot,
+            budget=budget,
         )
 
     def _leverage(self, f: NodeFunctional, counts: tuple[int, ...]) -> float:
@@ -425,26 +447,34 @@ class _Planner:
         if self.r.mode == "committed":
             return per_product * self.output_range * self.value_bound
         vb2 = self.value_bound**2
-        return vb2 / (2.0 * c.sum()) + per_product * 2.0 * vb2
+        return float(vb2 / (2.0 * c.sum()) + per_product * 2.0 * vb2)
 
     def _budget(
-        self, f: NodeFunctional, bias_lo: float, tol: float, t_pairs: float, t_mse: float,
+        self,
+        f: NodeFunctional,
+        bias_lo: float,
+        tol: float,
+        t_pairs: float,
+        t_mse: float,
         tolerated: int,
     ) -> tuple[BudgetItem, ...]:
         how = "Bernstein, declared variance" if self.practical else "Hoeffding, range b"
         items = [
             BudgetItem(
-                "corruption budget", self.corruption,
+                "corruption budget",
+                self.corruption,
                 f"up to {tolerated:,d} corrupted evaluations unseen; more caught w.p. "
                 f">= {1 - self.delta_spot:.4g}",
             ),
             BudgetItem(
-                "bias (downward)", abs(bias_lo),
+                "bias (downward)",
+                abs(bias_lo),
                 f"sum_k>{f.degree} s_k B_k with B_>{f.degree} <= {self.tail:.4g}",
             ),
             BudgetItem("tolerance slack", tol, f"tau={self.r.tolerance:.3g} on every evaluation"),
             BudgetItem(
-                "sampling (Prover)", t_pairs,
+                "sampling (Prover)",
+                t_pairs,
                 f"{how}, delta={self.delta_sampling:.3g} per output",
             ),
         ]

@@ -142,9 +142,7 @@ class SyntheticFunction:
         char_max = (1.0 + abs(mu)) / sigma
         best = 0.0
         for out in self._outputs:
-            total = sum(
-                float(np.abs(c).sum()) * char_max**k for k, c in enumerate(out.coefs)
-            )
+            total = sum(float(np.abs(c).sum()) * char_max**k for k, c in enumerate(out.coefs))
             best = max(best, total)
         return best + self.spec.noise
 
@@ -199,7 +197,7 @@ class SyntheticFunction:
 
     def second_moment(self) -> NDArray[np.float64]:
         """Exact ``E[f^2]`` per output (includes the seed noise): shape ``(Z,)``."""
-        return self.degree_weights().sum(axis=1) + self.noise_variance()
+        return np.asarray(self.degree_weights().sum(axis=1) + self.noise_variance())
 
     def variance(self) -> NDArray[np.float64]:
         """Exact ``Var(f) = E f^2 - B_0`` per output: shape ``(Z,)``."""
@@ -277,9 +275,11 @@ def _splitmix64(z: NDArray[np.uint64]) -> NDArray[np.uint64]:
         return z ^ (z >> np.uint64(31))
 
 
-def _uniforms(x: NDArray[np.int8], seeds: NDArray[np.uint64], n_outputs: int) -> NDArray[np.float64]:
+def _uniforms(
+    x: NDArray[np.int8], seeds: NDArray[np.uint64], n_outputs: int
+) -> NDArray[np.float64]:
     """Uniforms on [0, 1) keyed by (x, seed, output): shape ``(n, Z)``."""
-    n, n_items = x.shape
+    _n, n_items = x.shape
     keys = _splitmix64(np.arange(1, n_items + 1, dtype=np.uint64))
     with np.errstate(over="ignore"):
         xh = ((x > 0).astype(np.uint64) * keys[None, :]).sum(axis=1, dtype=np.uint64)
