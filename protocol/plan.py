@@ -60,7 +60,7 @@ BIAS_FRACTION = 1.0 / 8.0  # of epsilon
 SAMPLING_FRACTION = 1.0 / 4.0  # of epsilon, at most
 MAX_CHEBYSHEV_DEGREE = 14
 PRODUCT_VARIANCE_FACTOR = 2.0  # practical: Var(y y') <= 2 s^4 (Gaussian-like outputs)
-MAX_PAIRS = 10**12
+MAX_PAIRS = 10**15
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,1 @@
+"""pacda Prover: tasks, the batched training farm, the result store and executors."""
