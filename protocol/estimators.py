@@ -127,6 +127,8 @@ def functional_from_nodes(nodes: Sequence[float], *, name: str = "custom") -> No
     rho = np.asarray(nodes, dtype=np.float64)
     if rho.size < 2:
         raise InvalidArgument("need at least two nodes to separate degrees 0 and 1 from 2+")
+    if np.unique(rho).size != rho.size or not np.all(np.isfinite(rho)):
+        raise InvalidArgument(f"nodes must be distinct and finite, got {rho.tolist()}")
     degree = rho.size - 1
     vander = rho[None, :] ** np.arange(degree + 1)[:, None]  # rows k, columns j
     target = np.zeros(degree + 1)

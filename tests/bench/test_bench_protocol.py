@@ -49,8 +49,12 @@ def _function(name: str, n_items: int = 60) -> SyntheticFunction:
     weights, terms, noise = SPECTRA[name]
     return SyntheticFunction.from_spec(
         PlantedSpectrum(
-            n_items=n_items, p=0.5, degree_weights=weights, terms_per_degree=terms,
-            noise=noise, structure_seed=17,
+            n_items=n_items,
+            p=0.5,
+            degree_weights=weights,
+            terms_per_degree=terms,
+            noise=noise,
+            structure_seed=17,
         )
     )
 
@@ -91,18 +95,25 @@ def test_rmse_at_equal_budget() -> None:
                 node, x1, x2, f1, f2 = _pairs(fn, functional, BUDGET // 2, rng)
                 q1, q2 = f1 - a0 - x1 @ a, f2 - a0 - x2 @ a
                 if label.startswith("direct"):
-                    est = direct_gap(functional, PairSample(node, q1, q2),
-                                     output_range=2 * b, residual_bound=b + g)
+                    est = direct_gap(
+                        functional,
+                        PairSample(node, q1, q2),
+                        output_range=2 * b,
+                        residual_bound=b + g,
+                    )
                     values.append(est.value)
                 else:
                     c = a0 + float(a.sum()) * 0.0  # centre fixed before results
-                    b2 = residual_weight(functional, PairSample(node, f1 - c, f2 - c),
-                                         output_bound=2 * b)
+                    b2 = residual_weight(
+                        functional, PairSample(node, f1 - c, f2 - c), output_bound=2 * b
+                    )
                     mse = float(np.concatenate([q1**2, q2**2]).mean())
                     values.append(mse - b2.value)
             v = np.asarray(values)
-            print(f"{name:<12} {label:<22} {functional.l1_norm:>8.2f} {v.mean() - err:>+10.5f} "
-                  f"{v.std(ddof=1):>10.5f} {math.sqrt(np.mean((v - err) ** 2)):>10.5f}")
+            print(
+                f"{name:<12} {label:<22} {functional.l1_norm:>8.2f} {v.mean() - err:>+10.5f} "
+                f"{v.std(ddof=1):>10.5f} {math.sqrt(np.mean((v - err) ** 2)):>10.5f}"
+            )
         print(f"{name:<12} exact err = {err:.5f}, Var(f) = {float(fn.variance()[0]):.4f}")
 
 
@@ -114,8 +125,10 @@ def _slope(eps: list[float], values: list[int]) -> float:
 def test_planned_cost_versus_epsilon(planning: str) -> None:
     fractions = [0.2, 0.1, 0.05, 0.02]
     print(f"\nPlanned cost, planning={planning}, delta=0.05, Z=16 (eps as a fraction of Var(f))")
-    print(f"{'N':>6} {'eps/Var':>8} {'mode':<10} {'Prover evals':>16} {'spot checks':>12} "
-          f"{'local':>10} {'V retrain':>10}")
+    print(
+        f"{'N':>6} {'eps/Var':>8} {'mode':<10} {'Prover evals':>16} {'spot checks':>12} "
+        f"{'local':>10} {'V retrain':>10}"
+    )
     committed_by_n: dict[int, list[int]] = {}
     for n_items in (100, 1000, 10000):
         fn = _function("near-linear", n_items)
@@ -126,22 +139,34 @@ def test_planned_cost_versus_epsilon(planning: str) -> None:
         for frac in fractions:
             for mode, estimator in (("paper", "three-point"), ("committed", "chebyshev")):
                 try:
-                    plan = make_plan(PlanRequest(
-                        epsilon=frac * var, delta=0.05, bound=fn.bound, n_outputs=16,
-                        mode=mode, planning=planning, estimator=estimator,  # type: ignore[arg-type]
-                        variance=var, attribution_bound=g,
-                    ))
+                    plan = make_plan(
+                        PlanRequest(
+                            epsilon=frac * var,
+                            delta=0.05,
+                            bound=fn.bound,
+                            n_outputs=16,
+                            mode=mode,
+                            planning=planning,
+                            estimator=estimator,  # type: ignore[arg-type]
+                            variance=var,
+                            attribution_bound=g,
+                        )
+                    )
                 except InvalidArgument as exc:  # e.g. rigorous paper mode at small eps
                     print(f"{n_items:>6} {frac:>8.2f} {mode:<10} infeasible: {exc}")
                     continue
                 rows[mode].append(plan.verifier_retrainings)
-                print(f"{n_items:>6} {frac:>8.2f} {mode:<10} {plan.prover_evaluations:>16,d} "
-                      f"{plan.spot_checks:>12,d} {plan.local_trainings:>10,d} "
-                      f"{plan.verifier_retrainings:>10,d}")
+                print(
+                    f"{n_items:>6} {frac:>8.2f} {mode:<10} {plan.prover_evaluations:>16,d} "
+                    f"{plan.spot_checks:>12,d} {plan.local_trainings:>10,d} "
+                    f"{plan.verifier_retrainings:>10,d}"
+                )
         committed_by_n[n_items] = rows["committed"]
         paper = _slope(fractions, rows["paper"]) if len(rows["paper"]) == 4 else math.nan
-        print(f"{'':>6} slopes: committed {_slope(fractions, rows['committed']):+.3f}, "
-              f"paper {paper:+.3f}")
+        print(
+            f"{'':>6} slopes: committed {_slope(fractions, rows['committed']):+.3f}, "
+            f"paper {paper:+.3f}"
+        )
     # The plan never sees N: the same spectrum at any N costs the same.
     assert len({tuple(v) for v in committed_by_n.values()}) == 1
     slope = _slope(fractions, committed_by_n[100])
