@@ -131,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         f"in {time.perf_counter() - t0:.1f}s"
     )
 
+    print(
+        "local audit: this process computed every evaluation itself, so the plan's spot "
+        "checks (needed against a remote Prover) are moot here"
+    )
+
     # 5. Decide for both commitments.
     summary: dict[str, object] = {
         "task_digest": task.digest,

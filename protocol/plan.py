@@ -4,10 +4,10 @@ Decision rule (both modes, every output z): accept iff ``err_hat_z <= eps/2``.
 Soundness needs ``err_hat > eps/2`` whenever ``err >= eps``; the half of
 epsilon between the two is the *soundness margin*, spent on (DESIGN §1):
 
-* corruption budget ``eps/8``: a Prover may corrupt up to
-  ``m* = floor((eps/8) / Lambda)`` evaluations unseen (Lambda = leverage); more
-  are caught by ``k`` uniform spot checks with probability
-  ``>= 1 - exp(-k (m*+1) / n_points) >= 1 - delta/2``;
+* corruption budget (at least ``eps/8``; whatever the other terms leave): a
+  Prover may corrupt up to ``m* = floor(budget / Lambda)`` evaluations unseen
+  (Lambda = leverage); more are caught by ``k`` uniform spot checks with
+  probability ``>= 1 - exp(-k (m*+1) / n_points) >= 1 - delta/2``;
 * downward bias of the node functional, ``<= eps/8`` by choice of nodes, with
   the tail ``B_{>D}`` bounded by ``b^2`` (rigorous) or the declared variance
   (practical);
@@ -18,9 +18,12 @@ epsilon between the two is the *soundness margin*, spent on (DESIGN §1):
   variance-based) at ``delta / (2Z)`` per output (``delta / (4Z)`` per term in
   paper mode).
 
-Whatever the sampling error leaves unused is *slack*.  An honest Prover whose
-attributions have ``err <= eps/2 - bias_up - sampling - tolerance`` (the
-*completeness radius*) is accepted with probability ``>= 1 - delta``.
+The planner picks the node functional minimising the Verifier's cost
+``k ~ ||w||_1 / corruption budget`` under those constraints (a functional whose
+bias is upward only spends nothing of the soundness margin on bias).  An
+honest Prover whose attributions have
+``err <= eps/2 - bias_up - sampling - tolerance`` (the *completeness radius*) is
+accepted with probability ``>= 1 - delta``.
 
 ``committed`` mode uses the direct gap statistic on residuals ``q = f - g_a``
 (|q| <= b + G, G = max |g_a| on the challenge points); the Verifier retrains
@@ -55,9 +58,10 @@ Mode = Literal["committed", "paper"]
 Planning = Literal["rigorous", "practical"]
 Estimator = Literal["chebyshev", "three-point", "three-point-nnls"]
 
-CORRUPTION_FRACTION = 1.0 / 8.0  # of epsilon
-BIAS_FRACTION = 1.0 / 8.0  # of epsilon
+CORRUPTION_FRACTION = 1.0 / 8.0  # of epsilon, at least
+BIAS_FRACTION = 1.0 / 8.0  # of epsilon, at most, each direction
 SAMPLING_FRACTION = 1.0 / 4.0  # of epsilon, at most
+CHEBYSHEV_SKEWS = (1.0, 0.5)  # negative end of the interval / positive end
 MAX_CHEBYSHEV_DEGREE = 14
 PRODUCT_VARIANCE_FACTOR = 2.0  # practical: Var(y y') <= 2 s^4 (Gaussian-like outputs)
 MAX_PAIRS = 10**15
@@ -261,46 +265,38 @@ def make_plan(request: PlanRequest) -> Plan:
     return _Planner(request).plan()
 
 
-@functools.lru_cache(maxsize=256)
-def _best_functional(estimator: str, neg: float, ratio: float) -> NodeFunctional:
-    """Smallest-``||w||_1`` functional whose bias stays within ``ratio`` per unit tail."""
+@dataclass(frozen=True)
+class _Candidates:
+    """Candidate functionals with ``||w||_1`` and bias per unit tail weight."""
+
+    functionals: tuple[NodeFunctional, ...]
+    l1: np.ndarray
+    down: np.ndarray  # -min(0, min_k s_k) >= 0: downward bias per unit tail
+    up: np.ndarray  # max(0, max_k s_k) >= 0: upward bias per unit tail
+
+
+@functools.lru_cache(maxsize=16)
+def _candidates(estimator: str, neg: float) -> _Candidates:
+    """All functionals the planner considers (computed once per estimator and rho_max)."""
+    funcs: list[NodeFunctional] = []
     if estimator == "chebyshev":
-        return _best_chebyshev(neg, ratio)
-    return _best_three_point(ratio)
-
-
-def _fits(f: NodeFunctional, ratio: float) -> bool:
-    lo, hi = f.bias_range(1.0)
-    return -lo <= ratio and hi <= ratio
-
-
-def _best_three_point(ratio: float) -> NodeFunctional:
-    # Nodes 0, rho, 2 rho are non-negative, so only 2 rho <= 1 constrains rho.
-    for rho in np.round(np.arange(0.5, 0.0005, -0.0005), 6):
-        f = three_point_functional(float(rho))
-        if _fits(f, ratio):
-            return f
-    raise InvalidArgument(
-        f"bias: no three-point node rho >= 0.0005 keeps the bias below {ratio:.3g} x the "
-        "tail weight; raise epsilon or use the chebyshev estimator"
+        radii = np.round(np.arange(1.0, 0.009, -0.02), 4)
+        for degree in range(2, MAX_CHEBYSHEV_DEGREE + 1):
+            for skew in CHEBYSHEV_SKEWS:
+                for radius in radii:
+                    lower = -min(float(radius) * skew, neg)
+                    funcs.append(chebyshev_functional(float(radius), degree, lower=lower))
+    else:
+        # Nodes 0, rho, 2 rho are non-negative, so only 2 rho <= 1 constrains rho.
+        for rho in np.round(np.arange(0.5, 0.0005, -0.0005), 6):
+            funcs.append(three_point_functional(float(rho)))
+    bias = np.array([f.bias_range(1.0) for f in funcs])
+    return _Candidates(
+        functionals=tuple(funcs),
+        l1=np.array([f.l1_norm for f in funcs]),
+        down=-bias[:, 0],
+        up=bias[:, 1],
     )
-
-
-def _best_chebyshev(neg: float, ratio: float) -> NodeFunctional:
-    best: NodeFunctional | None = None
-    for degree in range(2, MAX_CHEBYSHEV_DEGREE + 1):
-        for radius in np.round(np.arange(1.0, 0.009, -0.01), 4):
-            f = chebyshev_functional(float(radius), degree, lower=-min(float(radius), neg))
-            if _fits(f, ratio):
-                if best is None or f.l1_norm < best.l1_norm:
-                    best = f
-                break  # larger radius means smaller ||w||_1 at fixed degree
-    if best is None:
-        raise InvalidArgument(
-            f"bias: no Chebyshev functional up to degree {MAX_CHEBYSHEV_DEGREE} keeps the "
-            f"bias below {ratio:.3g} x the tail weight; raise epsilon"
-        )
-    return best
 
 
 class _Planner:
@@ -308,7 +304,6 @@ class _Planner:
         self.r = request
         eps = request.epsilon
         self.threshold = eps / 2.0
-        self.corruption = CORRUPTION_FRACTION * eps
         b = request.bound
         self.practical = request.planning == "practical"
         self.scale = math.sqrt(request.variance) if request.variance is not None else math.inf
@@ -328,10 +323,36 @@ class _Planner:
         self.delta_sampling = request.delta / (2.0 * request.n_outputs * per_term)
 
     # -- functional -------------------------------------------------------
-    def functional(self) -> NodeFunctional:
-        # Only the ratio budget/tail matters: bias_range scales linearly in the tail.
-        ratio = BIAS_FRACTION * self.r.epsilon / self.tail
-        return _best_functional(self.r.estimator, rho_max(self.r.p), ratio)
+    def functional(self, shift: float) -> NodeFunctional:
+        """The functional minimising Verifier cost ``k ~ ||w||_1 / corruption budget``.
+
+        Constraints: downward and upward bias each at most ``eps/8`` (the tail
+        ``B_{>D}`` bounded by ``self.tail``), and a corruption budget of at least
+        ``eps/8`` left after sampling (``<= eps/4``), downward bias and tolerance.
+        """
+        eps = self.r.epsilon
+        c = _candidates(self.r.estimator, rho_max(self.r.p))
+        cap = BIAS_FRACTION * eps
+        down, up = c.down * self.tail, c.up * self.tail
+        tol = (c.l1 + (0.0 if self.r.mode == "committed" else 1.0)) * shift
+        corruption = self.threshold - SAMPLING_FRACTION * eps - down - tol
+        bias_ok = (down <= cap) & (up <= cap)
+        ok = bias_ok & (corruption >= CORRUPTION_FRACTION * eps)
+        if not bias_ok.any():
+            raise InvalidArgument(
+                f"bias: no {self.r.estimator} functional keeps the bias below {cap:.3g} "
+                f"(tail weight {self.tail:.3g}); raise epsilon or use the chebyshev estimator"
+            )
+        if not ok.any():
+            best_tol = float(tol[bias_ok].min())
+            raise InvalidArgument(
+                f"tolerance: the tolerance slack (at least {best_tol:.3g} for "
+                f"tau={self.r.tolerance:.3g}) leaves less than the corruption budget "
+                f"{CORRUPTION_FRACTION * eps:.3g} in the margin eps/2={self.threshold:.3g}; "
+                "lower the tolerance or raise epsilon"
+            )
+        score = np.where(ok, c.l1 / np.where(ok, corruption, 1.0), np.inf)
+        return c.functionals[int(np.argmin(score))]
 
     # -- sizing -----------------------------------------------------------
     def _allocation(self, f: NodeFunctional, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -384,22 +405,14 @@ class _Planner:
 
     def plan(self) -> Plan:
         r = self.r
-        f = self.functional()
-        bias_lo, bias_hi = f.bias_range(self.tail)
         tau = r.tolerance
         shift = 2.0 * self.value_bound * tau + tau * tau
+        f = self.functional(shift)
+        bias_lo, bias_hi = f.bias_range(self.tail)
         tol = f.l1_norm * shift if r.mode == "committed" else (1.0 + f.l1_norm) * shift
-        available = self.threshold - self.corruption - abs(bias_lo) - tol
-        if available <= 0.0:
-            raise InvalidArgument(
-                f"tolerance: the tolerance slack {tol:.3g} (tau={tau:.3g}) leaves no room for "
-                f"sampling error in the margin eps/2={self.threshold:.3g} after the corruption "
-                f"budget {self.corruption:.3g} and bias {abs(bias_lo):.3g}; lower the tolerance "
-                "or raise epsilon"
-            )
         # Sampling gets at most eps/4, so that an honest Prover with err up to about
-        # eps/4 - bias_up passes; the rest of the margin stays as slack.
-        available = min(available, SAMPLING_FRACTION * r.epsilon)
+        # eps/4 - bias_up passes; the rest of the margin is the corruption budget.
+        available = SAMPLING_FRACTION * r.epsilon
         if r.mode == "committed":
             n = self._smallest_n(lambda m: self._pair_deviation(f, m), available)
             t_pairs, t_mse, n_local = self._pair_deviation(f, n), 0.0, 0
@@ -410,10 +423,11 @@ class _Planner:
         counts = f.allocation(n)
         n_points = 2 * sum(counts)
         leverage = self._leverage(f, counts)
-        tolerated = math.floor(self.corruption / leverage)
+        corruption = self.threshold - abs(bias_lo) - tol - t_pairs - t_mse
+        tolerated = math.floor(corruption / leverage)
         k = math.ceil(n_points * math.log(1.0 / self.delta_spot) / (tolerated + 1))
         k = min(k, n_points)
-        budget = self._budget(f, bias_lo, tol, t_pairs, t_mse, tolerated)
+        budget = self._budget(f, bias_lo, tol, t_pairs, t_mse, corruption, tolerated)
         return Plan(
             request=r,
             functional=f,
@@ -426,7 +440,7 @@ class _Planner:
             bias_lower=bias_lo,
             bias_upper=bias_hi,
             tolerance_slack=tol,
-            corruption_budget=self.corruption,
+            corruption_budget=corruption,
             sampling_error=t_pairs,
             sampling_error_mse=t_mse,
             leverage=leverage,
@@ -456,13 +470,14 @@ class _Planner:
         tol: float,
         t_pairs: float,
         t_mse: float,
+        corruption: float,
         tolerated: int,
     ) -> tuple[BudgetItem, ...]:
         how = "Bernstein, declared variance" if self.practical else "Hoeffding, range b"
         items = [
             BudgetItem(
                 "corruption budget",
-                self.corruption,
+                corruption,
                 f"up to {tolerated:,d} corrupted evaluations unseen; more caught w.p. "
                 f">= {1 - self.delta_spot:.4g}",
             ),

@@ -171,3 +171,4 @@ def test_planned_cost_versus_epsilon(planning: str) -> None:
     assert len({tuple(v) for v in committed_by_n.values()}) == 1
     slope = _slope(fractions, committed_by_n[100])
     print(f"committed-mode Verifier retrainings: log-log slope {slope:+.3f} (target -1.2..-0.8)")
+    assert -1.2 <= slope <= -0.8
