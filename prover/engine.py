@@ -12,7 +12,8 @@ task computes each model independently of its batch-mates (see each task's
 docstring and ``tests/unit/test_tasks_agreement.py``).
 
 Devices: ``"cpu"`` (default), ``"cuda"`` / ``"cuda:k"`` (an error if CUDA is
-absent), or ``"auto"`` (CUDA when available, else CPU).  Results on a GPU agree
+absent or the task is CPU-only), or ``"auto"`` (CUDA when available and the
+task lists it in ``Task.device_types``, else CPU).  Results on a GPU agree
 with the CPU only up to cross-hardware tolerance, which can exceed the
 CPU-declared tau.
 """
@@ -38,10 +39,15 @@ Progress = Callable[[int], object]
 """Called with the number of models finished after each chunk (e.g. ``tqdm.update``)."""
 
 
-def resolve_engine_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` if torch sees a GPU, else ``"cpu"``; other names pass through."""
+def resolve_engine_device(device: str, task: Task | None = None) -> str:
+    """Resolve ``"auto"``: ``"cuda"`` if torch sees a GPU and ``task`` supports it, else CPU.
+
+    Other names pass through unchanged (the task validates them).
+    """
     if device != "auto":
         return device
+    if task is not None and "cuda" not in task.device_types:
+        return "cpu"
     try:
         import torch
     except ImportError:
@@ -99,7 +105,7 @@ def iter_train(
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise InvalidArgument(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    dev = resolve_engine_device(device)
+    dev = resolve_engine_device(device, task)
     for x, seeds in blocks:
         x, seeds = check_batch_inputs(x, seeds, task.n_items)
         for start in range(0, len(x), chunk_size):

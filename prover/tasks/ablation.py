@@ -57,6 +57,7 @@ class AblationTask(SpecTask[AblationSpec]):
     """Hidden-unit ablations of a fixed digits MLP; see the module docstring."""
 
     spec_class: ClassVar[type[TaskSpec] | None] = AblationSpec
+    device_types: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
 
     def __init__(self, spec: AblationSpec, data: Dataset) -> None:
         params = base_network(spec, data)

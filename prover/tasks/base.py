@@ -59,6 +59,9 @@ class Task(abc.ABC):
     #: or ``None`` for a task that cannot be built from a task file.
     spec_class: ClassVar[type[TaskSpec] | None] = None
 
+    #: Torch device types :meth:`train_batch_on` accepts (``"cuda"`` covers ``"cuda:k"``).
+    device_types: ClassVar[tuple[str, ...]] = ("cpu",)
+
     @classmethod
     def from_spec(cls, spec: TaskSpec, *, base_dir: Path | None = None) -> Self:
         """Build the task a validated spec describes.

@@ -50,6 +50,7 @@ class LogregTask(SpecTask[LogregSpec]):
     """Batched full-batch logistic regression; see the module docstring."""
 
     spec_class: ClassVar[type[TaskSpec] | None] = LogregSpec
+    device_types: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
 
     def __init__(self, spec: LogregSpec, data: Dataset) -> None:
         super().__init__(spec, data.digest)

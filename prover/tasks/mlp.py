@@ -194,6 +194,7 @@ class MlpTask(SpecTask[MlpSpec]):
     """Batched seeded-SGD MLP on digits; see the module docstring."""
 
     spec_class: ClassVar[type[TaskSpec] | None] = MlpSpec
+    device_types: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
 
     def __init__(self, spec: MlpSpec, data: Dataset) -> None:
         super().__init__(spec, data.digest)

@@ -93,6 +93,8 @@ def test_devices() -> None:
     x, seeds = draw(2, 10, 2)
     assert resolve_engine_device("cpu") == "cpu"
     assert resolve_engine_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_engine_device("auto", build_task(SYNTH)) == "cpu"  # a numpy-only task
+    train(build_task(SYNTH), x, seeds, device="auto")
     with pytest.raises(InvalidArgument, match="runs only on the CPU, got 'cuda'"):
         train(build_task(SYNTH), x, seeds, device="cuda")  # numpy task: CPU only
     logreg = build_task(LogregSpec(train=LogregTrain(steps=3)))
