@@ -97,16 +97,23 @@ class Range:
         if self.hi is None and self.lo == 0:
             return _a(f"{'positive' if self.lo_open else 'non-negative'} {noun}")
         if self.hi is None and self.lo is not None:
-            return _a(f"{noun} {'>' if self.lo_open else '>='} {self.lo:g}")
+            return _a(f"{noun} {'>' if self.lo_open else '>='} {_num(self.lo)}")
         if self.lo is None and self.hi is not None:
-            return _a(f"{noun} {'<' if self.hi_open else '<='} {self.hi:g}")
+            return _a(f"{noun} {'<' if self.hi_open else '<='} {_num(self.hi)}")
         left = "(" if self.lo_open else "["
         right = ")" if self.hi_open else "]"
-        return _a(f"{noun} in {left}{self.lo:g}, {self.hi:g}{right}")
+        return _a(f"{noun} in {left}{_num(self.lo)}, {_num(self.hi)}{right}")
 
 
 def _a(phrase: str) -> str:
     return ("an " if phrase[0] in "aeiou" else "a ") + phrase
+
+
+def _num(value: float | None) -> str:
+    """Integers exactly (``9007199254740991``), other numbers as ``%g``."""
+    if value is not None and float(value).is_integer():
+        return str(int(value))
+    return f"{value:g}"
 
 
 POSITIVE = Range(lo=0, lo_open=True)

@@ -138,7 +138,7 @@ BAD_FILES = [
     ),
     (
         '[task]\nkind = "ablation"\n[task.train]\nseed = -1\n',
-        "task.train.seed: expected an integer in [0, 9.0072e+15], got -1",
+        "task.train.seed: expected an integer in [0, 9007199254740991], got -1",
     ),
     ('[task]\nkind = "synthetic"\nbound = 1.0\n', "task.spectrum: missing required field"),
     (
