@@ -103,16 +103,25 @@ class LogregTask(SpecTask[LogregSpec]):
         )
 
     def _data(self, dev: torch.device) -> tuple[torch.Tensor, ...]:
+        """``(X (N, D), X^T (D, N), y (N,), X_test (Z, D), y_test (Z,), lambda (D,))``, cached."""
         dt = torch_dtype(self.spec.dtype)
         key = (str(dev), dt)
         if key not in self._tensors:
-            as_t = [torch.as_tensor(a, dtype=dt, device=dev) for a in (self._x, self._y)]
-            x_tr, y_tr = as_t
-            x_te = torch.as_tensor(self._x_test, dtype=dt, device=dev)
-            y_te = torch.as_tensor(self._y_test, dtype=dt, device=dev)
+
+            def tensor(a: NDArray[np.float64]) -> torch.Tensor:
+                return torch.as_tensor(a, dtype=dt, device=dev)
+
+            x_tr = tensor(self._x)
             decay = torch.full((self.n_params,), self.spec.train.l2, dtype=dt, device=dev)
             decay[-1] = 0.0  # bias not penalised
-            self._tensors[key] = (x_tr, x_tr.T.contiguous(), y_tr, x_te, y_te, decay)
+            self._tensors[key] = (
+                x_tr,
+                x_tr.T.contiguous(),
+                tensor(self._y),
+                tensor(self._x_test),
+                tensor(self._y_test),
+                decay,
+            )
         return self._tensors[key]
 
     def _fit(self, x_pm: torch.Tensor, dev: torch.device) -> torch.Tensor:
