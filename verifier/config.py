@@ -1,0 +1,87 @@
+"""The Verifier's audit configuration: frozen, validated, keyword-only."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from protocol.errors import InvalidArgument
+
+__all__ = ["AuditConfig", "AuditMode", "AuditPlanning"]
+
+AuditMode = Literal["committed", "paper"]
+AuditPlanning = Literal["rigorous", "practical"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditConfig:
+    """What the Verifier asks for, and how it talks to the Prover.
+
+    Attributes:
+        epsilon: accuracy, absolute, in squared output units (DESIGN §1 "Units
+            of epsilon"); the audit aborts if err(a) >= epsilon.
+        delta: failure probability.
+        mode: ``committed`` (direct gap, default) or ``paper`` (Karchmer et al.
+            2025, Alg. 1: the Verifier also trains ``plan.local_trainings`` models).
+        planning: ``rigorous`` (range-based) or ``practical`` (variance-based).
+        estimator: node functional family (``chebyshev``, ``three-point``,
+            ``three-point-nnls``; the last one only in paper mode).
+        variance: practical planning: a declared upper bound on the second
+            moment of the planned values (``q = f - g_a`` in committed mode,
+            ``f - c`` in paper mode); ``None`` estimates it from a pilot of the
+            Verifier's *own* trainings (never from Prover values).
+        pilot_trainings: size of that pilot (practical planning without ``variance``).
+        variance_inflation: the pilot second moment is multiplied by this
+            before planning (a margin for its own sampling error).
+        chunk_points: results per ``ResultBatch`` the Verifier asks for.
+        train_chunk_size: models per vectorised chunk of local retraining.
+        rpc_timeout_s: deadline of each RPC (seconds).
+        max_resumes: how many times a dropped result stream is resumed.
+        max_attribution_values: refuse commitments with more values than this.
+    """
+
+    epsilon: float
+    delta: float
+    mode: AuditMode = "committed"
+    planning: AuditPlanning = "practical"
+    estimator: str = "chebyshev"
+    variance: float | None = None
+    pilot_trainings: int = 200
+    variance_inflation: float = 1.5
+    chunk_points: int = 256
+    train_chunk_size: int = 512
+    rpc_timeout_s: float = 3600.0
+    max_resumes: int = 3
+    max_attribution_values: int = 50_000_000
+
+    def __post_init__(self) -> None:
+        if not (self.epsilon > 0 and math.isfinite(self.epsilon)):
+            raise InvalidArgument(f"epsilon must be finite and > 0, got {self.epsilon}")
+        if not 0.0 < self.delta < 1.0:
+            raise InvalidArgument(f"delta must lie in (0, 1), got {self.delta}")
+        if self.mode not in ("committed", "paper"):
+            raise InvalidArgument(f"mode must be 'committed' or 'paper', got {self.mode!r}")
+        if self.planning not in ("rigorous", "practical"):
+            raise InvalidArgument(
+                f"planning must be 'rigorous' or 'practical', got {self.planning!r}"
+            )
+        if self.variance is not None and not (
+            self.variance > 0 and math.isfinite(self.variance)
+        ):
+            raise InvalidArgument(f"variance must be finite and > 0, got {self.variance}")
+        for name in ("pilot_trainings", "chunk_points", "train_chunk_size"):
+            if getattr(self, name) < 2:
+                raise InvalidArgument(f"{name} must be >= 2, got {getattr(self, name)}")
+        if not self.variance_inflation >= 1.0:
+            raise InvalidArgument(
+                f"variance_inflation must be >= 1, got {self.variance_inflation}"
+            )
+        if not self.rpc_timeout_s > 0:
+            raise InvalidArgument(f"rpc_timeout_s must be > 0, got {self.rpc_timeout_s}")
+        if self.max_resumes < 0:
+            raise InvalidArgument(f"max_resumes must be >= 0, got {self.max_resumes}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as a JSON-ready dict."""
+        return asdict(self)

@@ -1,0 +1,354 @@
+"""The Verifier's protocol state machine over a caller-provided gRPC channel (DESIGN §2).
+
+Order of one audit (both modes)::
+
+    DescribeTask  -> task digest must equal the Verifier's own load of TASK.toml
+    Commit        -> attributions streamed, digest recomputed, signature verified
+    (pilot)       -> practical planning: Var from the Verifier's own trainings
+    seed, plan    -> a fresh 32-byte seed is drawn only now, after the commitment
+    Challenge     -> results streamed (resumed if dropped), Merkle root rebuilt, signature
+    spot checks   -> drawn from private randomness only now, after the root
+    Open          -> proofs, weight digests, local retraining within tolerance
+    (local)       -> paper mode: plan.local_trainings fresh models on private points
+    decision      -> protocol.decision; a signed AuditReport
+
+Every failure — transport, refusal, malformed or hostile message, NaN/inf,
+out-of-range outputs, bad proof, digest or signature mismatch, spot-check
+disagreement — ends the audit with ``decision = "abort"`` and a readable
+reason; :class:`AuditResult.transport_failure` tells network failures apart.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from numpy.typing import NDArray
+
+from protocol.decision import Decision, decide_committed, decide_paper
+from protocol.errors import PacdaError, ProverError, VerificationError
+from protocol.plan import Plan, make_plan
+from protocol.prg import expand_pairs
+from protocol.report import AuditReport
+from prover.tasks.base import Task
+from prover.tasks.registry import load_task
+from verifier.commitment import Commitment, receive_commitment
+from verifier.config import AuditConfig
+from verifier.errors import TransportError
+from verifier.planning import PilotStats, paper_centre, pilot_stats, plan_request, task_p
+from verifier.report_builder import AuditState, build_report, sign
+from verifier.results import ChallengeResults, ResultCollector
+from verifier.retrain import private_points, train_points
+from verifier.spotcheck import (
+    SpotCheckResult,
+    check_openings,
+    draw_spot_checks,
+    retrain_and_compare,
+)
+from verifier.wire import ProverClient, TaskInfo
+
+__all__ = ["AuditResult", "Auditor", "Progress"]
+
+Progress = Callable[[str, int, int], object]
+"""``progress(stage, done, total)``; ``total == 0`` marks a stage without a count."""
+
+RESUME_CONNECT_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """The outcome of one audit.
+
+    Attributes:
+        report: the typed report (``decision`` is ``"accept"`` or ``"abort"``).
+        document: the signed report file content (canonical JSON bytes).
+        transport_failure: the audit aborted because the Prover was unreachable.
+        plan: the plan in force (``None`` if the audit stopped before planning).
+        spot_checks: the spot-check agreement (``None`` if never reached).
+    """
+
+    report: AuditReport
+    document: bytes
+    transport_failure: bool
+    plan: Plan | None
+    spot_checks: SpotCheckResult | None
+
+
+@dataclass
+class _Run:
+    """Mutable per-run scratch (one per :meth:`Auditor.run`)."""
+
+    client: ProverClient
+    state: AuditState
+    info: TaskInfo | None = None
+    commitment: Commitment | None = None
+    plan: Plan | None = None
+    seed: bytes | None = None
+    pilot: PilotStats | None = None
+    spot: SpotCheckResult | None = None
+    own_outputs: list[NDArray[np.float64]] = field(default_factory=list)
+
+
+class Auditor:
+    """Audits a Prover; embeds the whole Verifier side of the protocol.
+
+    Args:
+        task: the Verifier's own task (a loaded :class:`Task` or the path of a TASK.toml).
+        config: epsilon, delta, mode, planning and transport options.
+        key: the Verifier's Ed25519 signing key for the report.
+        rng: the Verifier's *private* generator (spot checks, pilot and local
+            points); default: seeded from :mod:`secrets`.  Never share it with the Prover.
+        progress: optional progress callback.
+    """
+
+    def __init__(
+        self,
+        task: Task | str | Path,
+        config: AuditConfig,
+        *,
+        key: Ed25519PrivateKey,
+        rng: np.random.Generator | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.task = task if isinstance(task, Task) else load_task(task)
+        self.config = config
+        self.key = key
+        self.rng = rng if rng is not None else np.random.default_rng(secrets.randbits(256))
+        self.progress = progress
+
+    def _note(self, stage: str, done: int = 0, total: int = 0) -> None:
+        if self.progress is not None:
+            self.progress(stage, done, total)
+
+    def run(self, channel: grpc.Channel) -> AuditResult:
+        """Run one audit over ``channel``; never raises for a Prover-side failure."""
+        t0 = time.perf_counter()
+        state = AuditState(config=self.config, task_digest=self.task.digest)
+        run = _Run(client=ProverClient(channel, timeout_s=self.config.rpc_timeout_s), state=state)
+        transport = False
+        try:
+            decision = self._protocol(run)
+            state.decision = decision
+        except TransportError as err:
+            transport = True
+            state.reason = f"transport failure: {err}"
+        except VerificationError as err:
+            state.reason = f"{type(err).__name__}: {err}"
+        except ProverError as err:
+            state.reason = f"ProverError: {err}"
+        except PacdaError as err:  # e.g. InvalidArgument from the planner: no plan fits
+            state.reason = f"{type(err).__name__}: {err}"
+        state.bytes_received = run.client.bytes_received
+        state.wall_seconds = time.perf_counter() - t0
+        report = build_report(state)
+        self._note("done", 1, 1)
+        return AuditResult(
+            report=report,
+            document=sign(report, self.key),
+            transport_failure=transport,
+            plan=run.plan,
+            spot_checks=run.spot,
+        )
+
+    # -- the protocol, step by step ------------------------------------------------
+    def _protocol(self, run: _Run) -> Decision:
+        self._hello(run)
+        commitment = self._commit(run)
+        plan = self._plan(run, commitment)
+        seed = run.seed = secrets.token_bytes(32)  # fresh, and only after the commitment
+        run.state.challenge_seed = seed
+        results = self._challenge(run, commitment, plan, seed)
+        run.spot = self._spot_checks(run, results, plan, seed)
+        run.own_outputs.append(run.spot.own_outputs)
+        return self._decide(run, commitment, plan, seed, results)
+
+    def _hello(self, run: _Run) -> None:
+        self._note("describe task")
+        info = run.info = run.client.describe()
+        run.state.prover_public_key = info.prover_public_key
+        if info.task_digest != self.task.digest:
+            raise VerificationError(
+                f"task digest mismatch: the Prover serves {info.task_digest!r}, the Verifier's "
+                f"task is {self.task.digest!r} (different spec, dataset or pacda version "
+                f"{info.pacda_version!r})"
+            )
+        if info.modes and self.config.mode not in info.modes:
+            raise ProverError(
+                f"the Prover does not offer mode {self.config.mode!r} (offers {list(info.modes)})"
+            )
+
+    def _commit(self, run: _Run) -> Commitment:
+        self._note("commit")
+        info = run.info
+        if info is None:
+            raise VerificationError("internal: commit before hello")
+        c = run.commitment = receive_commitment(
+            run.client.commit(self.task.digest, self.config.mode),
+            task_digest=self.task.digest,
+            mode=self.config.mode,
+            n_outputs=self.task.n_outputs,
+            n_items=self.task.n_items,
+            prover_public_key=info.prover_public_key,
+            max_values=self.config.max_attribution_values,
+        )
+        run.state.commitment = c
+        return c
+
+    def _plan(self, run: _Run, commitment: Commitment) -> Plan:
+        cfg, task = self.config, self.task
+        variance = cfg.variance
+        run.state.variance_verified = False
+        if cfg.planning == "practical" and variance is None:
+            n = cfg.pilot_trainings
+            self._note("pilot", 0, n)
+            x, seeds = private_points(self.rng, n, n_items=task.n_items, p=task_p(task))
+            out = train_points(
+                task, x, seeds, chunk_size=cfg.train_chunk_size,
+                progress=self._counter("pilot", n),
+            ).outputs
+            centre = paper_centre(commitment, p=task_p(task), bound=task.bound, practical=True)
+            run.pilot = pilot_stats(out, commitment.predict(x), mode=cfg.mode, centre=centre)
+            run.own_outputs.append(out)
+            run.state.verifier_retrainings += n
+            variance = max(run.pilot.second_moment * cfg.variance_inflation, 1e-12)
+            run.state.variance_verified = True
+        run.state.planned_variance = variance
+        plan = run.plan = make_plan(plan_request(cfg, task=task, commitment=commitment, variance=variance))
+        run.state.plan = plan
+        self._note("plan", 1, 1)
+        return plan
+
+    def _counter(self, stage: str, total: int) -> Callable[[int], object]:
+        done = [0]
+
+        def tick(m: int) -> None:
+            done[0] += m
+            self._note(stage, done[0], total)
+
+        return tick
+
+    def _challenge(
+        self, run: _Run, commitment: Commitment, plan: Plan, seed: bytes
+    ) -> ChallengeResults:
+        n_points = plan.prover_evaluations
+        collector = ResultCollector(
+            n_points=n_points,
+            n_outputs=self.task.n_outputs,
+            bound=self.task.bound,
+            progress=lambda done: self._note("results", done, n_points),
+        )
+        resumes = 0
+        self._note("results", 0, n_points)
+        while True:
+            try:
+                collector.consume(
+                    run.client.challenge(
+                        session_id=commitment.session_id,
+                        seed=seed,
+                        p=task_p(self.task),
+                        nodes=[float(r) for r in plan.functional.nodes],
+                        pairs_per_node=list(plan.pairs_per_node),
+                        start_point=collector.received,
+                        chunk_points=self.config.chunk_points,
+                    )
+                )
+                break
+            except TransportError:
+                if resumes >= self.config.max_resumes or collector.root is not None:
+                    raise
+                resumes += 1
+                self._note(f"stream dropped at point {collector.received}; resuming", 0, 0)
+                run.client.wait_ready(RESUME_CONNECT_TIMEOUT_S)
+        run.state.stream_resumes = resumes
+        run.state.prover_evaluations = n_points
+        results = collector.finish(
+            session_id=commitment.session_id,
+            task_digest=self.task.digest,
+            attribution_digest=commitment.attribution_digest,
+            challenge_seed=seed,
+            prover_public_key=run.state.prover_public_key or b"",
+        )
+        run.state.merkle_root = results.merkle_root
+        run.state.root_signature = results.root_signature
+        return results
+
+    def _spot_checks(
+        self, run: _Run, results: ChallengeResults, plan: Plan, seed: bytes
+    ) -> SpotCheckResult:
+        n_points = plan.prover_evaluations
+        indices = draw_spot_checks(self.rng, n_points, plan.spot_checks)  # only after the root
+        commitment = run.commitment
+        if commitment is None:
+            raise VerificationError("internal: spot checks before commitment")
+        self._note("open", 0, len(indices))
+        opened = check_openings(
+            run.client.open(session_id=commitment.session_id, point_indices=indices.tolist()),
+            indices,
+            results,
+        )
+        k = len(indices)
+        run.state.verifier_retrainings += k
+        spot = retrain_and_compare(
+            self.task,
+            seed=seed,
+            indices=indices,
+            opened=opened,
+            results=results,
+            p=task_p(self.task),
+            rho_of_pair=plan.rho_of_pair(),
+            chunk_size=self.config.train_chunk_size,
+            progress=self._counter("spot checks", k),
+        )
+        run.state.spot = spot
+        return spot
+
+    def _decide(
+        self,
+        run: _Run,
+        commitment: Commitment,
+        plan: Plan,
+        seed: bytes,
+        results: ChallengeResults,
+    ) -> Decision:
+        task, p = self.task, task_p(self.task)
+        pairs = expand_pairs(seed, np.arange(plan.n_pairs), task.n_items, p, plan.rho_of_pair())
+        f1, f2 = results.outputs[0::2], results.outputs[1::2]
+        if plan.request.mode == "committed":
+            decision = decide_committed(
+                plan,
+                first_outputs=f1,
+                second_outputs=f2,
+                first_predictions=commitment.predict(pairs.first),
+                second_predictions=commitment.predict(pairs.second),
+            )
+        else:
+            n = plan.local_trainings
+            self._note("local trainings", 0, n)
+            x, seeds = private_points(self.rng, n, n_items=task.n_items, p=p)
+            local = train_points(
+                task, x, seeds, chunk_size=self.config.train_chunk_size,
+                progress=self._counter("local trainings", n),
+            ).outputs
+            run.state.verifier_retrainings += n
+            run.own_outputs.append(local)
+            centre = paper_centre(
+                commitment, p=p, bound=task.bound, practical=plan.request.planning == "practical"
+            )
+            decision = decide_paper(
+                plan,
+                first_outputs=f1,
+                second_outputs=f2,
+                centre=centre,
+                local_outputs=local,
+                local_predictions=commitment.predict(x),
+            )
+        own = np.concatenate(run.own_outputs) if run.own_outputs else np.zeros((0, 1))
+        if own.shape[0] >= 2:
+            run.state.variance_f = float(np.max(np.var(own, axis=0, ddof=1)))
+        return decision

@@ -1,0 +1,19 @@
+"""Verifier-side error types (subclasses of the one hierarchy in :mod:`protocol.errors`)."""
+
+from __future__ import annotations
+
+from protocol.errors import ProverError
+
+__all__ = ["TransportError"]
+
+
+class TransportError(ProverError):
+    """The Prover could not be reached, or the connection broke and could not be resumed.
+
+    Carries the gRPC status name (``"UNAVAILABLE"``, ``"DEADLINE_EXCEEDED"``...)
+    as :attr:`code` so callers can tell a network failure from a refusal.
+    """
+
+    def __init__(self, message: str, *, code: str = "UNAVAILABLE") -> None:
+        super().__init__(message)
+        self.code = code

@@ -1,0 +1,121 @@
+"""Turn the state of one audit into a signed :class:`protocol.report.AuditReport`.
+
+Bytes (seed, root, keys, signatures) are recorded as lowercase hex.  Fields the
+audit never reached (e.g. the Merkle root of an audit that aborted at the
+commitment) stay empty.  ``soundness_basis`` states what the verdict rests
+on: the rigorous guarantee (range-based, Karchmer et al. 2025) or, in
+practical planning, the variance assumption checked by the adversarial suite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from protocol.decision import Decision
+from protocol.plan import Plan
+from protocol.report import (
+    AuditReport,
+    outputs_from_decision,
+    plan_summary,
+    sign_report,
+)
+from protocol.taskspec import pacda_version
+from verifier.commitment import Commitment
+from verifier.config import AuditConfig
+from verifier.spotcheck import SpotCheckResult
+
+__all__ = ["AuditState", "build_report", "sign", "soundness_basis"]
+
+
+@dataclass
+class AuditState:
+    """Everything an audit learned so far (filled in step by step by the driver)."""
+
+    config: AuditConfig
+    task_digest: str
+    prover_public_key: bytes | None = None
+    commitment: Commitment | None = None
+    plan: Plan | None = None
+    challenge_seed: bytes | None = None
+    merkle_root: bytes | None = None
+    root_signature: bytes | None = None
+    spot: SpotCheckResult | None = None
+    decision: Decision | None = None
+    reason: str = ""
+    variance_verified: bool = False
+    planned_variance: float | None = None
+    variance_f: float | None = None
+    verifier_retrainings: int = 0
+    prover_evaluations: int = 0
+    bytes_received: int = 0
+    wall_seconds: float = 0.0
+    stream_resumes: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def soundness_basis(config: AuditConfig) -> str:
+    """One sentence naming what the verdict's guarantee rests on."""
+    if config.planning == "rigorous":
+        return (
+            "rigorous: range-based (Hoeffding) bounds with outputs in [-b, b] and uniform spot "
+            "checks (Karchmer, Pawelczyk, Neel 2025); holds with probability >= 1 - delta"
+        )
+    source = "the Verifier's own pilot trainings" if config.variance is None else "a declared value"
+    return (
+        "practical: variance-based (empirical Bernstein, winsorised) bounds with the variance "
+        f"from {source}; soundness rests on that assumption and the adversarial test suite"
+    )
+
+
+def _hex(b: bytes | None) -> str:
+    return b.hex() if b else ""
+
+
+def build_report(state: AuditState) -> AuditReport:
+    """The report of an audit in ``state`` (accept only with a decision that accepts)."""
+    cfg = state.config
+    decision = state.decision
+    accept = decision is not None and decision.accept and not state.reason
+    reason = state.reason or (decision.reason if decision is not None else "")
+    if not accept and not reason:
+        reason = "the audit did not complete"
+    c = state.commitment
+    eps_rel = cfg.epsilon / state.variance_f if state.variance_f else None
+    certified = (
+        max(o.certified_upper for o in decision.outputs) if decision is not None else None
+    )
+    return AuditReport(
+        pacda_version=pacda_version(),
+        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        task_digest=state.task_digest,
+        attribution_digest=c.attribution_digest if c else "",
+        mode=cfg.mode,
+        planning=cfg.planning,
+        plan=plan_summary(state.plan) if state.plan is not None else None,
+        outputs=outputs_from_decision(decision) if decision is not None else (),
+        certified_upper_bound=certified,
+        decision="accept" if accept else "abort",
+        reason="" if accept else reason,
+        merkle_root=_hex(state.merkle_root),
+        challenge_seed=_hex(state.challenge_seed),
+        prover_public_key=_hex(state.prover_public_key),
+        prover_commitment_signature=_hex(c.signature if c else None),
+        prover_root_signature=_hex(state.root_signature),
+        variance_verified=state.variance_verified,
+        epsilon_relative=eps_rel,
+        costs={
+            "verifier_retrainings": state.verifier_retrainings,
+            "prover_evaluations": state.prover_evaluations,
+            "bytes_received": state.bytes_received,
+            "wall_seconds": round(state.wall_seconds, 3),
+        },
+        soundness_basis=soundness_basis(cfg),
+    )
+
+
+def sign(report: AuditReport, key: Ed25519PrivateKey) -> bytes:
+    """The signed report file content."""
+    return sign_report(report, key)
