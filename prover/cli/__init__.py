@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "attribute": "prover.cli.attribute",
     "serve": "prover.cli.serve",
     "keygen": "prover.cli.keygen",
+    "tls": "prover.cli.tls",
 }
 
 

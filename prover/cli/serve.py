@@ -1,0 +1,150 @@
+"""``pacda-prover serve``: run the Prover's gRPC service for one task and one scores file.
+
+Prints ``listening on HOST:PORT`` on stdout (one line, flushed) once the server
+accepts connections, so scripts can start it with ``--port 0`` and read the
+port; everything else goes to stderr.  SIGTERM or SIGINT stop it gracefully.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import signal
+import sys
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+
+from protocol.errors import InvalidArgument
+from protocol.scores import load_scores
+from protocol.signing import generate_private_key, key_id, load_private_key
+from prover.executors import Executor, TaskSource
+from prover.service import (
+    Ed25519Signer,
+    ProverHandlers,
+    ServerOptions,
+    ServiceLimits,
+    TlsFiles,
+    start_server,
+)
+from prover.store import ResultStore
+from prover.tasks.registry import load_task
+
+__all__ = ["HELP", "add_arguments", "run"]
+
+HELP = "serve the Prover over gRPC: commit the scores, answer challenges, open spot checks"
+DEFAULT_PORT = 50051
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``serve``."""
+    parser.add_argument("--task", required=True, type=Path, help="task file (TOML)")
+    parser.add_argument("--scores", required=True, type=Path, help="scores file (.npz)")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help="result store directory (resumable training; keeps weights). Without it, "
+        "results and weights of open sessions are kept in memory",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port, 0 = any (default {DEFAULT_PORT})"
+    )
+    parser.add_argument("--tls-cert", type=Path, help="TLS certificate (PEM); needs --tls-key")
+    parser.add_argument("--tls-key", type=Path, help="TLS private key (PEM); needs --tls-cert")
+    parser.add_argument("--key", type=Path, help="Ed25519 signing key (default: ephemeral)")
+    parser.add_argument(
+        "--executor", choices=("inprocess", "ray"), default="inprocess", help="training farm"
+    )
+    parser.add_argument("--ray-address", help="Ray cluster address (with --executor ray)")
+    parser.add_argument("--workers", type=int, default=8, help="concurrent RPCs (default 8)")
+    parser.add_argument(
+        "--max-points",
+        type=int,
+        default=ServiceLimits().max_points,
+        help="most challenge points served per challenge",
+    )
+    parser.add_argument(
+        "--max-open", type=int, default=ServiceLimits().max_open, help="most indices per Open"
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
+    )
+
+
+def _tls(args: argparse.Namespace) -> TlsFiles | None:
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise InvalidArgument("--tls-cert and --tls-key go together")
+    return None if args.tls_cert is None else TlsFiles(cert=args.tls_cert, key=args.tls_key)
+
+
+def _executor(args: argparse.Namespace) -> tuple[Executor | None, TaskSource | None]:
+    """The executor and, for Ray, the picklable task factory its workers rebuild from."""
+    if args.executor == "ray":
+        from prover.executors import RayExecutor
+
+        return RayExecutor(address=args.ray_address), functools.partial(load_task, args.task)
+    if args.ray_address is not None:
+        raise InvalidArgument("--ray-address needs --executor ray")
+    return None, None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load everything, serve until SIGTERM/SIGINT."""
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    tls = _tls(args)
+    options = ServerOptions(host=args.host, port=args.port, max_workers=args.workers, tls=tls)
+    limits = ServiceLimits(max_points=args.max_points, max_open=args.max_open)
+    task = load_task(args.task)
+    task_toml = args.task.read_text(encoding="utf-8")
+    scores = load_scores(
+        args.scores, task_digest=task.digest, n_items=task.n_items, n_outputs=task.n_outputs
+    )
+    if args.key is None:
+        private_key = generate_private_key()
+        print(
+            f"no --key: signing with an ephemeral key {key_id(private_key)} "
+            "(make a lasting one with: pacda-prover keygen --out PREFIX)",
+            file=sys.stderr,
+        )
+    else:
+        private_key = load_private_key(args.key)
+    executor, factory = _executor(args)
+    with ExitStack() as stack:
+        store = None
+        if args.store is not None:
+            store = stack.enter_context(
+                ResultStore.open_for_task(args.store, task, store_weights=True)
+            )
+        handlers = ProverHandlers(
+            source=factory if factory is not None else task,
+            task_toml=task_toml,
+            scores=scores,
+            signer=Ed25519Signer(private_key),
+            store=store,
+            executor=executor,
+            limits=limits,
+        )
+        server = start_server(handlers, options)
+        stop = threading.Event()
+
+        def _on_signal(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _on_signal)
+        print(f"listening on {server.address}", flush=True)
+        print(
+            f"task {task.digest}; signing key {key_id(private_key)}; "
+            f"{'TLS' if tls else 'plaintext'}",
+            file=sys.stderr,
+            flush=True,
+        )
+        stop.wait()
+        print("stopping", file=sys.stderr, flush=True)
+        server.stop(grace_s=5.0)
+    return 0

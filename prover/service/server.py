@@ -1,0 +1,166 @@
+"""Start a gRPC server for the Prover: limits, keep-alive, TLS, health and reflection.
+
+The server runs the ``pacda.v1.Prover`` service (:mod:`prover.service.servicer`),
+the standard health service (``grpc.health.v1.Health``; the overall status and
+the Prover's report ``SERVING``) and server reflection (so ``grpcurl`` can list
+and call the service).  Bind port 0 to get any free port; the bound port is on
+the returned :class:`RunningServer`.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from protocol.errors import InvalidArgument
+from prover.service.handlers import ProverHandlers
+from prover.service.servicer import register
+
+__all__ = ["RunningServer", "ServerOptions", "TlsFiles", "start_server"]
+
+log = logging.getLogger("prover.service")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsFiles:
+    """PEM files of the server's TLS certificate (chain) and private key."""
+
+    cert: Path
+    key: Path
+
+    def credentials(self) -> grpc.ServerCredentials:
+        """gRPC server credentials from the two files.
+
+        Raises:
+            InvalidArgument: a file cannot be read.
+        """
+        try:
+            cert = self.cert.read_bytes()
+            key = self.key.read_bytes()
+        except OSError as err:
+            raise InvalidArgument(f"cannot read TLS file {err.filename}: {err.strerror}") from err
+        return grpc.ssl_server_credentials([(key, cert)])
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerOptions:
+    """Transport settings of the Prover's server.
+
+    Attributes:
+        host: interface to bind (``"[::]"`` for all, ``"127.0.0.1"`` for local).
+        port: TCP port; 0 picks a free one.
+        max_workers: threads serving RPCs at once.
+        max_receive_bytes: largest request message accepted (larger ones are
+            refused by gRPC with ``RESOURCE_EXHAUSTED``).
+        max_send_bytes: largest answer message sent.
+        keepalive_time_s: ping an idle connection this often.
+        keepalive_timeout_s: drop the connection if a ping gets no answer in this time.
+        min_client_ping_interval_s: refuse client pings more frequent than this.
+        tls: certificate and key, or None for plaintext.
+    """
+
+    host: str = "[::]"
+    port: int = 0
+    max_workers: int = 8
+    max_receive_bytes: int = 4 << 20
+    max_send_bytes: int = 64 << 20
+    keepalive_time_s: float = 30.0
+    keepalive_timeout_s: float = 10.0
+    min_client_ping_interval_s: float = 10.0
+    tls: TlsFiles | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise InvalidArgument(f"port must lie in [0, 65535], got {self.port}")
+        for name in ("max_workers", "max_receive_bytes", "max_send_bytes"):
+            if getattr(self, name) < 1:
+                raise InvalidArgument(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("keepalive_time_s", "keepalive_timeout_s", "min_client_ping_interval_s"):
+            if not getattr(self, name) > 0:
+                raise InvalidArgument(f"{name} must be > 0, got {getattr(self, name)}")
+
+    def channel_options(self) -> list[tuple[str, int]]:
+        """gRPC core options: message limits and keep-alive."""
+        return [
+            ("grpc.max_receive_message_length", self.max_receive_bytes),
+            ("grpc.max_send_message_length", self.max_send_bytes),
+            ("grpc.keepalive_time_ms", int(self.keepalive_time_s * 1000)),
+            ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout_s * 1000)),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_pings_without_data", 0),
+            (
+                "grpc.http2.min_ping_interval_without_data_ms",
+                int(self.min_client_ping_interval_s * 1000),
+            ),
+        ]
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """A started server.
+
+    Attributes:
+        server: the gRPC server.
+        host: the bound host, as given.
+        port: the bound port.
+        health: the health servicer (set statuses on it, e.g. at shutdown).
+    """
+
+    server: grpc.Server
+    host: str
+    port: int
+    health: health.HealthServicer
+
+    @property
+    def address(self) -> str:
+        """``HOST:PORT`` for humans and for clients of a concrete host."""
+        return f"{self.host}:{self.port}"
+
+    def stop(self, grace_s: float | None = 5.0) -> None:
+        """Report NOT_SERVING, then stop accepting RPCs and wait for running ones."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace_s).wait()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the server stops (True) or ``timeout_s`` passes (False)."""
+        return bool(self.server.wait_for_termination(timeout_s))
+
+
+def start_server(handlers: ProverHandlers, options: ServerOptions | None = None) -> RunningServer:
+    """Build, bind and start the server.
+
+    Raises:
+        InvalidArgument: the address cannot be bound or a TLS file is unreadable.
+    """
+    opts = options if options is not None else ServerOptions()
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=opts.max_workers, thread_name_prefix="pacda-rpc"),
+        options=opts.channel_options(),
+    )
+    service = register(server, handlers)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (service, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    target = f"{opts.host}:{opts.port}"
+    try:
+        if opts.tls is None:
+            port = server.add_insecure_port(target)
+        else:
+            port = server.add_secure_port(target, opts.tls.credentials())
+    except RuntimeError as err:
+        raise InvalidArgument(f"cannot bind {target}: {err}") from err
+    if port == 0:
+        raise InvalidArgument(f"cannot bind {target}")
+    server.start()
+    for name in ("", service):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving %s on %s (%s)", service, target, "TLS" if opts.tls else "plaintext")
+    return RunningServer(server, opts.host, port, health_servicer)
