@@ -17,9 +17,35 @@ speaks domain types only (no protobuf).  Offline report checks need only
 
 from __future__ import annotations
 
-from verifier.api import audit
-from verifier.config import AuditConfig
-from verifier.driver import AuditResult, Auditor, Progress
-from verifier.errors import TransportError
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from verifier.api import audit
+    from verifier.config import AuditConfig
+    from verifier.driver import Auditor, AuditResult, Progress
+    from verifier.errors import TransportError
 
 __all__ = ["AuditConfig", "AuditResult", "Auditor", "Progress", "TransportError", "audit"]
+
+# Resolved on first use (PEP 562) so that ``pacda-verifier check-report`` and
+# ``show`` (which need only ``protocol``) never import grpc or torch.
+_EXPORTS = {
+    "audit": "verifier.api",
+    "AuditConfig": "verifier.config",
+    "AuditResult": "verifier.driver",
+    "Auditor": "verifier.driver",
+    "Progress": "verifier.driver",
+    "TransportError": "verifier.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'verifier' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

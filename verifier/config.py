@@ -35,6 +35,7 @@ class AuditConfig:
         variance_inflation: the pilot second moment is multiplied by this
             before planning (a margin for its own sampling error).
         chunk_points: results per ``ResultBatch`` the Verifier asks for.
+        open_batch: point indices per ``Open`` request (servers cap it).
         train_chunk_size: models per vectorised chunk of local retraining.
         rpc_timeout_s: deadline of each RPC (seconds).
         max_resumes: how many times a dropped result stream is resumed.
@@ -50,6 +51,7 @@ class AuditConfig:
     pilot_trainings: int = 200
     variance_inflation: float = 1.5
     chunk_points: int = 256
+    open_batch: int = 1024
     train_chunk_size: int = 512
     rpc_timeout_s: float = 3600.0
     max_resumes: int = 3
@@ -66,17 +68,13 @@ class AuditConfig:
             raise InvalidArgument(
                 f"planning must be 'rigorous' or 'practical', got {self.planning!r}"
             )
-        if self.variance is not None and not (
-            self.variance > 0 and math.isfinite(self.variance)
-        ):
+        if self.variance is not None and not (self.variance > 0 and math.isfinite(self.variance)):
             raise InvalidArgument(f"variance must be finite and > 0, got {self.variance}")
-        for name in ("pilot_trainings", "chunk_points", "train_chunk_size"):
+        for name in ("pilot_trainings", "chunk_points", "train_chunk_size", "open_batch"):
             if getattr(self, name) < 2:
                 raise InvalidArgument(f"{name} must be >= 2, got {getattr(self, name)}")
         if not self.variance_inflation >= 1.0:
-            raise InvalidArgument(
-                f"variance_inflation must be >= 1, got {self.variance_inflation}"
-            )
+            raise InvalidArgument(f"variance_inflation must be >= 1, got {self.variance_inflation}")
         if not self.rpc_timeout_s > 0:
             raise InvalidArgument(f"rpc_timeout_s must be > 0, got {self.rpc_timeout_s}")
         if self.max_resumes < 0:

@@ -20,6 +20,7 @@ reason; :class:`AuditResult.transport_failure` tells network failures apart.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import time
 from collections.abc import Callable
@@ -209,7 +210,10 @@ class Auditor:
             self._note("pilot", 0, n)
             x, seeds = private_points(self.rng, n, n_items=task.n_items, p=task_p(task))
             out = train_points(
-                task, x, seeds, chunk_size=cfg.train_chunk_size,
+                task,
+                x,
+                seeds,
+                chunk_size=cfg.train_chunk_size,
                 progress=self._counter("pilot", n),
             ).outputs
             centre = paper_centre(commitment, p=task_p(task), bound=task.bound, practical=True)
@@ -219,7 +223,9 @@ class Auditor:
             variance = max(run.pilot.second_moment * cfg.variance_inflation, 1e-12)
             run.state.variance_verified = True
         run.state.planned_variance = variance
-        plan = run.plan = make_plan(plan_request(cfg, task=task, commitment=commitment, variance=variance))
+        plan = run.plan = make_plan(
+            plan_request(cfg, task=task, commitment=commitment, variance=variance)
+        )
         run.state.plan = plan
         self._note("plan", 1, 1)
         return plan
@@ -287,8 +293,12 @@ class Auditor:
         if commitment is None:
             raise VerificationError("internal: spot checks before commitment")
         self._note("open", 0, len(indices))
+        step = self.config.open_batch
+        batches = [indices[i : i + step].tolist() for i in range(0, len(indices), step)]
         opened = check_openings(
-            run.client.open(session_id=commitment.session_id, point_indices=indices.tolist()),
+            itertools.chain.from_iterable(
+                run.client.open(session_id=commitment.session_id, point_indices=b) for b in batches
+            ),
             indices,
             results,
         )
@@ -332,7 +342,10 @@ class Auditor:
             self._note("local trainings", 0, n)
             x, seeds = private_points(self.rng, n, n_items=task.n_items, p=p)
             local = train_points(
-                task, x, seeds, chunk_size=self.config.train_chunk_size,
+                task,
+                x,
+                seeds,
+                chunk_size=self.config.train_chunk_size,
                 progress=self._counter("local trainings", n),
             ).outputs
             run.state.verifier_retrainings += n

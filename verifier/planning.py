@@ -46,8 +46,13 @@ def task_p(task: Task) -> float:
     return float(getattr(spec, "p", 0.5))
 
 
-def paper_centre(commitment: Commitment, *, p: float, bound: float, practical: bool) -> NDArray[np.float64]:
-    """Paper-mode centre: 0 (rigorous) or ``E_{B_p}[g_a] = theta0 + mu sum_i theta_i`` clipped to [-b, b]."""
+def paper_centre(
+    commitment: Commitment, *, p: float, bound: float, practical: bool
+) -> NDArray[np.float64]:
+    """Paper-mode centre: 0 (rigorous), else ``E_{B_p}[g_a] = theta0 + mu sum_i theta_i``.
+
+    The practical centre is clipped to ``[-b, b]``; it is fixed before any result arrives.
+    """
     if not practical:
         return np.zeros_like(commitment.theta0)
     mu, _ = bias_moments(p)
@@ -56,7 +61,11 @@ def paper_centre(commitment: Commitment, *, p: float, bound: float, practical: b
 
 
 def pilot_stats(
-    outputs: NDArray[np.float64], predictions: NDArray[np.float64], *, mode: str, centre: NDArray[np.float64]
+    outputs: NDArray[np.float64],
+    predictions: NDArray[np.float64],
+    *,
+    mode: str,
+    centre: NDArray[np.float64],
 ) -> PilotStats:
     """Second moment of the planned values from pilot outputs ``(n, Z)`` and ``g_a`` there."""
     values = outputs - predictions if mode == "committed" else outputs - centre[None, :]
@@ -75,7 +84,10 @@ def plan_request(
     commitment: Commitment,
     variance: float | None,
 ) -> PlanRequest:
-    """The :class:`~protocol.plan.PlanRequest` of an audit (task constants from the Verifier's task)."""
+    """The :class:`~protocol.plan.PlanRequest` of an audit.
+
+    b, tau, Z and p come from the Verifier's own task; G from the verified commitment.
+    """
     bound = float(task.bound)
     g_bound = attribution_bound(commitment.theta0, commitment.theta)
     if not math.isfinite(g_bound):

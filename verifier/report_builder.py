@@ -10,17 +10,19 @@ practical planning, the variance assumption checked by the adversarial suite.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.decision import Decision
 from protocol.plan import Plan
 from protocol.report import (
+    SOUNDNESS_PRACTICAL,
+    SOUNDNESS_RIGOROUS,
     AuditReport,
     outputs_from_decision,
     plan_summary,
     sign_report,
+    utc_timestamp,
 )
 from protocol.taskspec import pacda_version
 from verifier.commitment import Commitment
@@ -45,7 +47,7 @@ class AuditState:
     spot: SpotCheckResult | None = None
     decision: Decision | None = None
     reason: str = ""
-    variance_verified: bool = False
+    variance_verified: bool = False  # the planned variance came from the Verifier's own runs
     planned_variance: float | None = None
     variance_f: float | None = None
     verifier_retrainings: int = 0
@@ -53,21 +55,16 @@ class AuditState:
     bytes_received: int = 0
     wall_seconds: float = 0.0
     stream_resumes: int = 0
+    report_mode: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
 def soundness_basis(config: AuditConfig) -> str:
     """One sentence naming what the verdict's guarantee rests on."""
     if config.planning == "rigorous":
-        return (
-            "rigorous: range-based (Hoeffding) bounds with outputs in [-b, b] and uniform spot "
-            "checks (Karchmer, Pawelczyk, Neel 2025); holds with probability >= 1 - delta"
-        )
+        return f"{SOUNDNESS_RIGOROUS} (Karchmer, Pawelczyk, Neel 2025), outputs in [-b, b]"
     source = "the Verifier's own pilot trainings" if config.variance is None else "a declared value"
-    return (
-        "practical: variance-based (empirical Bernstein, winsorised) bounds with the variance "
-        f"from {source}; soundness rests on that assumption and the adversarial test suite"
-    )
+    return f"{SOUNDNESS_PRACTICAL}; planned variance from {source}"
 
 
 def _hex(b: bytes | None) -> str:
@@ -83,16 +80,15 @@ def build_report(state: AuditState) -> AuditReport:
     if not accept and not reason:
         reason = "the audit did not complete"
     c = state.commitment
-    eps_rel = cfg.epsilon / state.variance_f if state.variance_f else None
-    certified = (
-        max(o.certified_upper for o in decision.outputs) if decision is not None else None
-    )
+    var = state.variance_f if state.variance_f and state.variance_f > 0 else None
+    eps_rel = cfg.epsilon / var if var is not None else None
+    certified = max(o.certified_upper for o in decision.outputs) if decision is not None else None
     return AuditReport(
         pacda_version=pacda_version(),
-        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created_at=utc_timestamp(),
         task_digest=state.task_digest,
         attribution_digest=c.attribution_digest if c else "",
-        mode=cfg.mode,
+        mode=state.report_mode or cfg.mode,
         planning=cfg.planning,
         plan=plan_summary(state.plan) if state.plan is not None else None,
         outputs=outputs_from_decision(decision) if decision is not None else (),
@@ -104,13 +100,13 @@ def build_report(state: AuditState) -> AuditReport:
         prover_public_key=_hex(state.prover_public_key),
         prover_commitment_signature=_hex(c.signature if c else None),
         prover_root_signature=_hex(state.root_signature),
-        variance_verified=state.variance_verified,
+        variance_verified=var,
         epsilon_relative=eps_rel,
         costs={
             "verifier_retrainings": state.verifier_retrainings,
             "prover_evaluations": state.prover_evaluations,
             "bytes_received": state.bytes_received,
-            "wall_seconds": round(state.wall_seconds, 3),
+            "wall_seconds": round(float(state.wall_seconds), 3),
         },
         soundness_basis=soundness_basis(cfg),
     )

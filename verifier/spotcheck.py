@@ -77,7 +77,9 @@ def check_openings(
         if op.outputs.shape != committed.shape or not np.array_equal(op.outputs, committed):
             raise CommitmentError(f"opening of point {i}: outputs differ from the streamed ones")
         if op.weight_digest != results.weight_digests[i]:
-            raise CommitmentError(f"opening of point {i}: weight digest differs from the streamed one")
+            raise CommitmentError(
+                f"opening of point {i}: weight digest differs from the streamed one"
+            )
         leaf = result_leaf(i, committed, results.weight_digests[i])
         try:
             verify_inclusion(results.merkle_root, n, i, leaf, list(op.proof))

@@ -50,7 +50,7 @@ class ScriptedProver(prover_pb2_grpc.ProverServicer):
         self.sessions: dict[str, dict[str, Any]] = {}
         self.dropped = False
 
-    def DescribeTask(self, request: Any, context: Any) -> Any:
+    def DescribeTask(self, request: Any, context: Any) -> Any:  # noqa: N802
         digest = "sha256:" + "0" * 64 if "task_digest" in self.faults else self.task.digest
         return prover_pb2.TaskDescription(
             task_toml="",
@@ -60,7 +60,7 @@ class ScriptedProver(prover_pb2_grpc.ProverServicer):
             modes=["committed", "paper"],
         )
 
-    def Commit(self, request: Any, context: Any) -> Iterator[Any]:
+    def Commit(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: N802
         sid = uuid.uuid4().hex
         matrix = np.concatenate([self.theta0[:, None], self.theta], axis=1)
         digest = attribution_digest(self.theta0, self.theta)
@@ -100,7 +100,9 @@ class ScriptedProver(prover_pb2_grpc.ProverServicer):
         if "outputs" in s:
             return s
         n_pairs = int(sum(request.pairs_per_node))
-        rhos = np.repeat(np.asarray(request.nodes), np.asarray(request.pairs_per_node, dtype=np.int64))
+        rhos = np.repeat(
+            np.asarray(request.nodes), np.asarray(request.pairs_per_node, dtype=np.int64)
+        )
         pairs = expand_pairs(request.seed, np.arange(n_pairs), self.task.n_items, request.p, rhos)
         x = np.empty((2 * n_pairs, self.task.n_items), dtype=np.int8)
         x[0::2], x[1::2] = pairs.first, pairs.second
@@ -116,7 +118,7 @@ class ScriptedProver(prover_pb2_grpc.ProverServicer):
         s.update(outputs=outputs, weights=weights, digests=digests, tree=tree, seed=request.seed)
         return s
 
-    def Challenge(self, request: Any, context: Any) -> Iterator[Any]:
+    def Challenge(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: N802
         s = self._results(request.session_id, request)
         outputs, digests = s["outputs"].copy(), s["digests"]
         if "nan_output" in self.faults:
@@ -128,7 +130,7 @@ class ScriptedProver(prover_pb2_grpc.ProverServicer):
         for first in range(int(request.start_point), n, step):
             m = min(step, n - first)
             if "duplicate_batch" in self.faults and first == step:
-                first = 0  # noqa: PLW2901 - repeat the first batch
+                first = 0
             if "short_batch" in self.faults:
                 m_out = outputs[first : first + m].reshape(-1)[:-1]
             else:
@@ -160,7 +162,7 @@ class ScriptedProver(prover_pb2_grpc.ProverServicer):
             root=prover_pb2.ResultRoot(merkle_root=root, n_leaves=n, signature=sig)
         )
 
-    def Open(self, request: Any, context: Any) -> Iterator[Any]:
+    def Open(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: N802
         s = self.sessions[request.session_id]
         idx = list(request.point_indices)
         if "missing_opening" in self.faults:
@@ -171,7 +173,7 @@ class ScriptedProver(prover_pb2_grpc.ProverServicer):
                 w = np.append(w + 1.0, 1.0)
             proof = s["tree"].proof(i)
             if "bad_proof" in self.faults and proof:
-                proof = [bytes(32)] + proof[1:]
+                proof = [bytes(32), *proof[1:]]
             yield prover_pb2.Opening(
                 point_index=i,
                 outputs=s["outputs"][i],

@@ -1,0 +1,65 @@
+"""``pacda-verifier certify``: mode ``local`` — the Verifier evaluates everything itself.
+
+No Prover is involved.  The Verifier draws the challenge seed itself, trains
+every point of the plan locally and applies the committed-mode decision
+(direct gap statistic on ``q = f - g_a``).  What is certified: with
+probability >= 1 - delta over the Verifier's own randomness, err(a) of the
+given scores on this task is at most the reported certified upper bound
+(and err < epsilon on accept).  The plan's corruption budget is not needed
+(nothing is outsourced) and is kept as extra margin; there are no spot checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from verifier.cli.common import atomic_write, load_signing_key
+
+HELP = "local mode: certify a scores file by training everything locally (no Prover)"
+DESCRIPTION = __doc__
+EPILOG = "exit codes: 0 accept, 1 abort, 2 usage error"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, type=Path, help="TASK.toml")
+    parser.add_argument("--scores", required=True, type=Path, help="scores .npz (pacda-scores/1)")
+    parser.add_argument("--epsilon", required=True, type=float)
+    parser.add_argument("--delta", required=True, type=float)
+    parser.add_argument("--planning", choices=("rigorous", "practical"), default="practical")
+    parser.add_argument("--variance", type=float, default=None, help="declared second moment")
+    parser.add_argument("--pilot", type=int, default=200, help="pilot trainings [%(default)s]")
+    parser.add_argument("--key", type=Path, default=None, help="signing key (default: per-user)")
+    parser.add_argument("--report", type=Path, default=None, help="write the signed report here")
+
+
+def run(args: argparse.Namespace) -> int:
+    from protocol.scores import load_scores
+    from prover.tasks.registry import load_task
+    from verifier.cli.progress import ProgressDisplay
+    from verifier.config import AuditConfig
+    from verifier.local import certify_local
+    from verifier.render import render_text
+
+    task = load_task(args.task)
+    scores = load_scores(
+        args.scores, task_digest=task.digest, n_items=task.n_items, n_outputs=task.n_outputs
+    )
+    config = AuditConfig(
+        epsilon=args.epsilon,
+        delta=args.delta,
+        planning=args.planning,
+        variance=args.variance,
+        pilot_trainings=args.pilot,
+    )
+    key = load_signing_key(args.key)
+    display = ProgressDisplay()
+    result = certify_local(task, scores.theta0, scores.theta, config, key=key, progress=display)
+    display.close()
+    if result.plan is not None:
+        print(result.plan.table())
+    print(render_text(result.report))
+    if args.report is not None:
+        atomic_write(args.report, result.document)
+        print(f"report written to {args.report}")
+    return 0 if result.report.decision == "accept" else 1

@@ -1,0 +1,90 @@
+"""Helpers shared by the CLI commands (torch- and grpc-free)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from protocol.errors import InvalidArgument
+from protocol.signing import key_id, load_or_create_default_key, load_private_key
+
+__all__ = [
+    "atomic_write",
+    "details_document",
+    "details_path",
+    "load_signing_key",
+    "read_details",
+    "read_file",
+]
+
+
+def load_signing_key(path: Path | None) -> Ed25519PrivateKey:
+    """The key at ``path``, or the per-user default key (created on first use; says where)."""
+    if path is not None:
+        return load_private_key(path)
+    key, where, created = load_or_create_default_key()
+    what = "created a new" if created else "using the"
+    print(
+        f"{what} per-user Verifier key {where} ({key_id(key)}); "
+        f"its public key is {where.with_suffix('.pub')}",
+        file=sys.stderr,
+    )
+    return key
+
+
+def read_file(path: Path, what: str) -> bytes:
+    """Read a file or raise :class:`InvalidArgument` naming it."""
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise InvalidArgument(f"cannot read {what} {path}: {err.strerror}") from None
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def details_path(report: Path) -> Path:
+    """Where the unsigned audit details go: ``<report>.details.json``."""
+    return report.with_name(report.name + ".details.json")
+
+
+def details_document(result: Any) -> bytes:
+    """Unsigned per-spot-check agreement (for ``show --html``); not part of the signed report."""
+    spot = result.spot_checks
+    body: dict[str, Any] = {
+        "note": "unsigned details of the audit; the signed record is the report"
+    }
+    if spot is not None:
+        body["spot_checks"] = {
+            "point_index": [int(i) for i in spot.indices],
+            "output_diff": [float(d) for d in spot.output_diff],
+            "weight_diff": [float(d) for d in spot.weight_diff],
+        }
+    return (json.dumps(body, indent=1) + "\n").encode()
+
+
+def read_details(report: Path) -> list[float]:
+    """Spot-check output differences from ``<report>.details.json`` ([] if absent or unreadable)."""
+    try:
+        body = json.loads(details_path(report).read_text())
+        return [float(d) for d in body["spot_checks"]["output_diff"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []

@@ -1,0 +1,123 @@
+"""Mode ``local``: certify attributions with no Prover (the non-interactive baseline).
+
+The Verifier commits to nothing and trusts nothing: it draws the challenge
+seed itself, trains every point of a committed-mode plan locally (batched
+through :func:`prover.engine.train`) and applies the direct gap decision
+(:func:`protocol.decision.decide_committed`).  Because every evaluation is
+the Verifier's own, the plan's corruption budget (eps/8) is not needed; it is
+kept as additional margin, so the certified bound is conservative.  Costs:
+``2 * n_pairs`` (+ pilot) local trainings, no spot checks, no bytes on the wire.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from numpy.typing import NDArray
+
+from protocol.decision import decide_committed
+from protocol.digests import attribution_digest
+from protocol.errors import InvalidArgument
+from protocol.plan import make_plan
+from protocol.prg import expand_pairs
+from prover.tasks.base import Task
+from verifier.commitment import Commitment
+from verifier.config import AuditConfig
+from verifier.driver import AuditResult, Progress
+from verifier.planning import paper_centre, pilot_stats, plan_request, task_p
+from verifier.report_builder import AuditState, build_report, sign
+from verifier.retrain import private_points, train_points
+
+__all__ = ["certify_local"]
+
+
+def certify_local(
+    task: Task,
+    theta0: NDArray[np.float64],
+    theta: NDArray[np.float64],
+    config: AuditConfig,
+    *,
+    key: Ed25519PrivateKey,
+    rng: np.random.Generator | None = None,
+    progress: Progress | None = None,
+) -> AuditResult:
+    """Certify ``g(x) = theta0 + theta x`` (pm encoding) on ``task`` by local evaluation.
+
+    Args:
+        task: the task.
+        theta0: float64 ``(Z,)``; theta: float64 ``(Z, N)``.
+        config: epsilon, delta, planning (``mode`` is ignored: the plan is committed-mode).
+        key: signing key of the report (whose ``mode`` is ``"local"``).
+        rng: private randomness (default: fresh from :mod:`secrets`).
+        progress: ``progress(stage, done, total)``.
+
+    Raises:
+        InvalidArgument: scores of the wrong shape, or no plan meets epsilon.
+    """
+    t0 = time.perf_counter()
+    rng = rng if rng is not None else np.random.default_rng(secrets.randbits(256))
+    if config.mode != "committed":
+        raise InvalidArgument("local certification uses the committed-mode (direct gap) plan")
+    theta0 = np.asarray(theta0, dtype=np.float64)
+    theta = np.asarray(theta, dtype=np.float64)
+    if theta0.shape != (task.n_outputs,) or theta.shape != (task.n_outputs, task.n_items):
+        raise InvalidArgument(
+            f"scores must be theta0 ({task.n_outputs},) and theta ({task.n_outputs}, "
+            f"{task.n_items}), got {theta0.shape} and {theta.shape}"
+        )
+    digest = attribution_digest(theta0, theta)
+    commitment = Commitment("local", theta0, theta, digest, b"", "local", "{}")
+    state = AuditState(config=config, task_digest=task.digest, report_mode="local")
+    state.commitment = commitment
+    p = task_p(task)
+
+    def note(stage: str, done: int = 0, total: int = 0) -> None:
+        if progress is not None:
+            progress(stage, done, total)
+
+    variance = config.variance
+    own: list[NDArray[np.float64]] = []
+    if config.planning == "practical" and variance is None:
+        n = config.pilot_trainings
+        note("pilot", 0, n)
+        x, seeds = private_points(rng, n, n_items=task.n_items, p=p)
+        out = train_points(task, x, seeds, chunk_size=config.train_chunk_size).outputs
+        centre = paper_centre(commitment, p=p, bound=task.bound, practical=True)
+        stats = pilot_stats(out, commitment.predict(x), mode="committed", centre=centre)
+        variance = max(stats.second_moment * config.variance_inflation, 1e-12)
+        state.verifier_retrainings += n
+        state.variance_verified = True
+        own.append(out)
+    plan = make_plan(plan_request(config, task=task, commitment=commitment, variance=variance))
+    state.plan = plan
+    seed = secrets.token_bytes(32)
+    state.challenge_seed = seed
+    pairs = expand_pairs(seed, np.arange(plan.n_pairs), task.n_items, p, plan.rho_of_pair())
+    x = np.concatenate([pairs.first, pairs.second])
+    seeds = np.concatenate([pairs.first_seeds, pairs.second_seeds])
+    total = len(x)
+    done = [0]
+
+    def tick(m: int) -> None:
+        done[0] += m
+        note("local evaluations", done[0], total)
+
+    out = train_points(task, x, seeds, chunk_size=config.train_chunk_size, progress=tick).outputs
+    state.verifier_retrainings += total
+    own.append(out)
+    n = plan.n_pairs
+    state.decision = decide_committed(
+        plan,
+        first_outputs=out[:n],
+        second_outputs=out[n:],
+        first_predictions=commitment.predict(pairs.first),
+        second_predictions=commitment.predict(pairs.second),
+    )
+    allout = np.concatenate(own)
+    state.variance_f = float(np.max(np.var(allout, axis=0, ddof=1)))
+    state.wall_seconds = time.perf_counter() - t0
+    report = build_report(state)
+    return AuditResult(report, sign(report, key), False, plan, None)

@@ -1,0 +1,211 @@
+"""Render an :class:`~protocol.report.AuditReport` as text or a self-contained HTML page.
+
+Pure: imports only :mod:`protocol` and the standard library (usable with no
+torch or grpc installed).  The HTML page embeds inline SVG plots: each
+output's estimate ``err_hat_z`` with its interval and certified upper bound
+against the threshold ``eps/2`` and ``eps``, and the spot-check agreement
+(worst output difference against the tolerance tau).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from protocol.report import AuditReport
+
+__all__ = ["render_html", "render_text"]
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        return f"{x:.6g}"
+    return str(x)
+
+
+def _outputs(report: AuditReport) -> list[dict[str, Any]]:
+    rows = []
+    for o in report.outputs or ():
+        rows.append(
+            {
+                "output": _get(o, "output"),
+                "estimate": _get(o, "estimate"),
+                "low": _get(o, "interval_low"),
+                "high": _get(o, "interval_high"),
+                "certified": _get(o, "certified_upper"),
+                "accept": _get(o, "accept"),
+            }
+        )
+    return rows
+
+
+def render_text(report: AuditReport) -> str:
+    """A readable verdict with the key numbers."""
+    plan = report.plan or {}
+    eps = _get(plan, "epsilon")
+    verdict = "ACCEPT" if report.decision == "accept" else "ABORT"
+    lines = [f"verdict: {verdict}"]
+    if report.reason:
+        lines.append(f"reason:  {report.reason}")
+    lines.append(f"mode: {report.mode}  planning: {report.planning}")
+    lines.append(f"task:         {report.task_digest}")
+    if report.attribution_digest:
+        lines.append(f"attributions: {report.attribution_digest}")
+    if eps is not None:
+        rel = report.epsilon_relative
+        rel_text = f" ({rel:.3g} x Var(f), Verifier's own runs)" if rel else ""
+        lines.append(f"epsilon: {_fmt(eps)}{rel_text}  delta: {_fmt(_get(plan, 'delta'))}")
+    if report.certified_upper_bound is not None:
+        lines.append(
+            f"certified upper bound on err (all outputs): {_fmt(report.certified_upper_bound)}"
+        )
+    rows = _outputs(report)
+    if rows:
+        lines.append("  output   err_hat        interval                       certified")
+        for r in rows:
+            mark = "ok " if r["accept"] else "BAD"
+            lines.append(
+                f"  {mark} {r['output']:>3}  {_fmt(r['estimate']):>12}  "
+                f"[{_fmt(r['low'])}, {_fmt(r['high'])}]".ljust(60)
+                + f"{_fmt(r['certified'])}"
+            )
+    costs = report.costs or {}
+    if costs:
+        lines.append(
+            "costs: "
+            + ", ".join(f"{k.replace('_', ' ')} {_fmt(v)}" for k, v in sorted(costs.items()))
+        )
+    if report.merkle_root:
+        lines.append(f"merkle root: {report.merkle_root}")
+    lines.append(f"soundness: {report.soundness_basis}")
+    return "\n".join(lines)
+
+
+# -- SVG ---------------------------------------------------------------------------------
+
+
+def _scale(lo: float, hi: float, a: float, b: float):  # type: ignore[no-untyped-def]
+    span = hi - lo if hi > lo else 1.0
+    return lambda v: a + (v - lo) / span * (b - a)
+
+
+def estimates_svg(rows: Sequence[Mapping[str, Any]], epsilon: float | None) -> str:
+    """Per-output estimate with interval and certified bound; lines at eps/2 and eps."""
+    if not rows:
+        return "<p>no estimates (the audit stopped before the decision)</p>"
+    W, H, L, R, T, B = 640, 60 + 22 * len(rows), 60, 20, 30, 30
+    vals = [
+        v
+        for r in rows
+        for v in (r["low"], r["high"], r["certified"], r["estimate"])
+        if v is not None
+    ]
+    if epsilon is not None:
+        vals += [epsilon, 0.0]
+    lo, hi = min(vals), max(vals)
+    pad = 0.05 * (hi - lo or 1.0)
+    x = _scale(lo - pad, hi + pad, L, W - R)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-size="11">']
+    if epsilon is not None:
+        for val, label, colour in ((epsilon / 2, "eps/2", "#c60"), (epsilon, "eps", "#a00")):
+            xv = x(val)
+            parts.append(
+                f'<line x1="{xv:.1f}" y1="{T - 10}" x2="{xv:.1f}" y2="{H - B}" stroke="{colour}" '
+                f'stroke-dasharray="4,3"/><text x="{xv + 2:.1f}" y="{T - 12}" fill="{colour}">'
+                f"{label}</text>"
+            )
+    for k, r in enumerate(rows):
+        y = T + 22 * k + 10
+        colour = "#070" if r["accept"] else "#b00"
+        parts.append(f'<text x="4" y="{y + 4}">output {r["output"]}</text>')
+        if r["low"] is not None and r["high"] is not None:
+            parts.append(
+                f'<line x1="{x(r["low"]):.1f}" y1="{y}" x2="{x(r["high"]):.1f}" y2="{y}" '
+                f'stroke="{colour}" stroke-width="2"/>'
+            )
+        if r["certified"] is not None:
+            parts.append(
+                f'<line x1="{x(r["certified"]):.1f}" y1="{y - 6}" x2="{x(r["certified"]):.1f}" '
+                f'y2="{y + 6}" stroke="#333"/>'
+            )
+        if r["estimate"] is not None:
+            parts.append(f'<circle cx="{x(r["estimate"]):.1f}" cy="{y}" r="3.5" fill="{colour}"/>')
+    parts.append(
+        f'<line x1="{L}" y1="{H - B}" x2="{W - R}" y2="{H - B}" stroke="#000"/>'
+        f'<text x="{L}" y="{H - 8}">{_fmt(lo - pad)}</text>'
+        f'<text x="{W - R - 60}" y="{H - 8}">{_fmt(hi + pad)}</text>'
+        f'<text x="{W // 2 - 120}" y="{H - 8}">'
+        "err_hat (dot), interval (bar), certified (tick)</text>"
+    )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def spot_checks_svg(diffs: Sequence[float], tolerance: float | None) -> str:
+    """Worst output difference of each spot check (log scale) against tau."""
+    if not diffs:
+        return "<p>no spot-check data in this report</p>"
+    W, H, L, R, T, B = 640, 220, 60, 20, 20, 30
+    floor = 1e-18
+    logs = [math.log10(max(d, floor)) for d in diffs]
+    top = math.log10(max(tolerance or floor, floor))
+    lo, hi = min([*logs, top]) - 1, max([*logs, top]) + 1
+    y = _scale(lo, hi, H - B, T)
+    x = _scale(0, max(len(diffs) - 1, 1), L, W - R)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-size="11">']
+    if tolerance:
+        parts.append(
+            f'<line x1="{L}" y1="{y(top):.1f}" x2="{W - R}" y2="{y(top):.1f}" stroke="#a00" '
+            f'stroke-dasharray="4,3"/><text x="{L + 4}" y="{y(top) - 3:.1f}" fill="#a00">'
+            f"tau = {_fmt(tolerance)}</text>"
+        )
+    for k, v in enumerate(logs):
+        parts.append(f'<circle cx="{x(k):.1f}" cy="{y(v):.1f}" r="2" fill="#036"/>')
+    parts.append(
+        f'<text x="4" y="{T + 10}">1e{hi:.0f}</text><text x="4" y="{H - B}">1e{lo:.0f}</text>'
+        f'<text x="{L}" y="{H - 8}">spot check (sorted by point index): '
+        "max |Prover output - Verifier retraining|</text></svg>"
+    )
+    return "".join(parts)
+
+
+def render_html(report: AuditReport, spot_check_diffs: Sequence[float] = ()) -> str:
+    """A self-contained HTML page: verdict, plots, plan and the full text rendering.
+
+    Args:
+        report: the report.
+        spot_check_diffs: per spot check ``max_z |f_prover - f_own|`` (from the
+            unsigned ``<report>.details.json`` the audit writes beside the report).
+    """
+    plan = report.plan or {}
+    eps = _get(plan, "epsilon")
+    spot = list(spot_check_diffs)
+    tol = _get(plan, "tolerance")
+    verdict = "ACCEPT" if report.decision == "accept" else "ABORT"
+    colour = "#070" if report.decision == "accept" else "#b00"
+    plan_rows = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_fmt(v))}</td></tr>"
+        for k, v in sorted(plan.items())
+        if not isinstance(v, list | dict) or len(str(v)) < 200
+    )
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>pacda audit report</title>"
+        "<style>body{font-family:sans-serif;max-width:760px;margin:2em auto}"
+        "td{padding:2px 8px;border-bottom:1px solid #ddd;font-family:monospace}</style></head>"
+        f"<body><h1>pacda audit: <span style='color:{colour}'>{verdict}</span></h1>"
+        f"<p>{html.escape(report.reason)}</p>"
+        "<h2>Estimates per output</h2>"
+        + estimates_svg(_outputs(report), eps)
+        + "<h2>Spot-check agreement</h2>"
+        + spot_checks_svg([float(d) for d in spot], tol)
+        + f"<h2>Plan</h2><table>{plan_rows}</table>"
+        f"<h2>Report</h2><pre>{html.escape(render_text(report))}</pre></body></html>\n"
+    )
