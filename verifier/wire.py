@@ -255,4 +255,6 @@ class ProverClient:
         except grpc.RpcError as err:
             raise map_rpc_error(rpc, err) from None
         finally:
-            call.cancel()
+            cancel = getattr(call, "cancel", None)  # intercepted calls may be plain iterators
+            if cancel is not None:
+                cancel()
