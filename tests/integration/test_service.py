@@ -86,7 +86,11 @@ class Prover:
 
 
 def _serve(
-    task: Task, scores: Scores, store: ResultStore | None, **kwargs: object
+    task: Task,
+    scores: Scores,
+    store: ResultStore | None,
+    limits: ServiceLimits = LIMITS,
+    **kwargs: object,
 ) -> tuple[ProverHandlers, RunningServer, grpc.Channel]:
     handlers = ProverHandlers(
         source=task,
@@ -94,7 +98,7 @@ def _serve(
         scores=scores,
         signer=Ed25519Signer(generate_private_key()),
         store=store,
-        limits=LIMITS,
+        limits=limits,
         **kwargs,  # type: ignore[arg-type]
     )
     server = start_server(
@@ -427,6 +431,26 @@ def test_restart_on_the_same_store_trains_nothing_again(tmp_path: Path) -> None:
                 channel.close()
                 server.stop(None)
     assert roots[0].merkle_root == roots[1].merkle_root
+
+
+def test_session_cap_is_resource_exhausted(tmp_path: Path) -> None:
+    task = load_task(SYNTHETIC_TOML)
+    scores = make_scores(task, tmp_path / "scores.npz")
+    _, server, channel = _serve(task, scores, None, ServiceLimits(max_sessions=2))
+    try:
+        stub = pb_grpc.ProverStub(channel)
+        commit(stub, task.digest)
+        commit(stub, task.digest)
+        request = pb.CommitRequest(task_digest=task.digest, mode="paper")
+        err = rpc_error(lambda: stub.Commit(request))
+        _check(
+            err,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "too many sessions: this Prover keeps at most 2",
+        )
+    finally:
+        channel.close()
+        server.stop(None)
 
 
 def test_unexpected_error_is_internal_and_the_server_stays_up(
