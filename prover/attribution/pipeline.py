@@ -1,0 +1,232 @@
+"""One attribution run: train on B_p subsets through the farm, fit, self-check, package.
+
+:func:`attribute` is what ``pacda-prover attribute`` calls.  Training goes
+through :func:`prover.executors.run`, so it is resumable through a result
+store and runs in-process or on Ray; subsets and seeds come from
+:class:`~prover.attribution.sampling.Streams` of the config's root seed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from protocol.errors import InvalidArgument
+from protocol.estimators import NodeFunctional, chebyshev_functional
+from protocol.hypercube import rho_max
+from protocol.scores import Scores
+from protocol.taskspec import pacda_version
+from prover.attribution.config import AttributionConfig
+from prover.attribution.datamodel import fit_datamodel
+from prover.attribution.empirical import fit_empirical_influence
+from prover.attribution.influence import fit_influence_function
+from prover.attribution.sampling import Streams, draw_check_pairs, draw_fit_design, draw_seeds
+from prover.attribution.selfcheck import SelfCheck, run_self_check
+from prover.executors import Executor, TaskSource, run
+from prover.store import ResultStore
+from prover.tasks.base import Task
+
+__all__ = ["AttributionResult", "attribute", "check_functional", "task_p"]
+
+Log = Callable[[str], object]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttributionResult:
+    """Scores, their self-check and what the run cost.
+
+    Attributes:
+        scores: the scores (with ``meta`` holding config, fit details, self-check).
+        check: the self-check, or None when ``check_samples == 0``.
+        n_trained: models trained by this run; n_from_store: models read back.
+        seconds: wall time per stage.
+    """
+
+    scores: Scores
+    check: SelfCheck | None
+    n_trained: int
+    n_from_store: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def task_p(task: Task) -> float:
+    """Inclusion probability p of the task's B_p (from its spec, else 0.5)."""
+    spec = getattr(task, "spec", None)
+    return float(getattr(spec, "p", 0.5))
+
+
+def check_functional(config: AttributionConfig, p: float) -> NodeFunctional:
+    """The self-check's Chebyshev functional: degree D on ``[-min(r, rho_max(p)), r]``."""
+    r = config.check_radius
+    return chebyshev_functional(r, config.check_degree, lower=-min(r, rho_max(p)))
+
+
+def _train(
+    source: TaskSource,
+    x: NDArray[np.int8],
+    seeds: NDArray[np.uint64],
+    config: AttributionConfig,
+    store: ResultStore | None,
+    executor: Executor | None,
+    progress: bool | None,
+    counts: list[int],
+) -> NDArray[np.float64]:
+    res = run(
+        source,
+        x,
+        seeds,
+        store=store,
+        executor=executor,
+        chunk_size=config.chunk_size,
+        progress=progress,
+    )
+    counts[0] += res.n_trained
+    counts[1] += res.n_from_store
+    return res.outputs
+
+
+def attribute(
+    task: Task,
+    config: AttributionConfig,
+    *,
+    source: TaskSource | None = None,
+    base_dir: Path | None = None,
+    store: ResultStore | None = None,
+    executor: Executor | None = None,
+    progress: bool | None = None,
+    log: Log | None = None,
+) -> AttributionResult:
+    """Compute scores with ``config.method`` and self-check them on held-out retrainings.
+
+    Args:
+        task: the task.
+        config: method, budget, seed, self-check settings.
+        source: what executors ship to workers (default ``task``; give a
+            picklable factory such as ``functools.partial(load_task, path)`` for Ray).
+        base_dir: the task file's directory (influence functions reload data).
+        store: result store of this task (resumable training), or None.
+        executor: where to train (default in-process).
+        progress: training progress bars (None: only on a terminal).
+        log: receives one line per stage (e.g. ``print``).
+
+    Raises:
+        InvalidArgument: unknown method, M too small for N, unsupported task kind.
+    """
+    say: Log = log if log is not None else (lambda _msg: None)
+    config.check_budget(task.n_items)
+    src: TaskSource = task if source is None else source
+    p = task_p(task)
+    streams = Streams(config.seed)
+    counts = [0, 0]
+    seconds: dict[str, float] = {}
+    n_items, n_out = task.n_items, task.n_outputs
+
+    t0 = time.perf_counter()
+    fit_meta: dict[str, Any]
+    if config.method == "influence-function":
+        ref_seed = int(draw_seeds(streams.generator("reference"), 1)[0])
+        say(f"influence functions: training the reference model (all {n_items} items)")
+        inf = fit_influence_function(
+            task,
+            reference_seed=ref_seed,
+            base_dir=base_dir,
+            damping=config.damping,
+            cg_iterations=config.cg_iterations,
+        )
+        theta0, theta = inf.theta0, inf.theta
+        fit_meta = {
+            "solver": inf.solver,
+            "damping": inf.damping,
+            "reference_seed": str(ref_seed),
+            "cg_iterations": list(inf.iterations),
+            "cg_relative_residuals": list(inf.residuals),
+        }
+    else:
+        x, seeds = draw_fit_design(streams, config.samples, n_items, p)
+        say(f"training {config.samples} models on B_p subsets (p={p}) for the fit")
+        y = _train(src, x, seeds, config, store, executor, progress, counts)
+        seconds["train_fit"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        say(f"fitting {config.method} (N={n_items}, Z={n_out}, M={config.samples})")
+        if config.method == "datamodel":
+            dm = fit_datamodel(
+                x,
+                y,
+                p=p,
+                rng=streams.generator("validation"),
+                regularization=config.regularization,
+                n_lambdas=config.n_lambdas,
+                validation_fraction=config.validation_fraction,
+            )
+            theta0, theta = dm.theta0, dm.theta
+            best = dm.validation_mse.min(axis=1)
+            fit_meta = {
+                "regularization": dm.regularization,
+                "chosen_strength": dm.chosen.tolist(),
+                "validation_mse": best.tolist(),
+                "n_train": dm.n_train,
+                "n_validation": dm.n_validation,
+            }
+        else:
+            theta0, theta = fit_empirical_influence(x, y)
+            fit_meta = {}
+        del x, y
+    seconds["fit"] = time.perf_counter() - t0
+
+    check = None
+    if config.check_samples:
+        t0 = time.perf_counter()
+        functional = check_functional(config, p)
+        design = draw_check_pairs(streams, functional, config.check_samples // 2, n_items, p)
+        xs, ss = design.points()
+        say(f"self-check: training {len(xs)} held-out models ({design.n_pairs} correlated pairs)")
+        outs = _train(src, xs, ss, config, store, executor, progress, counts)
+        seconds["train_check"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        n = design.n_pairs
+        check = run_self_check(
+            theta0,
+            theta,
+            design,
+            outs[:n],
+            outs[n:],
+            functional,
+            bound=task.bound,
+            tolerance=task.output_tolerance,
+            p=p,
+            delta=config.delta,
+            planning=config.planning,
+        )
+        seconds["self_check"] = time.perf_counter() - t0
+    meta: dict[str, Any] = {
+        "config": config.to_dict(),
+        "task": {
+            "digest": task.digest,
+            "n_items": n_items,
+            "n_outputs": n_out,
+            "p": p,
+            "bound": task.bound,
+            "output_tolerance": task.output_tolerance,
+        },
+        "fit": fit_meta,
+        "self_check": check.to_dict() if check is not None else None,
+        "pacda_version": pacda_version(),
+    }
+    if not (np.all(np.isfinite(theta0)) and np.all(np.isfinite(theta))):
+        raise InvalidArgument(f"method {config.method!r} produced non-finite scores")
+    scores = Scores(
+        theta0=np.asarray(theta0, dtype=np.float64),
+        theta=np.asarray(theta, dtype=np.float64),
+        task_digest=task.digest,
+        method=config.method,
+        meta=meta,
+    )
+    return AttributionResult(
+        scores=scores, check=check, n_trained=counts[0], n_from_store=counts[1], seconds=seconds
+    )
