@@ -156,6 +156,9 @@ def test_serve_without_key_uses_an_ephemeral_key_and_says_so(tmp_path: Path) -> 
     with serve(args, tmp_path / "serve.log") as served, grpc.insecure_channel(served.address) as ch:
         d = pb_grpc.ProverStub(ch).DescribeTask(pb.DescribeTaskRequest(), timeout=30)
         served.proc.send_signal(signal.SIGINT)
+        # Wait here: a second signal (the fixture's SIGTERM) could hit the process during
+        # interpreter shutdown, when Python has restored the default handlers.
+        served.proc.wait(timeout=60)
     assert served.proc.returncode == 0
     err = served.stderr
     key_id = "ed25519:" + d.prover_public_key.hex()
