@@ -6,14 +6,17 @@ The objective of :mod:`prover.tasks.mlp` on the full data (K = N images) is
 objective).  With w flat (``W1, b1, W2, b2`` row-major, the task's weight
 layout):
 
-* ``H v`` is a forward-over-reverse product ``jvp(grad L, w, v)`` (``torch.func``),
-* ``(H + damping I) u_z = grad f_z`` is solved by conjugate gradients,
-* ``u_z^T grad l_i`` for every i is one forward-mode JVP of the vector of
-  per-example losses,
+* ``H V`` for a block of vectors is a reverse-over-reverse product (double
+  backward through ``grad L``, batched over the block),
+* ``(H + damping I) u_z = grad f_z`` is solved by conjugate gradients for all
+  outputs in lockstep,
+* ``u_z^T grad l_i`` uses the ``(N, P)`` per-example gradients (one ``jacrev``),
 
-so memory stays ``O(N P)`` at most (one JVP over the data) and no P x P matrix
-is formed.  SGD does not reach a stationary point and the loss is not convex:
-the damping (Koh & Liang 2017 §4.2) keeps the system positive definite.
+so memory stays ``O(N P)`` and no P x P matrix is formed.  (Forward-mode
+``torch.func.jvp`` would also do, but in torch 2.13 its first use emits a
+``torch.jit.script`` DeprecationWarning.)  SGD does not reach a stationary
+point and the loss is not convex: the damping (Koh & Liang 2017 §4.2) keeps
+the system positive definite.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from torch.func import grad, jacrev, jvp, vmap
+from torch.func import jacrev
 
 from protocol.errors import InvalidArgument, ProverError
 from prover.attribution.influence import (
@@ -112,22 +115,24 @@ def mlp_influence(
     with torch.no_grad():
         check_reference(task, model.margins(w, u_te, labels_te).numpy(), outputs)
     grads_f = jacrev(lambda v: model.margins(v, u_te, labels_te))(w).detach().numpy()  # (Z, P)
-    objective_grad = grad(lambda v: model.objective(v, u, labels))
+    w_leaf = w.clone().requires_grad_(True)
+    (objective_grad,) = torch.autograd.grad(
+        model.objective(w_leaf, u, labels), w_leaf, create_graph=True
+    )
 
     def hvp_block(vecs: FloatArray) -> FloatArray:
-        """``(H + damping I) V`` for ``V (P, k)``: k forward-over-reverse products, vmapped."""
+        """``(H + damping I) V`` for ``V (P, k)``: reverse-over-reverse, batched over columns."""
         t = torch.as_tensor(np.ascontiguousarray(vecs.T), dtype=dt)
-        out = vmap(lambda tangent: jvp(objective_grad, (w,), (tangent,))[1])(t)
+        (out,) = torch.autograd.grad(
+            objective_grad, w_leaf, t, retain_graph=True, is_grads_batched=True
+        )
         return np.asarray(out.detach().numpy().T + damping * vecs)
 
     sol, iterations, residuals = conjugate_gradient(
         hvp_block, np.ascontiguousarray(grads_f.T), iterations=cg_iterations, tolerance=cg_tolerance
     )
-    tangents = torch.as_tensor(np.ascontiguousarray(sol.T), dtype=dt)  # (Z, P)
-    per_example = vmap(
-        lambda tangent: jvp(lambda v: model.losses(v, u, labels), (w,), (tangent,))[1]
-    )
-    directional = per_example(tangents).detach().numpy()  # (Z, N): u_z^T grad l_i
+    per_example = jacrev(lambda v: model.losses(v, u, labels))(w).detach().numpy()  # (N, P)
+    directional = (per_example @ sol).T  # (Z, N): u_z^T grad l_i
     theta0, theta = scores_from_directions(directional, outputs, spec.p)
     return InfluenceFit(
         theta0=theta0,
