@@ -1,0 +1,164 @@
+"""``pacda-prover attribute`` as a real subprocess: success, resumption and refusals.
+
+Acceptance 3 of issue 4: bad inputs give clear errors (exit code and message
+asserted) and nothing is overwritten without ``--force``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from protocol.scores import load_scores
+from prover.tasks.registry import load_task
+
+SYNTHETIC = """
+[task]
+kind = "synthetic"
+p = 0.5
+bound = 8.0
+n_outputs = 2
+
+[task.spectrum]
+n_items = 20
+degree_weights = [0.2, 0.6, 0.15, 0.05]
+terms_per_degree = [1, 15, 8, 3]
+noise = 0.3
+structure_seed = 5
+"""
+
+LOGREG = """
+[task]
+kind = "logreg"
+bound = 30.0
+n_outputs = 3
+
+[task.data]
+n_train = 40
+
+[task.train]
+steps = 60
+"""
+
+
+def prover_exe() -> str:
+    beside = Path(sys.executable).parent / "pacda-prover"
+    found = str(beside) if beside.exists() else shutil.which("pacda-prover")
+    assert found is not None, "pacda-prover is not installed (pip install -e .)"
+    return found
+
+
+def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [prover_exe(), "attribute", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture
+def task_file(tmp_path: Path) -> Path:
+    path = tmp_path / "synthetic.toml"
+    path.write_text(SYNTHETIC)
+    return path
+
+
+def test_datamodel_end_to_end_then_resume_and_refuse_overwrite(
+    tmp_path: Path, task_file: Path
+) -> None:
+    out = tmp_path / "scores.npz"
+    store = tmp_path / "store"
+    base = ["--task", task_file, "--method", "datamodel", "--samples", "300", "--out", out]
+    first = cli(*base, "--store", store, "--check-samples", "200", "--seed", "3")
+    assert first.returncode == 0, first.stderr
+    assert "[attribute] training 300 models on B_p subsets" in first.stderr
+    assert "mean LDS" in first.stdout and "worst err / Var(f)" in first.stdout
+    scores = load_scores(out, task_digest=load_task(task_file).digest, n_items=20, n_outputs=2)
+    assert scores.method == "datamodel"
+    assert scores.meta["config"]["samples"] == 300
+    assert scores.meta["self_check"]["outputs"][0]["lds"] > 0.3
+    before = out.read_bytes()
+
+    refused = cli(*base, "--store", store, "--check-samples", "200", "--seed", "3")
+    assert refused.returncode == 2
+    assert f"{out} already exists; refusing to overwrite it (use --force)" in refused.stderr
+    assert "training" not in refused.stderr  # refused before any work
+    assert out.read_bytes() == before
+
+    again = cli(*base, "--store", store, "--check-samples", "200", "--seed", "3", "--force")
+    assert again.returncode == 0, again.stderr
+    assert re.search(r"models +0 trained, 50\d from the store", again.stdout), again.stdout
+    np.testing.assert_array_equal(load_scores(out).theta, scores.theta)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--method", "trak", "--samples", "100"], "unknown attribution method 'trak'; known: "),
+        (
+            ["--method", "datamodel", "--samples", "21"],
+            "--samples M=21 is too small for N=20 items with method 'datamodel': need M >= 22",
+        ),
+        (["--method", "datamodel"], "--samples M is required for method 'datamodel'"),
+        (["--method", "datamodel", "--samples", "-5"], "samples must be a non-negative integer"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(
+    tmp_path: Path, task_file: Path, args: list[str], message: str
+) -> None:
+    out = tmp_path / "s.npz"
+    res = cli("--task", task_file, "--out", out, *args)
+    assert res.returncode == 2
+    assert f"pacda-prover attribute: error: {message}" in res.stderr
+    assert not out.exists()
+
+
+def test_bad_task_file_and_output_path(tmp_path: Path, task_file: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SYNTHETIC.replace('kind = "synthetic"', 'kind = "nope"'))
+    res = cli(
+        "--task", bad, "--method", "datamodel", "--samples", "50", "--out", tmp_path / "a.npz"
+    )
+    assert res.returncode == 2 and "unknown task kind 'nope'" in res.stderr
+    res = cli("--task", task_file, "--method", "datamodel", "--samples", "50", "--out", "x.txt")
+    assert res.returncode == 2 and "--out must name a .npz file" in res.stderr
+    missing = tmp_path / "nowhere" / "s.npz"
+    res = cli("--task", task_file, "--method", "datamodel", "--samples", "50", "--out", missing)
+    assert res.returncode == 2 and "directory" in res.stderr and "does not exist" in res.stderr
+
+
+def test_store_of_another_task_is_refused(tmp_path: Path, task_file: Path) -> None:
+    other = tmp_path / "other.toml"
+    other.write_text(SYNTHETIC.replace("structure_seed = 5", "structure_seed = 6"))
+    store = tmp_path / "store"
+    ok = cli("--task", other, "--method", "empirical-influence", "--samples", "40",
+             "--check-samples", "0", "--out", tmp_path / "o.npz", "--store", store)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    res = cli("--task", task_file, "--method", "empirical-influence", "--samples", "40",
+              "--out", tmp_path / "s.npz", "--store", store)  # fmt: skip
+    assert res.returncode == 2
+    assert "task_digest: stored 'sha256:" in res.stderr or "holds task sha256:" in res.stderr
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_influence_function_and_empirical_influence_on_logreg(tmp_path: Path) -> None:
+    task = tmp_path / "logreg.toml"
+    task.write_text(LOGREG)
+    res = cli("--task", task, "--method", "influence-function", "--check-samples", "60",
+              "--out", tmp_path / "if.npz")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    scores = load_scores(tmp_path / "if.npz")
+    assert scores.method == "influence-function" and scores.theta.shape == (3, 40)
+    assert scores.meta["fit"]["solver"] == "exact"
+    res = cli("--task", task, "--method", "empirical-influence", "--samples", "200",
+              "--check-samples", "60", "--out", tmp_path / "ei.npz")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert load_scores(tmp_path / "ei.npz").method == "empirical-influence"
