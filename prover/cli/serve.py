@@ -20,6 +20,7 @@ from types import FrameType
 from protocol.errors import InvalidArgument
 from protocol.scores import load_scores
 from protocol.signing import generate_private_key, key_id, load_private_key
+from prover.adversaries import Armed, arm, catalogue_help, parse_adversary
 from prover.executors import Executor, TaskSource
 from prover.service import (
     Ed25519Signer,
@@ -72,6 +73,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )
+    red = parser.add_argument_group(
+        "red-team mode (a CHEATING Prover, for testing Verifiers; never for real audits)"
+    )
+    red.add_argument(
+        "--adversary",
+        action="append",
+        default=[],
+        metavar="NAME[:PARAMS]",
+        help="cheat as NAME (repeatable: at most one score manipulation plus one "
+        f"result/commitment manipulation). Adversaries: {catalogue_help()}",
+    )
+    red.add_argument(
+        "--adversary-seed",
+        type=int,
+        default=0,
+        help="root seed of the adversaries' randomness (default 0)",
+    )
 
 
 def _tls(args: argparse.Namespace) -> TlsFiles | None:
@@ -96,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
+    adversaries = [parse_adversary(text) for text in args.adversary]  # usage errors first
     tls = _tls(args)
     options = ServerOptions(host=args.host, port=args.port, max_workers=args.workers, tls=tls)
     limits = ServiceLimits(max_points=args.max_points, max_open=args.max_open)
@@ -113,6 +132,16 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         private_key = load_private_key(args.key)
+    armed: Armed | None = None
+    if adversaries:
+        armed = arm(adversaries, task=task, scores=scores, seed=args.adversary_seed)
+        scores = armed.scores
+        print(
+            f"RED-TEAM MODE: this Prover cheats ({armed.describe()}); "
+            "its answers must not be trusted",
+            file=sys.stderr,
+            flush=True,
+        )
     executor, factory = _executor(args)
     with ExitStack() as stack:
         store = None
@@ -128,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
             store=store,
             executor=executor,
             limits=limits,
+            policy=armed.policy if armed is not None else None,
         )
         server = start_server(handlers, options)
         stop = threading.Event()
