@@ -1,0 +1,300 @@
+"""Cost benchmark (issue 6): Verifier retrainings and Prover evaluations vs epsilon, ``logreg``.
+
+Run (about 1 minute on 2 cores)::
+
+    .venv/bin/pytest -m bench -s tests/bench/test_bench_cost.py
+
+Environment: ``PACDA_COST_OUT`` (default ``out/cost``), ``PACDA_COST_FIT``
+(trainings for the datamodel, default 2000), ``PACDA_COST_PILOT`` (held-out
+trainings for Var(f) and the planning variances, default 500).
+
+Writes ``cost.csv``, ``cost.png`` (log-log, one panel per planning mode) and
+``cost.json`` (inputs, slopes) to the output directory.
+
+Setup.  ``examples/tasks/logreg.toml`` (N = 400, Z = 16, b = 30, tau = 1e-9).
+The committed scores are a ridge datamodel (:func:`prover.attribution.fit_datamodel`)
+fitted on ``PACDA_COST_FIT`` real trainings; a further ``PACDA_COST_PILOT``
+real trainings, on points the fit never saw, give Var(f) (max over outputs,
+as the report's ``variance_verified``) and the practical-planning variances
+exactly as the Verifier computes them from its pilot
+(:func:`verifier.planning.pilot_stats`, inflated by ``AuditConfig``'s default
+1.5): ``E[(f - g_a)^2]`` for ``committed``, ``E[(f - c)^2]`` for ``paper``.
+
+Both modes are planned the same way: the same planning mode, delta = 0.05,
+the task's tolerance, the same estimator family (Chebyshev, the Verifier's
+default), b from the task and G from the scores; the paper's own three-point
+estimator is shown as an extra row.  Costs are the planned ones
+(:class:`protocol.plan.Plan`): an audit retrains exactly ``spot_checks +
+local_trainings`` models (plus, in practical planning without a declared
+variance, the 200-run pilot, the same in both modes and left out of the
+slopes) and the Prover trains ``prover_evaluations``.  Slopes are
+least-squares fits of log cost on log epsilon over the feasible points.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from protocol.errors import InvalidArgument
+from protocol.plan import PlanRequest, make_plan
+from protocol.prg import expand_points
+from prover.attribution import fit_datamodel
+from prover.engine import train
+from prover.tasks.registry import load_task
+from verifier.commitment import attribution_bound
+from verifier.config import AuditConfig
+
+pytestmark = pytest.mark.bench
+
+ROOT = Path(__file__).resolve().parents[2]
+TASK = ROOT / "examples" / "tasks" / "logreg.toml"
+FRACTIONS = (0.2, 0.1, 0.05, 0.02, 0.01)  # epsilon / Var(f)
+TARGET_FRACTION = 0.05
+DELTA = 0.05
+SERIES = (  # (label, mode, estimator)
+    ("committed", "committed", "chebyshev"),
+    ("paper", "paper", "chebyshev"),
+    ("paper/three-point", "paper", "three-point"),
+)
+ROOT_SEED = 20260507
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inputs:
+    """What the plans are built from (all measured on real logreg trainings)."""
+
+    bound: float
+    tolerance: float
+    n_outputs: int
+    attribution_bound: float
+    variance_f: float
+    second_moment_committed: float
+    second_moment_paper: float
+    fit_trainings: int
+    pilot_trainings: int
+    variance_inflation: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Row:
+    """One planned audit (or an infeasible one, with the planner's reason)."""
+
+    planning: str
+    series: str
+    eps_over_var: float
+    epsilon: float
+    feasible: bool
+    prover_evaluations: float
+    spot_checks: float
+    local_trainings: float
+    verifier_retrainings: float
+    estimator_nodes: int
+    l1_norm: float
+    note: str
+
+
+def measure_inputs(fit_n: int, pilot_n: int) -> Inputs:
+    """Fit the datamodel on ``fit_n`` trainings; Var(f) and planning variances on ``pilot_n``."""
+    task = load_task(TASK)
+    rng = np.random.default_rng(ROOT_SEED)
+    pts = expand_points(rng.bytes(32), np.arange(fit_n + pilot_n), task.n_items, 0.5)
+    y = train(task, pts.x, pts.seeds).outputs
+    fit = fit_datamodel(pts.x[:fit_n], y[:fit_n], p=0.5, rng=rng)
+    x_v, y_v = pts.x[fit_n:], y[fit_n:]
+    g = fit.theta0[None, :] + x_v.astype(np.float64) @ fit.theta.T
+    centre = np.clip(fit.theta0, -task.bound, task.bound)  # E_{B_1/2}[g_a] = theta0 (mu = 0)
+    inflation = AuditConfig(epsilon=1.0, delta=DELTA).variance_inflation
+    return Inputs(
+        bound=float(task.bound),
+        tolerance=float(task.output_tolerance),
+        n_outputs=int(task.n_outputs),
+        attribution_bound=attribution_bound(fit.theta0, fit.theta),
+        variance_f=float(np.max(np.var(y_v, axis=0, ddof=1))),
+        second_moment_committed=float(np.max(np.mean((y_v - g) ** 2, axis=0))),
+        second_moment_paper=float(np.max(np.mean((y_v - centre) ** 2, axis=0))),
+        fit_trainings=fit_n,
+        pilot_trainings=pilot_n,
+        variance_inflation=inflation,
+    )
+
+
+def plan_row(inputs: Inputs, planning: str, series: tuple[str, str, str], frac: float) -> Row:
+    """Plan one audit; an infeasible plan becomes a row with the planner's reason."""
+    label, mode, estimator = series
+    second = inputs.second_moment_committed if mode == "committed" else inputs.second_moment_paper
+    eps = frac * inputs.variance_f
+    try:
+        plan = make_plan(
+            PlanRequest(
+                epsilon=eps,
+                delta=DELTA,
+                bound=inputs.bound,
+                tolerance=inputs.tolerance,
+                n_outputs=inputs.n_outputs,
+                p=0.5,
+                mode=mode,  # type: ignore[arg-type]
+                planning=planning,  # type: ignore[arg-type]
+                estimator=estimator,  # type: ignore[arg-type]
+                attribution_bound=inputs.attribution_bound,
+                variance=second * inputs.variance_inflation if planning == "practical" else None,
+            )
+        )
+    except InvalidArgument as exc:
+        nan = math.nan
+        return Row(planning=planning, series=label, eps_over_var=frac, epsilon=eps,
+                   feasible=False, prover_evaluations=nan, spot_checks=nan, local_trainings=nan,
+                   verifier_retrainings=nan, estimator_nodes=0, l1_norm=nan,
+                   note=str(exc))  # fmt: skip
+    return Row(
+        planning=planning,
+        series=label,
+        eps_over_var=frac,
+        epsilon=eps,
+        feasible=True,
+        prover_evaluations=float(plan.prover_evaluations),
+        spot_checks=float(plan.spot_checks),
+        local_trainings=float(plan.local_trainings),
+        verifier_retrainings=float(plan.verifier_retrainings),
+        estimator_nodes=len(plan.functional.nodes),
+        l1_norm=plan.functional.l1_norm,
+        note="",
+    )
+
+
+def slope(rows: list[Row], field: str) -> float:
+    """Least-squares slope of log(field) on log(epsilon) over the feasible rows (nan if < 2)."""
+    ok = [r for r in rows if r.feasible]
+    if len(ok) < 2:
+        return math.nan
+    xs = np.log([r.epsilon for r in ok])
+    ys = np.log([float(getattr(r, field)) for r in ok])
+    return float(np.polyfit(xs, ys, 1)[0])
+
+
+def plot(path: Path, rows: list[Row], slopes: dict[str, float], inputs: Inputs) -> None:
+    """Log-log cost vs eps/Var(f): one panel per planning mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"committed": "tab:blue", "paper": "tab:red", "paper/three-point": "tab:purple"}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    for ax, planning in zip(axes, ("rigorous", "practical"), strict=True):
+        for label, _mode, _est in SERIES:
+            mine = [r for r in rows if r.planning == planning and r.series == label and r.feasible]
+            if not mine:
+                continue
+            xs = [r.eps_over_var for r in mine]
+            key = f"{planning}/{label}"
+            ax.loglog(xs, [r.verifier_retrainings for r in mine], "o-", color=colours[label],
+                      label=f"{label}: Verifier retrainings "
+                      f"(slope {slopes[key + '/verifier_retrainings']:+.2f})")  # fmt: skip
+            ax.loglog(xs, [r.prover_evaluations for r in mine], "s--", color=colours[label],
+                      alpha=0.6, label=f"{label}: Prover evaluations "
+                      f"(slope {slopes[key + '/prover_evaluations']:+.2f})")  # fmt: skip
+        ax.axvline(TARGET_FRACTION, color="grey", ls=":", lw=1)
+        ax.set_title(f"{planning} planning")
+        ax.set_xlabel("epsilon / Var(f)")
+        ax.set_ylabel("models trained per audit")
+        ax.legend(fontsize=7)
+    fig.suptitle(
+        f"pacda planned cost on logreg (N=400, Z=16, b={inputs.bound:g}, G="
+        f"{inputs.attribution_bound:.3g}, Var(f)={inputs.variance_f:.3g}), delta={DELTA}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _write_csv(path: Path, rows: list[Row]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(asdict(rows[0])))
+        writer.writeheader()
+        for r in rows:
+            writer.writerow(
+                {k: f"{v:.6g}" if isinstance(v, float) else v for k, v in asdict(r).items()}
+            )
+
+
+def _print_table(rows: list[Row], slopes: dict[str, float]) -> None:
+    print(f"{'planning':<10} {'series':<18} {'eps/Var':>8} {'Prover evals':>20} "
+          f"{'spot checks':>14} {'local':>18} {'V retrain':>18}")  # fmt: skip
+    for r in rows:
+        if not r.feasible:
+            print(f"{r.planning:<10} {r.series:<18} {r.eps_over_var:>8.2f}  infeasible: {r.note}")
+            continue
+        print(
+            f"{r.planning:<10} {r.series:<18} {r.eps_over_var:>8.2f} "
+            f"{r.prover_evaluations:>20,.0f} {r.spot_checks:>14,.0f} "
+            f"{r.local_trainings:>18,.0f} {r.verifier_retrainings:>18,.0f}"
+        )
+    print("\nlog-log slopes (cost vs epsilon):")
+    for key, value in slopes.items():
+        print(f"  {key:<55} {value:+.3f}")
+
+
+def test_cost_versus_epsilon() -> None:
+    out = Path(os.environ.get("PACDA_COST_OUT", "out/cost"))
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    inputs = measure_inputs(
+        int(os.environ.get("PACDA_COST_FIT", "2000")),
+        int(os.environ.get("PACDA_COST_PILOT", "500")),
+    )
+    print(f"\nlogreg inputs ({time.perf_counter() - t0:.0f}s of real trainings): {inputs}")
+    rows = [
+        plan_row(inputs, planning, series, frac)
+        for planning in ("rigorous", "practical")
+        for series in SERIES
+        for frac in FRACTIONS
+    ]
+    slopes: dict[str, float] = {}
+    for planning in ("rigorous", "practical"):
+        for label, _mode, _est in SERIES:
+            mine = [r for r in rows if r.planning == planning and r.series == label]
+            for field in ("verifier_retrainings", "prover_evaluations"):
+                slopes[f"{planning}/{label}/{field}"] = slope(mine, field)
+    _print_table(rows, slopes)
+    ratios: dict[str, float] = {}
+    for planning in ("rigorous", "practical"):
+        at = {
+            r.series: r
+            for r in rows
+            if r.planning == planning and r.eps_over_var == TARGET_FRACTION and r.feasible
+        }
+        if "committed" in at and "paper" in at:
+            ratios[planning] = (
+                at["paper"].verifier_retrainings / at["committed"].verifier_retrainings
+            )
+            print(
+                f"{planning}: at eps = {TARGET_FRACTION} Var(f) committed mode retrains "
+                f"{ratios[planning]:,.0f}x fewer models than paper mode"
+            )
+    _write_csv(out / "cost.csv", rows)
+    plot(out / "cost.png", rows, slopes, inputs)
+    (out / "cost.json").write_text(
+        json.dumps(
+            {"inputs": asdict(inputs), "delta": DELTA, "slopes": slopes, "ratio_at_target": ratios},
+            indent=1,
+        )
+        + "\n"
+    )
+    print(f"wrote {out / 'cost.csv'}, {out / 'cost.png'}, {out / 'cost.json'}")
+    # Issue 6, acceptance 3, for every planning mode in which both plans exist.
+    assert ratios, "no planning mode has both plans at the target epsilon"
+    for planning, ratio in ratios.items():
+        assert ratio >= 10.0, f"{planning}: committed mode only {ratio:.1f}x cheaper"
+        committed = slopes[f"{planning}/committed/verifier_retrainings"]
+        paper = slopes[f"{planning}/paper/verifier_retrainings"]
+        assert committed > paper, f"{planning}: slopes committed {committed}, paper {paper}"
