@@ -162,3 +162,18 @@ def test_influence_function_and_empirical_influence_on_logreg(tmp_path: Path) ->
               "--check-samples", "60", "--out", tmp_path / "ei.npz")  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert load_scores(tmp_path / "ei.npz").method == "empirical-influence"
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_same_scores(tmp_path: Path, task_file: Path) -> None:
+    """``--executor ray`` (a local Ray instance started by the CLI) matches in-process."""
+    common = ["--task", task_file, "--method", "datamodel", "--samples", "100",
+              "--check-samples", "40", "--seed", "9"]  # fmt: skip
+    local = cli(*common, "--out", tmp_path / "local.npz")
+    assert local.returncode == 0, local.stderr
+    ray = cli(*common, "--out", tmp_path / "ray.npz", "--executor", "ray")
+    assert ray.returncode == 0, ray.stderr
+    a, b = load_scores(tmp_path / "local.npz"), load_scores(tmp_path / "ray.npz")
+    assert a.digest() == b.digest()
+    usage = cli(*common, "--out", tmp_path / "x.npz", "--ray-address", "auto")
+    assert usage.returncode == 2 and "--ray-address needs --executor ray" in usage.stderr
