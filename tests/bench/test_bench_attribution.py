@@ -45,7 +45,7 @@ def test_bench_logreg_methods(tmp_path: Path) -> None:
             cfg = AttributionConfig(
                 method=method,  # type: ignore[arg-type]
                 samples=0 if method == "influence-function" else 20_000,
-                check_samples=8_000,
+                check_samples=32_000,
                 seed=0,
             )
             t0 = time.perf_counter()
@@ -56,7 +56,7 @@ def test_bench_logreg_methods(tmp_path: Path) -> None:
             high = np.array([o.err_high / o.variance for o in res.check.outputs])
             eps = max(o.eps_min for o in res.check.outputs)
             rows.append((method, rel, high, res.check.lds, eps, wall, res))
-    print(f"\nlogreg (N={task.n_items}, Z={task.n_outputs}), M=20,000, 4,000 held-out pairs")
+    print(f"\nlogreg (N={task.n_items}, Z={task.n_outputs}), M=20,000, 16,000 held-out pairs")
     print(
         f"{'method':<20} {'max err/Var':>11} {'mean err/Var':>12} {'max err_hi/Var':>14} "
         f"{'mean LDS':>8} {'max eps_min':>11} {'wall s':>7}"
