@@ -1,0 +1,88 @@
+"""Run one audit of a (cheating) Prover: real server on port 0, real Verifier."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import grpc
+import numpy as np
+import torch
+
+from protocol.scores import Scores
+from protocol.signing import generate_private_key
+from prover.adversaries import Armed, arm
+from prover.service import Ed25519Signer, ProverHandlers, ServerOptions, start_server
+from prover.service.policy import ResultPolicy
+from prover.service.types import ChallengeRequest, Opening, ResultItem
+from prover.tasks.base import Task
+from verifier import AuditConfig, Auditor
+from verifier.driver import AuditResult
+
+#: Seed of the Verifier's private generator in this suite (spot checks, pilot).
+VERIFIER_SEED = 20240607
+#: Root seed of the adversaries' randomness in this suite.
+ADVERSARY_SEED = 7
+
+
+class OneThreadHandlers(ProverHandlers):
+    """The real handlers, with one torch intra-op thread on the RPC thread that trains.
+
+    ``torch.set_num_threads`` is per thread under OpenMP; without this, training
+    on the server's RPC threads competes with the Verifier for the 2 cores.
+    """
+
+    def challenge(self, request: ChallengeRequest) -> Iterator[ResultItem]:
+        torch.set_num_threads(1)
+        yield from super().challenge(request)
+
+    def open(self, session_id: str, point_indices: Sequence[int]) -> Iterator[Opening]:
+        torch.set_num_threads(1)
+        yield from super().open(session_id, point_indices)
+
+
+def armed(task: Task, honest: Scores, *adversaries: str) -> Armed:
+    """The adversaries' scores and policy, seeded with :data:`ADVERSARY_SEED`."""
+    return arm(list(adversaries), task=task, scores=honest, seed=ADVERSARY_SEED)
+
+
+def audit(
+    task: Task,
+    toml: Path,
+    scores: Scores,
+    policy: ResultPolicy | None,
+    *,
+    epsilon: float,
+    delta: float = 0.05,
+    audits: int = 1,
+    verifier_seed: int = VERIFIER_SEED,
+) -> Sequence[AuditResult]:
+    """Serve ``scores`` with ``policy`` and run ``audits`` audits against the same server."""
+    handlers = OneThreadHandlers(
+        source=task,
+        task_toml=toml.read_text(encoding="utf-8"),
+        scores=scores,
+        signer=Ed25519Signer(generate_private_key()),
+        policy=policy,
+    )
+    server = start_server(handlers, ServerOptions(host="127.0.0.1", port=0))
+    try:
+        out = []
+        for _ in range(audits):
+            config = AuditConfig(epsilon=epsilon, delta=delta)
+            auditor = Auditor(
+                task, config, key=generate_private_key(), rng=np.random.default_rng(verifier_seed)
+            )
+            with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+                out.append(auditor.run(channel))
+        return out
+    finally:
+        server.stop(grace_s=None)
+
+
+def audit_armed(
+    task: Task, toml: Path, honest: Scores, *adversaries: str, epsilon: float
+) -> AuditResult:
+    """One audit of a Prover armed with ``adversaries``."""
+    a = armed(task, honest, *adversaries)
+    return audit(task, toml, a.scores, a.policy, epsilon=epsilon)[0]
