@@ -84,7 +84,11 @@ def pilot_variance(task_path: Path, n: int = 200) -> float:
 def compute_scores(args: argparse.Namespace, scores: Path) -> float:
     help_run = subprocess.run([_tool("pacda-prover"), "attribute", "--help"], capture_output=True)
     if help_run.returncode == 0:
-        cmd = [_tool("pacda-prover"), "attribute", "--task", str(args.task), "--out", str(scores)]
+        cmd = [
+            _tool("pacda-prover"), "attribute", "--task", str(args.task), "--method", "datamodel",
+            "--samples", str(args.trainings), "--check-samples", "0", "--out", str(scores),
+            "--force", "--no-progress",
+        ]  # fmt: skip
         print("$", " ".join(cmd))
         if subprocess.run(cmd).returncode == 0 and scores.exists():
             return pilot_variance(args.task)
