@@ -1,6 +1,6 @@
 """Acceptance-rate experiment (issue 6): completeness and soundness, measured.
 
-Run (about 10 minutes on 2 cores)::
+Run (11 minutes on 2 idle cores, 17 on busy ones)::
 
     .venv/bin/pytest -m bench -s tests/bench/test_bench_acceptance.py
 
@@ -27,16 +27,17 @@ with G from the commitment), honest evaluations of every challenge pair, the
 paper-mode local trainings and centre, and
 :func:`protocol.decision.decide_committed` / ``decide_paper``.
 
-What is *not* in the loop, for speed (the rigorous plans below need about
-1.3 million evaluations per audit, 4,000 audits): gRPC, commitments and Merkle
+What is *not* in the loop, for speed (the rigorous plans below need 1.3 to 6.5
+million evaluations per audit, 4,000 audits): gRPC, commitments and Merkle
 proofs, and the spot checks (an honest-evaluation Prover passes every one; a
 Prover that corrupts evaluations is the adversarial suite's subject).
 Challenge subsets are drawn with :func:`protocol.hypercube.sample_bp` /
 ``sample_partner`` from a ``numpy`` generator instead of the SHAKE-256 PRG (the
 same distribution; ``docs/prg.md``), and the audits of one seed share
 evaluations drawn at the same node (each audit takes a prefix of a common
-pool): audits at different err points are correlated, audits at one point are
-independent across seeds.
+pool): audits at different err points, and the two planning modes of one
+mode when their plans use the same nodes (paper mode here), are correlated;
+audits of one configuration at one point are independent across seeds.
 
 So the measured rate is the acceptance probability of a Prover that commits
 ``a`` and answers every challenge honestly — the completeness/soundness of the
