@@ -284,8 +284,13 @@ def test_cost_versus_epsilon() -> None:
     _write_csv(out / "cost.csv", rows)
     plot(out / "cost.png", rows, slopes, inputs)
     (out / "cost.json").write_text(
-        json.dumps(
-            {"inputs": asdict(inputs), "delta": DELTA, "slopes": slopes, "ratio_at_target": ratios},
+        json.dumps(  # strict JSON: an infeasible series has slope null
+            {
+                "inputs": asdict(inputs),
+                "delta": DELTA,
+                "slopes": {k: None if math.isnan(v) else v for k, v in slopes.items()},
+                "ratio_at_target": ratios,
+            },
             indent=1,
         )
         + "\n"
