@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/local_synthetic_audit.py
+	$(BIN)/python examples/demo_audit.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
