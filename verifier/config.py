@@ -40,6 +40,9 @@ class AuditConfig:
         rpc_timeout_s: deadline of each RPC (seconds).
         max_resumes: how many times a dropped result stream is resumed.
         max_attribution_values: refuse commitments with more values than this.
+        max_prover_evaluations: abort (before any challenge) when the plan needs
+            more Prover evaluations than this; the Verifier holds every result
+            (Z float64 values each) in memory.
     """
 
     epsilon: float
@@ -56,6 +59,7 @@ class AuditConfig:
     rpc_timeout_s: float = 3600.0
     max_resumes: int = 3
     max_attribution_values: int = 50_000_000
+    max_prover_evaluations: int = 20_000_000
 
     def __post_init__(self) -> None:
         if not (self.epsilon > 0 and math.isfinite(self.epsilon)):

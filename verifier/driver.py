@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 
 from protocol.decision import Decision, decide_committed, decide_paper
-from protocol.errors import PacdaError, ProverError, VerificationError
+from protocol.errors import PacdaError, ProverError, StatisticalRejection, VerificationError
 from protocol.plan import Plan, make_plan
 from protocol.prg import expand_pairs
 from protocol.report import AuditReport
@@ -42,7 +42,14 @@ from prover.tasks.registry import load_task
 from verifier.commitment import Commitment, receive_commitment
 from verifier.config import AuditConfig
 from verifier.errors import TransportError
-from verifier.planning import PilotStats, paper_centre, pilot_stats, plan_request, task_p
+from verifier.planning import (
+    PilotStats,
+    paper_centre,
+    pilot_gap_lower_bound,
+    pilot_stats,
+    plan_request,
+    task_p,
+)
 from verifier.report_builder import AuditState, build_report, sign
 from verifier.results import ChallengeResults, ResultCollector
 from verifier.retrain import private_points, train_points
@@ -222,13 +229,33 @@ class Auditor:
             run.state.verifier_retrainings += n
             variance = max(run.pilot.second_moment * cfg.variance_inflation, 1e-12)
             run.state.variance_verified = True
+            self._reject_on_pilot(run.pilot)
         run.state.planned_variance = variance
         plan = run.plan = make_plan(
             plan_request(cfg, task=task, commitment=commitment, variance=variance)
         )
+        if plan.prover_evaluations > cfg.max_prover_evaluations:
+            raise StatisticalRejection(
+                f"the plan needs {plan.prover_evaluations:,d} Prover evaluations, more than "
+                f"max_prover_evaluations={cfg.max_prover_evaluations:,d}: the committed scores' "
+                "residuals are too large to certify at this epsilon (raise epsilon or the cap)"
+            )
         run.state.plan = plan
         self._note("plan", 1, 1)
         return plan
+
+    def _reject_on_pilot(self, pilot: PilotStats) -> None:
+        """Abort before any challenge when the Verifier's own runs already prove err >= eps."""
+        delta = self.config.delta / (2.0 * self.task.n_outputs)
+        low = pilot_gap_lower_bound(pilot, delta)
+        worst = int(np.argmax(low))
+        if low[worst] >= self.config.epsilon:
+            raise StatisticalRejection(
+                f"output {worst}: the Verifier's own {pilot.n} pilot runs put the mean residual "
+                f"f - g_a at {pilot.residual_mean[worst]:.6g}, so err >= (E q)^2 >= "
+                f"{low[worst]:.6g} >= epsilon {self.config.epsilon:.6g} "
+                f"(with probability >= 1 - {delta:.3g})"
+            )
 
     def _counter(self, stage: str, total: int) -> Callable[[int], object]:
         done = [0]

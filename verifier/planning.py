@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,11 +34,15 @@ class PilotStats:
         n: number of pilot trainings.
         second_moment: ``max_z mean(v_z^2)`` of the planned values (before inflation).
         variance_f: float64 ``(Z,)`` sample variance of the raw outputs ``f``.
+        residual_mean: float64 ``(Z,)`` mean of ``q = f - g_a`` over the pilot.
+        residual_sd: float64 ``(Z,)`` sample standard deviation of ``q``.
     """
 
     n: int
     second_moment: float
     variance_f: NDArray[np.float64]
+    residual_mean: NDArray[np.float64]
+    residual_sd: NDArray[np.float64]
 
 
 def task_p(task: Task) -> float:
@@ -70,11 +75,29 @@ def pilot_stats(
     """Second moment of the planned values from pilot outputs ``(n, Z)`` and ``g_a`` there."""
     values = outputs - predictions if mode == "committed" else outputs - centre[None, :]
     second = float(np.max(np.mean(values**2, axis=0)))
+    n = int(outputs.shape[0])
+    residual = outputs - predictions
     return PilotStats(
-        n=int(outputs.shape[0]),
+        n=n,
         second_moment=second,
         variance_f=np.var(outputs, axis=0, ddof=1),
+        residual_mean=np.mean(residual, axis=0),
+        residual_sd=np.std(residual, axis=0, ddof=1) if n > 1 else np.zeros(residual.shape[1]),
     )
+
+
+def pilot_gap_lower_bound(pilot: PilotStats, delta: float) -> NDArray[np.float64]:
+    """Per-output lower confidence bound on ``err(a)`` from the pilot alone.
+
+    ``err(a) = B_0(q) + B_1(q) >= B_0(q) = (E q)^2`` for ``q = f - g_a``
+    (DESIGN §1).  The pilot runs are the Verifier's own, so a mean residual far
+    from zero proves a large err without any Prover value.  Bound:
+    ``max(0, |mean| - z sd / sqrt(n))^2`` with ``z`` the normal quantile at
+    ``delta`` (a normal approximation for the mean of ``n`` runs).
+    """
+    z = float(NormalDist().inv_cdf(1.0 - delta))
+    half = z * pilot.residual_sd / math.sqrt(max(pilot.n, 1))
+    return np.asarray(np.maximum(np.abs(pilot.residual_mean) - half, 0.0) ** 2)
 
 
 def plan_request(
