@@ -4,7 +4,7 @@ The Verifier commits to nothing and trusts nothing: it draws the challenge
 seed itself, trains every point of a committed-mode plan locally (batched
 through :func:`prover.engine.train`) and applies the direct gap decision
 (:func:`protocol.decision.decide_committed`).  Because every evaluation is
-the Verifier's own, the plan's corruption budget (eps/8) is not needed; it is
+the Verifier's own, the plan's corruption budget (at least eps/8) is not needed; it is
 kept as additional margin, so the certified bound is conservative.  Costs:
 ``2 * n_pairs`` (+ pilot) local trainings, no spot checks, no bytes on the wire.
 """
@@ -92,6 +92,11 @@ def certify_local(
         state.variance_verified = True
         own.append(out)
     plan = make_plan(plan_request(config, task=task, commitment=commitment, variance=variance))
+    if plan.prover_evaluations > config.max_prover_evaluations:
+        raise InvalidArgument(
+            f"sampling: the plan needs {plan.prover_evaluations:,d} local evaluations, more than "
+            f"max_prover_evaluations={config.max_prover_evaluations:,d}; raise epsilon"
+        )
     state.plan = plan
     seed = secrets.token_bytes(32)
     state.challenge_seed = seed
