@@ -23,6 +23,7 @@ import struct
 import numpy as np
 from numpy.typing import NDArray
 
+from protocol.digests import weight_digest
 from protocol.errors import InvalidArgument
 
 __all__ = [
@@ -118,7 +119,7 @@ def result_keys(x: NDArray[np.int8], seeds: NDArray[np.uint64]) -> NDArray[np.ui
 
 
 def weight_digests(weights: NDArray[np.float64] | None, n: int) -> NDArray[np.uint8]:
-    """SHA-256 of each model's float64 little-endian weights.
+    """SHA-256 of each model's weights, by :func:`protocol.digests.weight_digest`.
 
     Args:
         weights: float64 ``(n, P)`` or ``None`` (no trained parameters, P = 0).
@@ -128,14 +129,13 @@ def weight_digests(weights: NDArray[np.float64] | None, n: int) -> NDArray[np.ui
         uint8 ``(n, 32)``.
     """
     if weights is None:
-        empty = np.frombuffer(hashlib.sha256(b"").digest(), dtype=np.uint8)
+        empty = np.frombuffer(weight_digest(np.zeros(0)), dtype=np.uint8)
         return np.tile(empty, (n, 1))
     if weights.ndim != 2 or weights.shape[0] != n:
         raise InvalidArgument(f"weights must have shape ({n}, P), got {weights.shape}")
-    le = np.ascontiguousarray(weights, dtype="<f8")
     out = np.empty((n, DIGEST_BYTES), dtype=np.uint8)
     for i in range(n):
-        out[i] = np.frombuffer(hashlib.sha256(le[i].tobytes()).digest(), dtype=np.uint8)
+        out[i] = np.frombuffer(weight_digest(weights[i]), dtype=np.uint8)
     return out
 
 
