@@ -30,8 +30,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# --durations=15: the slowest tests, in every CI log, so suite-time regressions show.
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 test: lint typecheck pytest
 

@@ -111,10 +111,17 @@ def test_ignore_seeds_is_caught_on_synthetic(synthetic: Task, synthetic_honest: 
 def test_ignore_seeds_changes_nothing_on_logreg(logreg: Task, logreg_honest: Scores) -> None:
     """Not a deviation on logreg: full-batch GD from w = 0 never reads the seed.
 
-    The Prover's results are bit-identical to honest ones, so there is
-    nothing to catch and the audit must accept (abort would be a completeness bug).
+    The Prover's results are honest ones, so there is nothing to catch and the
+    audit must accept (abort would be a completeness bug).  The Verifier's
+    retraining agrees with them within the task's tolerance tau, not bit for bit:
+    the Prover trained each point in a chunk of the challenge and the Verifier
+    in a batch of spot checks, and batch composition and thread split move the
+    last bits (logreg batch-vs-single agreement is about 1e-14).
     """
     result = _run(logreg, LOGREG_SMALL_TOML, logreg_honest, "ignore-seeds", EPSILON["logreg"])
     assert result.report.decision == "accept", result.report.reason
     assert result.spot_checks is not None
-    assert float(result.spot_checks.output_diff.max()) == 0.0
+    worst = float(result.spot_checks.output_diff.max())
+    assert worst <= logreg.output_tolerance, (worst, logreg.output_tolerance)
+    # Far inside tau: the agreement is float64 round-off, not a tolerated deviation.
+    assert worst <= 1e-3 * logreg.output_tolerance, worst
