@@ -1,6 +1,6 @@
 """A complete local audit of the ``synthetic`` task, end to end on one machine.
 
-What runs (DESIGN §1-2, committed mode, every party in this process):
+What runs (docs/design.md §1-2, committed mode, every party in this process):
 
 1. the task is loaded from its TOML spec and its digest computed;
 2. two sets of attribution scores are *committed*: the honest optimal

@@ -2,7 +2,7 @@
 
 Everything a Verifier needs to plan an audit, expand a challenge, estimate the
 sub-optimality of committed attributions and decide — importable without torch
-or grpc (DESIGN §3).
+or grpc (docs/design.md §3).
 """
 
 from protocol.canonical_json import canonical_json, sha256_digest

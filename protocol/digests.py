@@ -8,7 +8,7 @@ Both digests are part of the wire contract (``protos/pacda/v1/prover.proto``):
   :func:`prover.store.keys.weight_digests` (one row there is one digest here);
   ``P = 0`` gives SHA-256 of the empty string.
 * the *attribution digest* names the Z x (N+1) matrix ``[theta0 | theta]``
-  (pm encoding, DESIGN §1: ``g(x) = theta0 + sum_i theta_i x_i`` with
+  (pm encoding, docs/design.md §1: ``g(x) = theta0 + sum_i theta_i x_i`` with
   ``x_i in {-1, +1}``) that the Prover commits to before the challenge::
 
       "sha256:" + hex(SHA-256("pacda.v1.attributions\\x00" || u32be(Z) || u32be(N)

@@ -2,7 +2,7 @@
 
 Ground truth for tests.  Points of the cube are indexed by an integer whose
 bit i is set iff ``x_i = +1``; Fourier coefficients are indexed the same way by
-the bitmask of the set T.  Under B_p (DESIGN §1):
+the bitmask of the set T.  Under B_p (docs/design.md §1):
 
     pi(x) = prod_i p^{[x_i=+1]} (1-p)^{[x_i=-1]},
     phi_T(x) = prod_{i in T} (x_i - mu)/sigma,
@@ -107,7 +107,7 @@ def optimal_datamodel(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Optimal linear datamodel of ``f`` (one output): ``(theta0, theta (N,))``, pm encoding.
 
-    ``theta_i = fhat_{i}/sigma`` and ``theta0 = fhat_{} - mu sum_i theta_i`` (DESIGN §1).
+    ``theta_i = fhat_{i}/sigma`` and ``theta0 = fhat_{} - mu sum_i theta_i`` (docs/design.md §1).
     """
     values = np.asarray(values, dtype=np.float64)
     n_items = _log2_rows(values)

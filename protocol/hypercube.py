@@ -7,7 +7,7 @@ encoding* ``m_i = (x_i + 1) / 2`` in {0, 1}; :func:`mask_to_pm` and
 ``int8`` and masks dtype ``bool``.
 
 Under B_p every coordinate is +1 with probability p, independently, so
-``E[x_i] = mu = 2p - 1`` and ``Var[x_i] = sigma^2 = 4p(1-p)`` (DESIGN §1).
+``E[x_i] = mu = 2p - 1`` and ``Var[x_i] = sigma^2 = 4p(1-p)`` (docs/design.md §1).
 
 A rho-correlated partner ``x'`` of ``x`` is drawn coordinatewise with
 ``P(x'_i = +1 | x_i) = p + rho * (1[x_i = +1] - p)``.  For every

@@ -1,6 +1,6 @@
 """RFC 6962 Merkle trees over challenge results, with inclusion proofs.
 
-The Prover commits to every challenge result by a Merkle root (DESIGN §2,
+The Prover commits to every challenge result by a Merkle root (docs/design.md §2,
 step 4; ``ResultRoot.merkle_root`` in ``protos/pacda/v1/prover.proto``).
 Hashing follows RFC 6962 §2.1 (Certificate Transparency) with SHA-256:
 

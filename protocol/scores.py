@@ -1,6 +1,6 @@
 """The attribution scores file: a versioned ``.npz`` read by Prover and Verifier.
 
-A scores file holds one linear datamodel per output (DESIGN §1): for output z,
+A scores file holds one linear datamodel per output (docs/design.md §1): for output z,
 
     g_z(x) = theta0[z] + sum_i theta[z, i] x_i,    x in {-1, +1}^N (pm encoding),
 
@@ -74,7 +74,7 @@ class Scores:
         theta0: float64 ``(Z,)`` intercepts, in output units.
         theta: float64 ``(Z, N)`` scores, pm encoding: half the change of
             ``g_z`` when item i goes from excluded (-1) to included (+1).
-        task_digest: ``sha256:<hex>`` digest of the task (DESIGN §2.1).
+        task_digest: ``sha256:<hex>`` digest of the task (docs/design.md §2.1).
         method: name of the method that produced the scores.
         meta: JSON-serialisable details (method parameters, self-check, ...).
         encoding: always ``"pm"`` in format version 1.

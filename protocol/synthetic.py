@@ -17,7 +17,7 @@ so ``E_r f = fbar`` and the noise variance is ``a^2 / 3``.  Every output obeys
 
     b = sum_T |c_T| ((1 + |mu|)/sigma)^{|T|} + a.
 
-Exact quantities (DESIGN §1): ``B_k``; ``E f^2 = sum_k B_k + a^2/3``;
+Exact quantities (docs/design.md §1): ``B_k``; ``E f^2 = sum_k B_k + a^2/3``;
 ``B_{>=2}(f) = E f^2 - B_0 - B_1``; optimal attribution
 ``theta_i = fhat_{i}/sigma``, ``theta_0 = fhat_{} - mu sum_i theta_i``; and for any
 attribution ``a = (theta_0, theta)``

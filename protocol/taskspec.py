@@ -25,7 +25,7 @@ defaults filled in, :meth:`Section.to_dict`) is what the task digest covers::
     digest = sha256(canonical_json({"spec": resolved, "dataset": H, "pacda_version": v}))
 
 where ``H`` is the content hash of the dataset arrays (:func:`array_digest`)
-and ``v`` the pacda version (DESIGN §2, step 1).  This module is pure: it never
+and ``v`` the pacda version (docs/design.md §2, step 1).  This module is pure: it never
 imports torch.  Kind-specific spec classes live next to their tasks; which
 class a ``kind`` resolves to is decided by the caller-supplied resolver (the
 Prover's registry, ``prover.tasks.registry``).
@@ -267,7 +267,7 @@ class TaskSpec(Section):
 
     Attributes:
         kind: registry name of the task implementation.
-        p: inclusion probability of B_p (DESIGN §1), ``0 < p < 1``.
+        p: inclusion probability of B_p (docs/design.md §1), ``0 < p < 1``.
         bound: b; every output is clipped to ``[-b, b]``.
         output_tolerance: tau; a model trained alone and inside any batch agree
             on every output within tau (absolute).
@@ -377,7 +377,7 @@ def pacda_version() -> str:
 
 
 def task_digest(spec: TaskSpec, dataset_digest: str, version: str | None = None) -> str:
-    """The task digest both parties compare at Hello (DESIGN §2, step 1).
+    """The task digest both parties compare at Hello (docs/design.md §2, step 1).
 
     ``sha256(canonical_json({"spec": spec.to_dict(), "dataset": dataset_digest,
     "pacda_version": version}))`` with ``version`` defaulting to :func:`pacda_version`.

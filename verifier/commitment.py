@@ -1,4 +1,4 @@
-"""Receive and check the Prover's attribution commitment (DESIGN §2, step 2).
+"""Receive and check the Prover's attribution commitment (docs/design.md §2, step 2).
 
 The Commit stream is a header, row-major slices of the ``Z x (N+1)`` matrix
 ``[theta0 | theta]`` (pm encoding: ``g(x) = theta0 + sum_i theta_i x_i``) in

@@ -2,7 +2,7 @@
 
 All of them go through :func:`prover.engine.train` (batched, chunked), with
 the task implementation the Verifier loaded itself from its TASK.toml — never
-through the Prover's server (DESIGN §3).
+through the Prover's server (docs/design.md §3).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each function takes the honest :class:`~protocol.scores.Scores` (or the task)
 and returns the scores a cheating Prover commits to; results are then
 computed honestly, so only the direct gap statistic can catch them
 (``err(a) >= epsilon`` means ``err_hat > epsilon/2`` w.p. >= 1 - delta,
-DESIGN §1 "Direct gap estimator").
+docs/design.md §1 "Direct gap estimator").
 
 Wrappers keep ``E_{B_p}[g_a(x)] = theta0 + mu sum_i theta_i`` (mu = 2p - 1)
 unchanged by moving ``theta0``, so that the error they add is purely in the

@@ -7,7 +7,7 @@ encoding, the datamodel of output z minimises the empirical squared error
     (1/(2M)) sum_m (f_z(x_m) - theta0 - theta . x_m)^2 + alpha ||theta||_1  (lasso)
 
 (the intercept is not penalised).  Its population limit is the optimal linear
-datamodel Phi(S) with ``theta_i = fhat_{i}/sigma`` (DESIGN §1); for ordinary
+datamodel Phi(S) with ``theta_i = fhat_{i}/sigma`` (docs/design.md §1); for ordinary
 least squares the excess error is about ``B_{>=2} (N+1)/M`` (the noise
 variance times N/M), which acceptance test 1 checks.
 

@@ -6,7 +6,7 @@ encoding a linear datamodel's score is half of it:
 
     theta_i = (mean{f_z(x_m) : x_mi = +1} - mean{f_z(x_m) : x_mi = -1}) / 2,
 
-the plug-in estimate of the optimal ``theta_i = fhat_{i}/sigma`` (DESIGN §1).
+the plug-in estimate of the optimal ``theta_i = fhat_{i}/sigma`` (docs/design.md §1).
 Unlike least squares it ignores the correlation between items in the sample,
 so its error falls like ``Var(f) N / M`` rather than ``B_{>=2} N / M``.  The
 intercept makes the datamodel's mean over the sample equal the sample mean:

@@ -100,7 +100,7 @@ def draw_check_pairs(
 
     For node rho_j: ``x ~ B_p`` and ``x'`` its rho_j-partner
     (:func:`protocol.hypercube.sample_partner`), so both points are marginally B_p
-    and ``E[q(x) q(x')] = sum_k rho_j^k B_k(qbar)`` (DESIGN §1).
+    and ``E[q(x) q(x')] = sum_k rho_j^k B_k(qbar)`` (docs/design.md §1).
     """
     counts = functional.allocation(n_pairs)
     rng = streams.generator("check_subsets")

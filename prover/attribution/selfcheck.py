@@ -1,9 +1,9 @@
 """The Prover's self-check: how close to optimal are the scores, before serving them.
 
-On held-out retrainings at rho-correlated pairs ``(x, x')`` (DESIGN §1), with
+On held-out retrainings at rho-correlated pairs ``(x, x')`` (docs/design.md §1), with
 residuals ``q = f - g_a`` of the scores ``a``:
 
-* **err** — the direct gap estimator (DESIGN §1, committed mode):
+* **err** — the direct gap estimator (docs/design.md §1, committed mode):
   ``err_hat = sum_j w_j mean(q(x) q(x') at rho_j)`` estimates
   ``err(a) = B_0(q) + B_1(q) = mse(g_a) - B_{>=2}(f)`` with bias
   ``sum_{k>D} s_k B_k`` (:func:`protocol.estimators.direct_gap`);

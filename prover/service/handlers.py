@@ -63,7 +63,7 @@ __all__ = ["EMPTY_WEIGHT_DIGEST", "MODES", "ProverHandlers", "ServiceStats"]
 
 log = logging.getLogger("prover.service")
 
-#: Protocol modes this Prover serves (DESIGN §2); both use the same message order.
+#: Protocol modes this Prover serves (docs/design.md §2); both use the same message order.
 MODES: tuple[str, ...] = ("committed", "paper")
 #: Weight digest of a model without trained parameters (P = 0): SHA-256 of b"".
 EMPTY_WEIGHT_DIGEST = hashlib.sha256(b"").digest()

@@ -2,7 +2,7 @@
 
 They mirror ``protos/pacda/v1/prover.proto`` field by field, but hold numpy
 arrays and plain Python values; only :mod:`prover.service.servicer` converts
-between them and protobuf.  Encodings: attributions pm (DESIGN §1), outputs
+between them and protobuf.  Encodings: attributions pm (docs/design.md §1), outputs
 float64, weights float64 little-endian bytes, digests raw 32-byte SHA-256.
 """
 

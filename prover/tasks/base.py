@@ -1,7 +1,7 @@
 """The task interface: what a model output function f(x; r) is to the Prover.
 
 A task fixes the dataset, model, training recipe and Z scalar outputs
-(DESIGN §1).  ``train_batch`` trains one model per row of ``x`` with the
+(docs/design.md §1).  ``train_batch`` trains one model per row of ``x`` with the
 matching 64-bit seed, evaluates the Z outputs and clips them to ``[-b, b]``.
 Training a model alone must agree with the same model trained inside any batch
 within ``output_tolerance`` (outputs) and ``weight_tolerance`` (weights).
@@ -87,7 +87,7 @@ class Task(abc.ABC):
     @property
     @abc.abstractmethod
     def digest(self) -> str:
-        """``sha256:<hex>`` over the canonical JSON of the resolved spec (DESIGN §2.1)."""
+        """``sha256:<hex>`` over the canonical JSON of the resolved spec (docs/design.md §2.1)."""
 
     @property
     @abc.abstractmethod

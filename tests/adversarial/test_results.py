@@ -4,7 +4,7 @@ These Provers are consistent liars: the results they stream are the ones
 their Merkle root commits to, openings carry weights matching the committed
 digests, so every commitment check passes.  The Verifier then retrains k
 points drawn from its private randomness *after* the root and compares within
-tau (DESIGN §2 step 7).  A corrupted fraction c of the n results is missed by
+tau (docs/design.md §2 step 7).  A corrupted fraction c of the n results is missed by
 all k spot checks with probability <= (1 - c)^k; the plan tolerates only
 m* = ``plan.tolerated_corruptions`` corruptions (a few, against thousands of
 corrupted results here), so these Provers must be caught.  Each test asserts

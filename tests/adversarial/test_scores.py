@@ -2,7 +2,7 @@
 
 A score manipulation commits attributions a' with err(a') >= epsilon and then
 answers every challenge honestly, so the only check that can catch it is the
-statistic: soundness (DESIGN §1) says err(a') >= epsilon makes the estimate
+statistic: soundness (docs/design.md §1) says err(a') >= epsilon makes the estimate
 exceed eps/2 with probability >= 1 - delta.  Here err(a') >= eps / MARGIN, so
 the estimate would have to fall more than 0.6 eps below its mean while the
 plan bounds the sampling deviation by eps/4 at confidence 1 - delta/Z: a

@@ -2,7 +2,7 @@
 
 The Verifier runs in-process through the library API with a client
 interceptor that logs the RPC sequence, so the tests can assert the message
-order DESIGN §2 requires: the challenge seed is sent only after the Commit
+order docs/design.md §2 requires: the challenge seed is sent only after the Commit
 stream completed, and spot-check indices only after the Merkle root arrived.
 """
 

@@ -1,4 +1,4 @@
-"""``import protocol`` must work with torch and grpc unavailable (DESIGN §3)."""
+"""``import protocol`` must work with torch and grpc unavailable (docs/design.md §3)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from verifier.cli.common import atomic_write, details_document, details_path, lo
 
 HELP = "audit a Prover over gRPC and write the signed report"
 DESCRIPTION = """\
-Run the pacda protocol against a Prover (DESIGN §2): check the task digest,
+Run the pacda protocol against a Prover (docs/design.md §2): check the task digest,
 receive the committed attributions, send a fresh challenge, check the
 Merkle-committed results, retrain the spot checks locally and decide.  The
 signed report is written to --report in every case (also on abort).
