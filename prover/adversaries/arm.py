@@ -27,6 +27,7 @@ from prover.adversaries.scores import (
     scale_scores,
     task_p,
 )
+from prover.adversaries.strategic import StrategicPolicy
 from prover.service.policy import HonestPolicy, ResultPolicy
 from prover.tasks.base import Task
 
@@ -105,6 +106,18 @@ def result_policy(
         return IgnoreSeedsPolicy(task, rng=rng)
     if name == "wrong-subset":
         return WrongSubsetPolicy(task, p=task_p(task), rng=rng)
+    if name == "strategic":
+        # The functional's weights are not in the catalogue text: the policy
+        # derives them from each challenge plan's nodes (functional_from_nodes).
+        return StrategicPolicy(
+            params[0],
+            tolerated=int(params[1]),
+            clip_levels=params[2],
+            weights=None,
+            scores=scores,
+            n_items=task.n_items,
+            bound=task.bound,
+        )
     if name == "rewrite-after-root":
         return RewriteAfterRootPolicy(scores=scores, n_items=task.n_items, bound=task.bound)
     if name == "bad-proof":

@@ -18,7 +18,7 @@ from protocol.errors import InvalidArgument
 __all__ = ["CATALOGUE", "Adversary", "Entry", "Family", "catalogue_help", "parse_adversary"]
 
 Family = Literal["scores", "results", "commitment"]
-ParamKind = Literal["factor", "fraction", "amount", "positive", "count"]
+ParamKind = Literal["factor", "fraction", "amount", "positive", "count", "natural"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +91,14 @@ CATALOGUE: dict[str, Entry] = {
         _e("ignore-seeds", "results", "", "", "train with its own seeds, not the Verifier's"),
         _e("wrong-subset", "results", "", "", "train on other subsets than the challenge's"),
         _e(
+            "strategic",
+            "results",
+            "MULT COUNT CLIP",
+            "positive natural positive",
+            "lie on one point of about MULT*max(COUNT,1) pairs, each set to the product "
+            "(clipped at CLIP) that lowers the gap statistic most",
+        ),
+        _e(
             "rewrite-after-root",
             "commitment",
             "",
@@ -138,6 +146,14 @@ def _value(name: str, param: str, kind: ParamKind, text: str) -> float:
         if count < 4:
             raise InvalidArgument(f"{where} must be >= 4, got {count}")
         return float(count)
+    if kind == "natural":
+        try:
+            natural = int(text)
+        except ValueError:
+            raise InvalidArgument(f"{where} must be an integer, got {text!r}") from None
+        if natural < 0:
+            raise InvalidArgument(f"{where} must be >= 0, got {natural}")
+        return float(natural)
     try:
         value = float(text)
     except ValueError:
