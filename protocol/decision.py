@@ -1,7 +1,9 @@
 """The accept/abort rule, per output, for both protocol modes.
 
-For every output z the Verifier computes ``err_hat_z`` (DESIGN §1) and accepts
-iff ``err_hat_z <= eps/2`` for every z (the plan's threshold).  Alongside it
+For every output z the Verifier computes ``err_hat_z`` (docs/design.md §1) and
+accepts iff ``err_hat_z <= eps/2`` for every z (the plan's threshold) — or, for
+the clipped direct gap of practical committed plans (``plan.clip_levels``), iff
+the certified upper bound below is under epsilon (:func:`_clipped_verdict`).  Alongside it
 reports a two-sided interval at the plan's per-output confidence and a
 *certified upper bound*
 
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from protocol import clipped_gap as cg
 from protocol.concentration import empirical_bernstein_deviation
 from protocol.errors import InvalidArgument, VerificationError
 from protocol.estimators import (
@@ -159,6 +162,48 @@ def _verdict(
     )
 
 
+def _clipped_verdict(
+    plan: Plan, z: int, q1: FloatArray, q2: FloatArray, verified: FloatArray | None
+) -> OutputDecision:
+    """Clipped direct gap (:mod:`protocol.clipped_gap`): accept iff ``U_z < epsilon``.
+
+    ``U_z = err_hat + dev + clip_bias + tolerance + bias_down + m* Lambda_z`` with
+    the deviation and the tail at least their planned values (realised values
+    can only raise them), so an accepted output certifies ``err_z < epsilon``.
+    """
+    assert plan.clip_levels is not None and plan.planned_tails is not None
+    assert plan.planned_variances is not None
+    clip, w = plan.clip_levels[z], plan.functional.weights
+    products = cg.clipped_products(q1, q2, clip)
+    value, _, node_var = cg.node_estimate(products, plan.node_of_pair(), w)
+    observed = cg.observed_variance_sum(node_var, w, plan.pairs_per_node)
+    dev = float(cg.deviation(plan.planned_variances[z], plan.delta_sampling, observed))
+    tail = plan.planned_tails[z]
+    if verified is not None and verified.size:
+        tail = max(tail, cg.tail_mean_upper(verified[:, z] ** 2, clip, plan.delta_tail))
+    bias = float(cg.clip_bias(w, tail))
+    corruption = plan.tolerated_corruptions * float(cg.leverage(w, plan.pairs_per_node, clip))
+    upper = value + dev + bias + plan.tolerance_slack + abs(plan.bias_lower) + corruption
+    eps = plan.request.epsilon
+    reason = ""
+    if not upper < eps:
+        reason = (
+            f"output {z}: certified upper bound {upper:.6g} on err (estimate {value:.6g} + "
+            f"sampling {dev:.3g} + clipping {bias:.3g} + corruption {corruption:.3g}) is not "
+            f"below epsilon {eps:.6g}"
+        )
+    return OutputDecision(
+        output=z,
+        estimate=value,
+        standard_error=math.sqrt(observed),
+        interval=(value - dev, value + dev),
+        certified_upper=upper,
+        accept=not reason,
+        clipped_fraction=float(np.mean(np.abs(q1 * q2) > clip)),
+        reason=reason,
+    )
+
+
 def decide_committed(
     plan: Plan,
     *,
@@ -166,6 +211,7 @@ def decide_committed(
     second_outputs: FloatArray,
     first_predictions: FloatArray,
     second_predictions: FloatArray,
+    verified_residuals: FloatArray | None = None,
 ) -> Decision:
     """Committed mode: direct gap statistic on residuals ``q = f - g_a``.
 
@@ -173,6 +219,9 @@ def decide_committed(
         plan: the plan in force (``mode == "committed"``).
         first_outputs, second_outputs: Prover outputs at x and x', ``(n_pairs, Z)``.
         first_predictions, second_predictions: ``g_a`` at x and x', ``(n_pairs, Z)``.
+        verified_residuals: clipped-gap plans: ``f - g_a`` on runs the Verifier
+            trained itself (pilot and spot checks), ``(n_v, Z)``; they bound the
+            clipping tail.  ``None``: the planned tail only.
     """
     if plan.request.mode != "committed":
         raise InvalidArgument("decide_committed needs a committed-mode plan")
@@ -181,6 +230,15 @@ def decide_committed(
     f2 = _check_outputs("second_outputs", second_outputs, plan, n)
     g1 = _as_matrix("first_predictions", first_predictions, n, Z)
     g2 = _as_matrix("second_predictions", second_predictions, n, Z)
+    if plan.clip_levels is not None:
+        verified = None
+        if verified_residuals is not None:
+            verified = np.asarray(verified_residuals, dtype=np.float64).reshape(-1, Z)
+        verdicts_c = [
+            _clipped_verdict(plan, z, f1[:, z] - g1[:, z], f2[:, z] - g2[:, z], verified)
+            for z in range(Z)
+        ]
+        return Decision(all(v.accept for v in verdicts_c), plan.threshold, tuple(verdicts_c))
     node = plan.node_of_pair()
     verdicts = []
     for z in range(Z):

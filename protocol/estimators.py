@@ -1,6 +1,6 @@
 """Residual and gap estimators as node/weight functionals of noise stability.
 
-Noise stability (DESIGN §1): with x ~ B_p, x' its rho-partner and independent
+Noise stability (docs/design.md §1): with x ~ B_p, x' its rho-partner and independent
 training seeds, ``h(rho) = E[f(x; r) f(x'; r')] = sum_k B_k(fbar) rho^k``.  A
 *node functional* is a set of nodes ``rho_j`` and weights ``w_j`` with
 
@@ -21,13 +21,13 @@ Statistics built from a functional, each returning an :class:`Estimate`
 * :func:`residual_weight` estimates ``B_{>=2}(f) = mean(y^2) - sum_j w_j hhat_j``
   from centred outputs ``y = f - c`` (c fixed before results arrive);
 * :func:`direct_gap` estimates ``err(a) = B_0(q) + B_1(q)`` from residuals
-  ``q = f - g_a`` of committed attributions (DESIGN §1, committed mode);
+  ``q = f - g_a`` of committed attributions (docs/design.md §1, committed mode);
 * :func:`residual_weight_nnls` fits non-negative degree weights (the paper's
   least-squares fit) and is kept for comparison.
 
 *Leverage* is the largest change of the statistic when one evaluation (one
 point's output) moves anywhere in its allowed range; corruption of m points
-moves the statistic by at most ``m * leverage`` (DESIGN §1, spot checks).
+moves the statistic by at most ``m * leverage`` (docs/design.md §1, spot checks).
 """
 
 from __future__ import annotations
@@ -244,7 +244,7 @@ def _check_sample(functional: NodeFunctional, sample: PairSample) -> NDArray[np.
 def direct_gap(
     functional: NodeFunctional, residuals: PairSample, *, output_range: float, residual_bound: float
 ) -> Estimate:
-    """Direct gap estimator ``err_hat = sum_j w_j mean(q q' at rho_j)`` (DESIGN §1).
+    """Direct gap estimator ``err_hat = sum_j w_j mean(q q' at rho_j)`` (docs/design.md §1).
 
     Since ``g_a`` has degree <= 1, ``B_{>=2}(q) = B_{>=2}(f)`` and
     ``err(a) = B_0(q) + B_1(q)``; the functional applied to residual products

@@ -2,7 +2,7 @@
 
 Decision rule (both modes, every output z): accept iff ``err_hat_z <= eps/2``.
 Soundness needs ``err_hat > eps/2`` whenever ``err >= eps``; the half of
-epsilon between the two is the *soundness margin*, spent on (DESIGN §1):
+epsilon between the two is the *soundness margin*, spent on (docs/design.md §1):
 
 * corruption budget (at least ``eps/8``; whatever the other terms leave): a
   Prover may corrupt up to ``m* = floor(budget / Lambda)`` evaluations unseen
@@ -52,11 +52,23 @@ from protocol.estimators import (
 )
 from protocol.hypercube import check_p, rho_max
 
-__all__ = ["BudgetItem", "Estimator", "Mode", "Plan", "PlanRequest", "Planning", "make_plan"]
+__all__ = [
+    "ESTIMATORS",
+    "BudgetItem",
+    "Estimator",
+    "Mode",
+    "Plan",
+    "PlanRequest",
+    "Planning",
+    "make_plan",
+]
 
 Mode = Literal["committed", "paper"]
 Planning = Literal["rigorous", "practical"]
-Estimator = Literal["chebyshev", "three-point", "three-point-nnls"]
+Estimator = Literal["chebyshev", "three-point", "three-point-nnls", "lp"]
+
+#: Estimator families by name (the CLI choices come from here).
+ESTIMATORS: tuple[str, ...] = ("chebyshev", "three-point", "three-point-nnls", "lp")
 
 CORRUPTION_FRACTION = 1.0 / 8.0  # of epsilon, at least
 BIAS_FRACTION = 1.0 / 8.0  # of epsilon, at most, each direction
@@ -86,6 +98,22 @@ class PlanRequest:
         variance: practical planning: declared (or pilot) upper bound on Var(f).
         clip_sigmas: practical planning: values are winsorised at
             ``clip_sigmas * sqrt(variance)``.
+        second_moments, fourth_moments: ``lp`` (clipped gap) planning: per-output
+            estimates of ``E[q^2]`` and ``E[q^4]`` from the Verifier's own runs
+            (default: ``variance`` and ``3 variance^2`` for every output).
+        moment_inflation: ``lp`` planning: the planned product variances are
+            multiplied by this (a margin for the moments' own sampling error).
+        tail_profile: ``lp`` planning: planned ``E[(q^2/E q^2 - kappa)_+]`` for every
+            ``kappa`` of :data:`protocol.clipped_gap.CLIP_MULTIPLES` (default: the
+            Gaussian value times 4).
+        completeness_radius: ``lp`` planning: honest scores with ``err`` below this
+            are to be accepted w.p. ``>= 1 - delta`` (default ``epsilon / 10``).
+        tail_fraction: ``lp`` planning, completeness side only: the planner
+            assumes ``B_{>=3}(q) <= tail_fraction * E[q^2]`` when it sizes the
+            upward bias (soundness does not depend on it).
+        max_prover_evaluations: ``lp`` planning: cap on ``2 * n_pairs``.
+        prover_weight: ``lp`` planning: the planner minimises ``Verifier
+            retrainings + prover_weight * Prover evaluations`` under the cap.
     """
 
     epsilon: float
@@ -100,6 +128,14 @@ class PlanRequest:
     attribution_bound: float | None = None
     variance: float | None = None
     clip_sigmas: float = 5.0
+    second_moments: tuple[float, ...] | None = None
+    fourth_moments: tuple[float, ...] | None = None
+    tail_profile: tuple[float, ...] | None = None
+    completeness_radius: float | None = None
+    tail_fraction: float = 0.25
+    max_prover_evaluations: int = 20_000_000
+    prover_weight: float = 0.02
+    moment_inflation: float = 1.5
 
     def __post_init__(self) -> None:
         _positive("epsilon", self.epsilon)
@@ -117,11 +153,42 @@ class PlanRequest:
             raise InvalidArgument(
                 f"planning must be 'rigorous' or 'practical', got {self.planning!r}"
             )
-        if self.estimator not in ("chebyshev", "three-point", "three-point-nnls"):
+        if self.estimator not in ESTIMATORS:
             raise InvalidArgument(
-                "estimator must be 'chebyshev', 'three-point' or 'three-point-nnls', "
+                f"estimator must be one of {', '.join(map(repr, ESTIMATORS))}, "
                 f"got {self.estimator!r}"
             )
+        if self.estimator == "lp" and (self.mode, self.planning) != ("committed", "practical"):
+            raise InvalidArgument(
+                "the lp estimator (clipped direct gap) serves committed mode with practical "
+                "planning only"
+            )
+        if self.completeness_radius is not None and not (
+            0.0 <= self.completeness_radius < self.epsilon
+        ):
+            raise InvalidArgument(
+                f"completeness_radius must lie in [0, epsilon), got {self.completeness_radius}"
+            )
+        if not (self.moment_inflation >= 1.0 and math.isfinite(self.moment_inflation)):
+            raise InvalidArgument(f"moment_inflation must be >= 1, got {self.moment_inflation}")
+        if not 0.0 <= self.tail_fraction <= 1.0:
+            raise InvalidArgument(f"tail_fraction must lie in [0, 1], got {self.tail_fraction}")
+        if self.max_prover_evaluations < 2:
+            raise InvalidArgument(
+                f"max_prover_evaluations must be >= 2, got {self.max_prover_evaluations}"
+            )
+        if not (self.prover_weight >= 0 and math.isfinite(self.prover_weight)):
+            raise InvalidArgument(
+                f"prover_weight must be finite and >= 0, got {self.prover_weight}"
+            )
+        for name in ("second_moments", "fourth_moments"):
+            values = getattr(self, name)
+            if values is not None and (
+                len(values) != self.n_outputs or not all(v > 0 and math.isfinite(v) for v in values)
+            ):
+                raise InvalidArgument(
+                    f"{name} must hold {self.n_outputs} finite positive values, got {values}"
+                )
         if self.attribution_bound is not None and not (
             self.attribution_bound >= 0 and math.isfinite(self.attribution_bound)
         ):
@@ -183,6 +250,12 @@ class Plan:
     delta_sampling: float
     delta_spot: float
     budget: tuple[BudgetItem, ...] = field(default=())
+    clip_levels: tuple[float, ...] | None = None
+    clip_bias: float = 0.0
+    planned_tails: tuple[float, ...] | None = None
+    planned_variances: tuple[float, ...] | None = None
+    delta_tail: float = 0.0
+    assumptions: tuple[str, ...] = ()
 
     @property
     def n_pairs(self) -> int:
@@ -199,10 +272,19 @@ class Plan:
         return self.spot_checks + self.local_trainings
 
     @property
+    def statistic(self) -> str:
+        """``clipped-gap`` (per-output clipped products) or ``gap`` / ``residual``."""
+        if self.clip_levels is not None:
+            return "clipped-gap"
+        return "gap" if self.request.mode == "committed" else "residual"
+
+    @property
     def slack(self) -> float:
-        """Unused soundness margin (>= 0)."""
+        """Unused soundness margin ``epsilon - threshold - terms`` (>= 0)."""
         return (
-            self.threshold
+            self.request.epsilon
+            - self.threshold
+            - self.clip_bias
             - self.corruption_budget
             - abs(self.bias_lower)
             - self.tolerance_slack
@@ -216,6 +298,7 @@ class Plan:
         return max(
             0.0,
             self.threshold
+            - self.clip_bias
             - self.bias_upper
             - self.tolerance_slack
             - self.sampling_error
@@ -262,6 +345,10 @@ class Plan:
 
 def make_plan(request: PlanRequest) -> Plan:
     """Plan an audit; raise :class:`InvalidArgument` naming the term that does not fit."""
+    if request.estimator == "lp":
+        from protocol.plan_clipped import plan_clipped_gap  # imports this module
+
+        return plan_clipped_gap(request)
     return _Planner(request).plan()
 
 

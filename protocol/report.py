@@ -1,4 +1,4 @@
-"""Signed audit reports (DESIGN §2, "Audit report").
+"""Signed audit reports (docs/design.md §2, "Audit report").
 
 A report records what was audited (task and attribution digests), how (mode,
 planning, the plan with its epsilon budget), what came out (per-output

@@ -19,14 +19,23 @@ class AuditConfig:
     """What the Verifier asks for, and how it talks to the Prover.
 
     Attributes:
-        epsilon: accuracy, absolute, in squared output units (DESIGN §1 "Units
+        epsilon: accuracy, absolute, in squared output units (docs/design.md §1 "Units
             of epsilon"); the audit aborts if err(a) >= epsilon.
         delta: failure probability.
         mode: ``committed`` (direct gap, default) or ``paper`` (Karchmer et al.
             2025, Alg. 1: the Verifier also trains ``plan.local_trainings`` models).
         planning: ``rigorous`` (range-based) or ``practical`` (variance-based).
-        estimator: node functional family (``chebyshev``, ``three-point``,
-            ``three-point-nnls``; the last one only in paper mode).
+        estimator: node functional family (``auto``, ``lp``, ``chebyshev``,
+            ``three-point``, ``three-point-nnls``; ``three-point-nnls`` only in
+            paper mode, ``lp`` only in committed mode with practical planning).
+            ``auto`` (default) is ``lp`` — the clipped direct gap — for committed
+            mode with practical planning and ``chebyshev`` otherwise.
+        completeness_radius: ``lp`` plans: honest scores with err below this
+            (absolute) are accepted w.p. ``>= 1 - delta``; ``None``: epsilon / 10.
+        tail_fraction: ``lp`` plans, completeness sizing only: assume
+            ``B_{>=3}(q) <= tail_fraction * E[q^2]``.
+        prover_weight: ``lp`` plans: the planner minimises ``Verifier retrainings
+            + prover_weight * Prover evaluations`` (under ``max_prover_evaluations``).
         variance: practical planning: a declared upper bound on the second
             moment of the planned values (``q = f - g_a`` in committed mode,
             ``f - c`` in paper mode); ``None`` estimates it from a pilot of the
@@ -49,7 +58,10 @@ class AuditConfig:
     delta: float
     mode: AuditMode = "committed"
     planning: AuditPlanning = "practical"
-    estimator: str = "chebyshev"
+    estimator: str = "auto"
+    completeness_radius: float | None = None
+    tail_fraction: float = 0.25
+    prover_weight: float = 0.02
     variance: float | None = None
     pilot_trainings: int = 200
     variance_inflation: float = 1.5
@@ -81,8 +93,27 @@ class AuditConfig:
             raise InvalidArgument(f"variance_inflation must be >= 1, got {self.variance_inflation}")
         if not self.rpc_timeout_s > 0:
             raise InvalidArgument(f"rpc_timeout_s must be > 0, got {self.rpc_timeout_s}")
+        if self.completeness_radius is not None and not (
+            0.0 <= self.completeness_radius < self.epsilon
+        ):
+            raise InvalidArgument(
+                f"completeness_radius must lie in [0, epsilon), got {self.completeness_radius}"
+            )
+        if not 0.0 <= self.tail_fraction <= 1.0:
+            raise InvalidArgument(f"tail_fraction must lie in [0, 1], got {self.tail_fraction}")
+        if not (self.prover_weight >= 0 and math.isfinite(self.prover_weight)):
+            raise InvalidArgument(
+                f"prover_weight must be finite and >= 0, got {self.prover_weight}"
+            )
         if self.max_resumes < 0:
             raise InvalidArgument(f"max_resumes must be >= 0, got {self.max_resumes}")
+
+    @property
+    def resolved_estimator(self) -> str:
+        """The estimator family in force (``auto`` resolved)."""
+        if self.estimator != "auto":
+            return self.estimator
+        return "lp" if (self.mode, self.planning) == ("committed", "practical") else "chebyshev"
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a JSON-ready dict."""

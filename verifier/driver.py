@@ -1,4 +1,4 @@
-"""The Verifier's protocol state machine over a caller-provided gRPC channel (DESIGN §2).
+"""The Verifier's protocol state machine over a caller-provided gRPC channel (docs/design.md §2).
 
 Order of one audit (both modes)::
 
@@ -101,6 +101,7 @@ class _Run:
     pilot: PilotStats | None = None
     spot: SpotCheckResult | None = None
     own_outputs: list[NDArray[np.float64]] = field(default_factory=list)
+    verified_residuals: list[NDArray[np.float64]] = field(default_factory=list)
 
 
 class Auditor:
@@ -224,15 +225,17 @@ class Auditor:
                 progress=self._counter("pilot", n),
             ).outputs
             centre = paper_centre(commitment, p=task_p(task), bound=task.bound, practical=True)
-            run.pilot = pilot_stats(out, commitment.predict(x), mode=cfg.mode, centre=centre)
+            predicted = commitment.predict(x)
+            run.pilot = pilot_stats(out, predicted, mode=cfg.mode, centre=centre)
             run.own_outputs.append(out)
+            run.verified_residuals.append(out - predicted)
             run.state.verifier_retrainings += n
             variance = max(run.pilot.second_moment * cfg.variance_inflation, 1e-12)
             run.state.variance_verified = True
             self._reject_on_pilot(run.pilot)
         run.state.planned_variance = variance
         plan = run.plan = make_plan(
-            plan_request(cfg, task=task, commitment=commitment, variance=variance)
+            plan_request(cfg, task=task, commitment=commitment, variance=variance, pilot=run.pilot)
         )
         if plan.prover_evaluations > cfg.max_prover_evaluations:
             raise StatisticalRejection(
@@ -357,12 +360,20 @@ class Auditor:
         pairs = expand_pairs(seed, np.arange(plan.n_pairs), task.n_items, p, plan.rho_of_pair())
         f1, f2 = results.outputs[0::2], results.outputs[1::2]
         if plan.request.mode == "committed":
+            g1, g2 = commitment.predict(pairs.first), commitment.predict(pairs.second)
+            if run.spot is not None:  # the Verifier's own outputs at the spot-checked points
+                idx = run.spot.indices
+                g = np.where((idx % 2 == 1)[:, None], g2[idx // 2], g1[idx // 2])
+                run.verified_residuals.append(run.spot.own_outputs - g)
             decision = decide_committed(
                 plan,
                 first_outputs=f1,
                 second_outputs=f2,
-                first_predictions=commitment.predict(pairs.first),
-                second_predictions=commitment.predict(pairs.second),
+                first_predictions=g1,
+                second_predictions=g2,
+                verified_residuals=np.concatenate(run.verified_residuals)
+                if run.verified_residuals
+                else None,
             )
         else:
             n = plan.local_trainings

@@ -80,18 +80,24 @@ def certify_local(
 
     variance = config.variance
     own: list[NDArray[np.float64]] = []
+    verified: list[NDArray[np.float64]] = []
+    stats = None
     if config.planning == "practical" and variance is None:
         n = config.pilot_trainings
         note("pilot", 0, n)
         x, seeds = private_points(rng, n, n_items=task.n_items, p=p)
         out = train_points(task, x, seeds, chunk_size=config.train_chunk_size).outputs
         centre = paper_centre(commitment, p=p, bound=task.bound, practical=True)
-        stats = pilot_stats(out, commitment.predict(x), mode="committed", centre=centre)
+        predicted = commitment.predict(x)
+        stats = pilot_stats(out, predicted, mode="committed", centre=centre)
+        verified.append(out - predicted)
         variance = max(stats.second_moment * config.variance_inflation, 1e-12)
         state.verifier_retrainings += n
         state.variance_verified = True
         own.append(out)
-    plan = make_plan(plan_request(config, task=task, commitment=commitment, variance=variance))
+    plan = make_plan(
+        plan_request(config, task=task, commitment=commitment, variance=variance, pilot=stats)
+    )
     if plan.prover_evaluations > config.max_prover_evaluations:
         raise InvalidArgument(
             f"sampling: the plan needs {plan.prover_evaluations:,d} local evaluations, more than "
@@ -114,12 +120,15 @@ def certify_local(
     state.verifier_retrainings += total
     own.append(out)
     n = plan.n_pairs
+    g1, g2 = commitment.predict(pairs.first), commitment.predict(pairs.second)
+    verified.append(out - np.concatenate([g1, g2]))  # every evaluation is the Verifier's own
     state.decision = decide_committed(
         plan,
         first_outputs=out[:n],
         second_outputs=out[n:],
-        first_predictions=commitment.predict(pairs.first),
-        second_predictions=commitment.predict(pairs.second),
+        first_predictions=g1,
+        second_predictions=g2,
+        verified_residuals=np.concatenate(verified),
     )
     allout = np.concatenate(own)
     state.variance_f = float(np.max(np.var(allout, axis=0, ddof=1)))

@@ -1,4 +1,4 @@
-"""Plan requests from the Verifier's own data (DESIGN §1 "Units of epsilon", §2 step 3).
+"""Plan requests from the Verifier's own data (docs/design.md §1 "Units of epsilon", §2 step 3).
 
 Practical planning needs an upper bound on the second moment of the values
 the statistic multiplies: residuals ``q = f - g_a`` in committed mode (their
@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from protocol.clipped_gap import CLIP_MULTIPLES, chi2_tail_mean
 from protocol.hypercube import bias_moments
 from protocol.plan import PlanRequest
 from prover.tasks.base import Task
@@ -36,6 +38,9 @@ class PilotStats:
         variance_f: float64 ``(Z,)`` sample variance of the raw outputs ``f``.
         residual_mean: float64 ``(Z,)`` mean of ``q = f - g_a`` over the pilot.
         residual_sd: float64 ``(Z,)`` sample standard deviation of ``q``.
+        residual_second, residual_fourth: float64 ``(Z,)`` ``mean(q^2)``, ``mean(q^4)``.
+        tail_profile: planned ``E[(u - kappa)_+]`` for ``u = q^2 / mean(q^2)`` pooled
+            over outputs, at every clip multiple kappa (:func:`tail_profile`).
     """
 
     n: int
@@ -43,6 +48,9 @@ class PilotStats:
     variance_f: NDArray[np.float64]
     residual_mean: NDArray[np.float64]
     residual_sd: NDArray[np.float64]
+    residual_second: NDArray[np.float64] | None = None
+    residual_fourth: NDArray[np.float64] | None = None
+    tail_profile: tuple[float, ...] | None = None
 
 
 def task_p(task: Task) -> float:
@@ -77,12 +85,35 @@ def pilot_stats(
     second = float(np.max(np.mean(values**2, axis=0)))
     n = int(outputs.shape[0])
     residual = outputs - predictions
+    m2 = np.maximum(np.mean(residual**2, axis=0), 1e-300)
     return PilotStats(
         n=n,
         second_moment=second,
         variance_f=np.var(outputs, axis=0, ddof=1),
         residual_mean=np.mean(residual, axis=0),
         residual_sd=np.std(residual, axis=0, ddof=1) if n > 1 else np.zeros(residual.shape[1]),
+        residual_second=m2,
+        residual_fourth=np.maximum(np.mean(residual**4, axis=0), m2 * m2),
+        tail_profile=tail_profile(residual**2 / m2[None, :]),
+    )
+
+
+#: The planned clipping tail is never below this multiple of a Gaussian residual's.
+GAUSSIAN_TAIL_FLOOR = 4.0
+
+
+def tail_profile(normalised: NDArray[np.float64]) -> tuple[float, ...]:
+    """Planned ``E[(u - kappa)_+]`` at every clip multiple: ``max(pilot, 4 x Gaussian)``.
+
+    ``u = q^2 / E[q^2]`` pooled over outputs; a few hundred pilot runs rarely see
+    the tail, so the planned value is at least :data:`GAUSSIAN_TAIL_FLOOR` times
+    that of a Gaussian residual.  Planning only: the decision bounds the tail
+    from every run the Verifier trained (pilot and spot checks).
+    """
+    u = np.asarray(normalised, dtype=np.float64).reshape(-1)
+    return tuple(
+        max(float(np.maximum(u - k, 0.0).mean()), GAUSSIAN_TAIL_FLOOR * chi2_tail_mean(k))
+        for k in CLIP_MULTIPLES
     )
 
 
@@ -90,7 +121,7 @@ def pilot_gap_lower_bound(pilot: PilotStats, delta: float) -> NDArray[np.float64
     """Per-output lower confidence bound on ``err(a)`` from the pilot alone.
 
     ``err(a) = B_0(q) + B_1(q) >= B_0(q) = (E q)^2`` for ``q = f - g_a``
-    (DESIGN §1).  The pilot runs are the Verifier's own, so a mean residual far
+    (docs/design.md §1).  The pilot runs are the Verifier's own, so a mean residual far
     from zero proves a large err without any Prover value.  Bound:
     ``max(0, |mean| - z sd / sqrt(n))^2`` with ``z`` the normal quantile at
     ``delta`` (a normal approximation for the mean of ``n`` runs).
@@ -106,6 +137,7 @@ def plan_request(
     task: Task,
     commitment: Commitment,
     variance: float | None,
+    pilot: PilotStats | None = None,
 ) -> PlanRequest:
     """The :class:`~protocol.plan.PlanRequest` of an audit.
 
@@ -124,7 +156,24 @@ def plan_request(
         p=task_p(task),
         mode=config.mode,
         planning=config.planning,
-        estimator=config.estimator,  # type: ignore[arg-type]
+        estimator=config.resolved_estimator,  # type: ignore[arg-type]
         attribution_bound=g_bound,
         variance=variance if config.planning == "practical" else None,
+        completeness_radius=config.completeness_radius,
+        tail_fraction=config.tail_fraction,
+        max_prover_evaluations=config.max_prover_evaluations,
+        prover_weight=config.prover_weight,
+        moment_inflation=config.variance_inflation,
+        **_moments(pilot),
     )
+
+
+def _moments(pilot: PilotStats | None) -> dict[str, Any]:
+    """Per-output moments and the tail profile of a pilot (none without one)."""
+    if pilot is None or pilot.residual_second is None or pilot.residual_fourth is None:
+        return {}
+    return {
+        "second_moments": tuple(float(v) for v in pilot.residual_second),
+        "fourth_moments": tuple(float(v) for v in pilot.residual_fourth),
+        "tail_profile": pilot.tail_profile,
+    }

@@ -1,4 +1,4 @@
-"""Spot checks (DESIGN §2, steps 5-7): draw, open, verify, retrain, compare.
+"""Spot checks (docs/design.md §2, steps 5-7): draw, open, verify, retrain, compare.
 
 The set C of ``k = plan.spot_checks`` points is drawn uniformly without
 replacement from the Verifier's *private* generator, only after the Merkle

@@ -5,7 +5,7 @@ combined with a score manipulation) and then alter challenge *results* before
 committing to them, through the :meth:`~prover.service.policy.ResultPolicy.results`
 hook; openings carry the committed values and weights consistent with the
 committed weight digests, so every commitment check passes.  What catches
-them is the spot check (DESIGN §2 step 7): the Verifier retrains the opened
+them is the spot check (docs/design.md §2 step 7): the Verifier retrains the opened
 points with the challenge's own subsets and seeds and compares within tau.
 With m corrupted of n results and k spot checks drawn uniformly, all are
 missed with probability ``<= (1 - m/n)^k <= exp(-k m / n)``; the planner

@@ -34,6 +34,7 @@ NAMES = [
     "reuse",
     "ignore-seeds",
     "wrong-subset",
+    "strategic",
     "rewrite-after-root",
     "bad-proof",
     "replay",

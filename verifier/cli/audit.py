@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from verifier.cli._plan_args import add_plan_arguments, plan_options
 from verifier.cli.common import atomic_write, details_document, details_path, load_signing_key
 
 HELP = "audit a Prover over gRPC and write the signed report"
@@ -34,9 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delta", required=True, type=float, help="failure probability")
     parser.add_argument("--mode", choices=("committed", "paper"), default="committed")
     parser.add_argument("--planning", choices=("rigorous", "practical"), default="practical")
-    parser.add_argument(
-        "--estimator", choices=("chebyshev", "three-point", "three-point-nnls"), default="chebyshev"
-    )
+    add_plan_arguments(parser)
     parser.add_argument(
         "--variance",
         type=float,
@@ -86,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
         delta=args.delta,
         mode=args.mode,
         planning=args.planning,
-        estimator=args.estimator,
         variance=args.variance,
+        **plan_options(args),
         pilot_trainings=args.pilot,
         chunk_points=args.chunk_points,
         rpc_timeout_s=args.timeout,

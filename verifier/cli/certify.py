@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from verifier.cli._plan_args import add_plan_arguments, plan_options
 from verifier.cli.common import atomic_write, load_signing_key
 
 HELP = "local mode: certify a scores file by training everything locally (no Prover)"
@@ -29,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--planning", choices=("rigorous", "practical"), default="practical")
     parser.add_argument("--variance", type=float, default=None, help="declared second moment")
     parser.add_argument("--pilot", type=int, default=200, help="pilot trainings [%(default)s]")
+    add_plan_arguments(parser)
     parser.add_argument("--key", type=Path, default=None, help="signing key (default: per-user)")
     parser.add_argument("--report", type=Path, default=None, help="write the signed report here")
 
@@ -51,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         planning=args.planning,
         variance=args.variance,
         pilot_trainings=args.pilot,
+        **plan_options(args),
     )
     key = load_signing_key(args.key)
     display = ProgressDisplay()

@@ -1,0 +1,242 @@
+"""Planner of the clipped direct gap (committed mode, practical planning, ``lp`` estimator).
+
+Decision rule (per output z, :func:`protocol.decision.decide_committed`):
+accept iff the certified upper bound
+
+    U_z = err_hat_z + dev_z + clip_bias_z + tolerance + bias_down_z + m* Lambda_z
+
+is below epsilon, where ``m*`` is the number of corrupted pairs the spot checks
+tolerate and ``Lambda_z`` the leverage of one (:mod:`protocol.clipped_gap`).
+Soundness: if ``err_z >= epsilon`` then, unless the sampling deviation, the
+tail estimate or the spot checks fail (probability ``<= delta`` together),
+``U_z >= err_z >= epsilon`` and the audit aborts.
+
+Completeness is planned explicitly: the Verifier chooses a *completeness
+radius* r (default ``epsilon / 10``).  An honest Prover's ``err_hat`` is at
+most ``err + bias_up + clip_bias + dev``, so it passes when
+
+    err < r = epsilon - bias_up - 2 clip_bias - 2 dev - 2 tolerance - bias_down - corruption,
+
+and what r and the estimation terms leave is the *corruption budget*: the
+spot checks must catch any Prover that corrupts more than
+``m* = floor(budget / Lambda)`` pairs, which takes
+``k = ceil(2 n ln(1/delta_spot) / (m* + 1))`` uniform spot checks over the
+``2 n`` points.  Because ``Lambda = 2 C max_j |w_j| / n_j ~ 2 C ||w||_1 / n``,
+``k ~ 4 C ||w||_1 ln(1/delta_spot) / budget`` does not grow with n (nor N).
+
+The planner searches LP-optimal functionals (:mod:`protocol.lp_functional`:
+no downward bias, upward bias ``<= beta B_{>=3}``), clip multiples ``kappa``
+and pair counts n, and keeps the plan minimising ``k + prover_weight * 2 n``
+with ``2 n <= max_prover_evaluations``.  delta is split ``delta/2`` for the
+spot checks, ``delta / (4 Z)`` per output for the sampling deviation and as
+much for the tail estimate.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from protocol import clipped_gap as cg
+from protocol.errors import InvalidArgument
+from protocol.estimators import NodeFunctional
+from protocol.hypercube import rho_max
+from protocol.lp_functional import LP_BETAS, lp_functional
+from protocol.plan import BudgetItem, Plan, PlanRequest
+
+__all__ = [
+    "ASSUMPTIONS",
+    "default_completeness_radius",
+    "gaussian_tail_profile",
+    "plan_clipped_gap",
+]
+
+#: Practical-mode assumptions of this statistic, printed in the plan table and the report.
+ASSUMPTIONS = (
+    "E[q^2] and E[q^4] per output are at most the Verifier's own estimates (pilot, inflated)",
+    "the clipping tail E[(q^2 - C)_+] is at most an upper confidence bound from the "
+    "Verifier's own verified runs (pilot and spot checks)",
+    "completeness sizing only: B_{>=3}(q) <= tail_fraction * E[q^2] (soundness does not use it)",
+    "the statistic's sampling deviation is z_{1-delta} sqrt(V) (normal approximation)",
+)
+#: Default completeness radius, as a fraction of epsilon.
+COMPLETENESS_FRACTION = 0.1
+_N_GRID = 28
+
+
+def default_completeness_radius(epsilon: float) -> float:
+    """The stated rule: honest scores with ``err <= epsilon / 10`` must pass."""
+    return COMPLETENESS_FRACTION * epsilon
+
+
+def gaussian_tail_profile(factor: float = 4.0) -> tuple[float, ...]:
+    """Planned tail ``factor * E[(chi^2_1 - kappa)_+]`` at every clip multiple."""
+    return tuple(factor * cg.chi2_tail_mean(k) for k in cg.CLIP_MULTIPLES)
+
+
+@functools.lru_cache(maxsize=256)
+def _bias_per_unit(f: NodeFunctional) -> tuple[float, float]:
+    return f.bias_range(1.0)
+
+
+@dataclass(frozen=True)
+class _Sized:
+    cost: float
+    functional: NodeFunctional
+    kappa: float
+    counts: tuple[int, ...]
+    tolerated: int
+    spot_checks: int
+    deviations: np.ndarray
+    clip_biases: np.ndarray
+    corruption: np.ndarray
+
+
+class _Search:
+    def __init__(self, r: PlanRequest) -> None:
+        self.r = r
+        z = r.n_outputs
+        var = float(r.variance) if r.variance is not None else r.bound**2
+        self.m2 = np.asarray(r.second_moments or (var,) * z, dtype=np.float64)
+        self.m4 = np.asarray(r.fourth_moments or (3.0 * var * var,) * z, dtype=np.float64)
+        self.tails = r.tail_profile or gaussian_tail_profile()
+        if len(self.tails) != len(cg.CLIP_MULTIPLES):
+            raise InvalidArgument(
+                f"tail_profile must hold {len(cg.CLIP_MULTIPLES)} values, got {len(self.tails)}"
+            )
+        self.radius = (
+            r.completeness_radius
+            if r.completeness_radius is not None
+            else default_completeness_radius(r.epsilon)
+        )
+        self.delta_spot = r.delta / 2.0
+        self.delta_sampling = r.delta / (4.0 * z)
+        self.delta_tail = r.delta / (4.0 * z)
+        # Completeness is a separate guarantee with its own delta: the honest upper
+        # deviation of each output at delta / (2 Z), the tail estimate with the rest.
+        self.delta_honest = r.delta / (2.0 * z)
+        tau = r.tolerance
+        self.shift = 2.0 * (r.bound + r.g_bound) * tau + tau * tau
+        self.max_pairs = r.max_prover_evaluations // 2
+        self.inflation = r.moment_inflation
+
+    def size(self, f: NodeFunctional, kappa: float, tail: float, n: int) -> _Sized | None:
+        r = self.r
+        counts = f.allocation(n)
+        n_points = 2 * sum(counts)
+        if n_points > r.max_prover_evaluations:
+            return None
+        clips = kappa * self.m2
+        variance = self.inflation * cg.planned_variance_sum(
+            f.weights, counts, f.nodes, self.m2, self.m4
+        )
+        dev = cg.deviation(variance, self.delta_sampling)  # soundness side, in U
+        dev_honest = cg.deviation(variance, self.delta_honest)  # completeness side
+        beta = cg.clip_bias(f.weights, tail * self.m2)
+        lo, hi = _bias_per_unit(f)
+        down, up = -lo * self.m2, hi * r.tail_fraction * self.m2
+        tol = f.l1_norm * self.shift
+        corruption = r.epsilon - self.radius - up - 2 * beta - dev - dev_honest - 2 * tol - down
+        if np.any(corruption <= 0):
+            return None
+        lev = cg.leverage(f.weights, counts, clips)
+        tolerated = int(np.floor(corruption / lev).min())
+        k = min(n_points, math.ceil(n_points * math.log(1.0 / self.delta_spot) / (tolerated + 1)))
+        cost = k + r.prover_weight * n_points
+        return _Sized(cost, f, kappa, counts, tolerated, k, dev, beta, corruption)
+
+    def best(self) -> _Sized:
+        r = self.r
+        low = -rho_max(r.p)
+        top = max(self.max_pairs, 8)
+        grid = np.unique(np.geomspace(64, top, _N_GRID).astype(np.int64))
+        best: _Sized | None = None
+        for beta in LP_BETAS:
+            f = lp_functional(beta, low)
+            for kappa, tail in zip(cg.CLIP_MULTIPLES, self.tails, strict=True):
+                for n in grid:
+                    s = self.size(f, kappa, tail, int(n))
+                    if s is not None and (best is None or s.cost < best.cost):
+                        best = s
+        if best is None:
+            raise InvalidArgument(
+                f"sampling: no clipped-gap plan within {r.max_prover_evaluations:,d} Prover "
+                f"evaluations leaves a corruption budget at epsilon={r.epsilon:.6g} with "
+                f"completeness radius {self.radius:.6g}; raise epsilon, the evaluation cap or "
+                "lower the completeness radius"
+            )
+        return best
+
+
+def plan_clipped_gap(request: PlanRequest) -> Plan:
+    """The cheapest clipped-gap plan; :class:`InvalidArgument` if none fits."""
+    search = _Search(request)
+    s = search.best()
+    r, f = request, s.functional
+    clips = tuple(float(c) for c in s.kappa * search.m2)
+    tail_index = cg.CLIP_MULTIPLES.index(s.kappa)
+    tails = tuple(float(search.tails[tail_index] * m) for m in search.m2)
+    variances = tuple(
+        float(v)
+        for v in search.inflation
+        * cg.planned_variance_sum(f.weights, s.counts, f.nodes, search.m2, search.m4)
+    )
+    lev = cg.leverage(f.weights, s.counts, np.asarray(clips))
+    used = s.tolerated * lev
+    lo, hi = f.bias_range(1.0)
+    down = -lo * search.m2
+    up = hi * r.tail_fraction * search.m2
+    tol = f.l1_norm * search.shift
+    thresholds = r.epsilon - (s.deviations + s.clip_biases + tol + down + used)
+    budget = (
+        BudgetItem(
+            "corruption",
+            float(used.max()),
+            f"up to {s.tolerated:,d} corrupted pairs unseen; more caught w.p. "
+            f">= {1 - search.delta_spot:.4g}",
+        ),
+        BudgetItem(
+            "clipping bias",
+            float(s.clip_biases.max()),
+            f"||w||_1 E[(q^2-C)_+], C = {s.kappa:g} E[q^2] per output",
+        ),
+        BudgetItem("bias (downward)", float(down.max()), "LP functional: none beyond round-off"),
+        BudgetItem("tolerance slack", tol, f"tau={r.tolerance:.3g} on every evaluation"),
+        BudgetItem(
+            "sampling (Prover)",
+            float(s.deviations.max()),
+            f"normal approximation, delta={search.delta_sampling:.3g} per output",
+        ),
+    )
+    return Plan(
+        request=r,
+        functional=f,
+        pairs_per_node=s.counts,
+        threshold=float(thresholds.min()),
+        value_bound=r.bound + r.g_bound,
+        output_range=2.0 * r.bound,
+        clip_at=None,
+        tail_bound=float(search.m2.max()),
+        bias_lower=float(-down.max()),
+        bias_upper=float(up.max()),
+        tolerance_slack=tol,
+        corruption_budget=float(used.max()),
+        sampling_error=float(s.deviations.max()),
+        sampling_error_mse=0.0,
+        leverage=float(lev.max()),
+        tolerated_corruptions=s.tolerated,
+        spot_checks=s.spot_checks,
+        local_trainings=0,
+        delta_sampling=search.delta_sampling,
+        delta_spot=search.delta_spot,
+        budget=budget,
+        clip_levels=clips,
+        clip_bias=float(s.clip_biases.max()),
+        planned_tails=tails,
+        planned_variances=variances,
+        delta_tail=search.delta_tail,
+        assumptions=tuple(a.replace("tail_fraction", f"{r.tail_fraction:g}") for a in ASSUMPTIONS),
+    )
