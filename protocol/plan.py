@@ -134,7 +134,7 @@ class PlanRequest:
     completeness_radius: float | None = None
     tail_fraction: float = 0.25
     max_prover_evaluations: int = 20_000_000
-    prover_weight: float = 0.02
+    prover_weight: float = 0.025
     moment_inflation: float = 1.5
 
     def __post_init__(self) -> None:

@@ -161,6 +161,13 @@ class _Search:
                     s = self.size(f, kappa, tail, int(n))
                     if s is not None and (best is None or s.cost < best.cost):
                         best = s
+        if best is not None:  # refine n around the best coarse point
+            tail = self.tails[cg.CLIP_MULTIPLES.index(best.kappa)]
+            centre = sum(best.counts)
+            for n in np.unique(np.geomspace(centre / 1.7, centre * 1.7, 24).astype(np.int64)):
+                s = self.size(best.functional, best.kappa, tail, int(n))
+                if s is not None and s.cost < best.cost:
+                    best = s
         if best is None:
             raise InvalidArgument(
                 f"sampling: no clipped-gap plan within {r.max_prover_evaluations:,d} Prover "

@@ -61,7 +61,7 @@ class AuditConfig:
     estimator: str = "auto"
     completeness_radius: float | None = None
     tail_fraction: float = 0.25
-    prover_weight: float = 0.02
+    prover_weight: float = 0.025
     variance: float | None = None
     pilot_trainings: int = 200
     variance_inflation: float = 1.5

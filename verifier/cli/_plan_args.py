@@ -42,7 +42,7 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prover-weight",
         type=float,
-        default=0.02,
+        default=0.025,
         help="lp plans: minimise Verifier retrainings + this x Prover evaluations [%(default)s]",
     )
 
