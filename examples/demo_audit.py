@@ -11,7 +11,7 @@
 
 Exit status 0 iff the audit accepted.
 
-    python examples/demo_audit.py [--out out/demo_audit] [--epsilon-fraction 0.3]
+    python examples/demo_audit.py [--out out/demo_audit] [--epsilon-fraction 0.05]
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--task", type=Path, default=HERE / "tasks" / "logreg.toml")
     ap.add_argument("--out", type=Path, default=Path("out/demo_audit"))
-    ap.add_argument("--trainings", type=int, default=3000, help="datamodel fit [%(default)s]")
-    ap.add_argument("--epsilon-fraction", type=float, default=0.3, help="x Var(f) [%(default)s]")
+    ap.add_argument("--trainings", type=int, default=20000, help="datamodel fit [%(default)s]")
+    ap.add_argument("--epsilon-fraction", type=float, default=0.05, help="x Var(f) [%(default)s]")
     ap.add_argument("--delta", type=float, default=0.05)
     ap.add_argument("--mode", choices=("committed", "paper"), default="committed")
     return ap.parse_args(argv)

@@ -188,9 +188,10 @@ def _clipped_verdict(
     reason = ""
     if not upper < eps:
         reason = (
-            f"output {z}: certified upper bound {upper:.6g} on err (estimate {value:.6g} + "
-            f"sampling {dev:.3g} + clipping {bias:.3g} + corruption {corruption:.3g}) is not "
-            f"below epsilon {eps:.6g}"
+            f"output {z}: estimated err {value:.6g} exceeds the threshold "
+            f"{value + eps - upper:.6g} (epsilon {eps:.6g} minus sampling {dev:.3g}, "
+            f"clipping {bias:.3g} and corruption {corruption:.3g}): the certified upper "
+            f"bound {upper:.6g} is not below epsilon"
         )
     return OutputDecision(
         output=z,

@@ -330,9 +330,16 @@ class Plan:
             f"  Verifier spot checks      {self.spot_checks:>14,d}",
             f"  Verifier local trainings  {self.local_trainings:>14,d}",
             f"  Verifier retrainings      {self.verifier_retrainings:>14,d}",
-            f"  accept iff err_hat <= {self.threshold:.6g} for every output",
-            "  soundness margin (eps/2) spent on:",
         ]
+        if self.clip_levels is None:
+            lines.append(f"  accept iff err_hat <= {self.threshold:.6g} for every output")
+            lines.append("  soundness margin (eps/2) spent on:")
+        else:
+            lines.append(
+                f"  accept iff err_hat + certified terms < epsilon (planned: err_hat <= "
+                f"{self.threshold:.6g})"
+            )
+            lines.append(f"  soundness margin (epsilon - {self.threshold:.6g}) spent on:")
         for item in self.budget:
             lines.append(f"    {item.name:<22} {item.value:>12.6g}  {item.note}")
         lines.append(f"    {'slack':<22} {self.slack:>12.6g}  unused margin")
@@ -340,6 +347,9 @@ class Plan:
             f"  completeness: honest err <= {self.completeness_radius:.6g} accepted "
             f"w.p. >= {1 - r.delta:.6g}"
         )
+        if self.assumptions:
+            lines.append("  practical-mode assumptions:")
+            lines.extend(f"    - {a}" for a in self.assumptions)
         return "\n".join(lines)
 
 

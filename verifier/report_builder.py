@@ -64,7 +64,13 @@ def soundness_basis(config: AuditConfig) -> str:
     if config.planning == "rigorous":
         return f"{SOUNDNESS_RIGOROUS} (Karchmer, Pawelczyk, Neel 2025), outputs in [-b, b]"
     source = "the Verifier's own pilot trainings" if config.variance is None else "a declared value"
-    return f"{SOUNDNESS_PRACTICAL}; planned variance from {source}"
+    basis = f"{SOUNDNESS_PRACTICAL}; planned variance from {source}"
+    if config.resolved_estimator == "lp":
+        from protocol.plan_clipped import ASSUMPTIONS
+
+        tail = f"{config.tail_fraction:g}"
+        basis += "; assumes: " + "; ".join(a.replace("tail_fraction", tail) for a in ASSUMPTIONS)
+    return basis
 
 
 def _hex(b: bytes | None) -> str:

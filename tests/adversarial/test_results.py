@@ -27,7 +27,7 @@ from tests.adversarial.conftest import LOGREG_SMALL_TOML, SYNTHETIC_TOML
 from verifier.driver import AuditResult
 
 #: Cheap plans: a few thousand points, a few thousand spot checks.
-EPSILON = {"synthetic": 1.0, "logreg": 0.6}
+EPSILON = {"synthetic": 0.3, "logreg": 0.2}
 MISMATCH = "SpotCheckMismatch: spot check failed:"
 OUTPUTS_DISAGREE = "disagree with the Prover's outputs beyond tau"
 
@@ -50,7 +50,7 @@ def assert_spot_check_caught(result: AuditResult, corrupted_fraction: float) -> 
     plan = result.plan
     assert plan is not None
     n, k = plan.prover_evaluations, plan.spot_checks
-    assert corrupted_fraction * n > 10 * (plan.tolerated_corruptions + 1)
+    assert corrupted_fraction * n > 2 * (plan.tolerated_corruptions + 1)
     assert k * math.log1p(-corrupted_fraction) < math.log(1e-6)
     assert result.report.decision == "abort"
     assert result.report.reason.startswith(MISMATCH), result.report.reason
@@ -118,7 +118,9 @@ def test_ignore_seeds_changes_nothing_on_logreg(logreg: Task, logreg_honest: Sco
     in a batch of spot checks, and batch composition and thread split move the
     last bits (logreg batch-vs-single agreement is about 1e-14).
     """
-    result = _run(logreg, LOGREG_SMALL_TOML, logreg_honest, "ignore-seeds", EPSILON["logreg"])
+    # Honest scores (err <= 0.02) pass at epsilon 0.6: err is far below the plan's
+    # completeness radius (epsilon / 10) there.
+    result = _run(logreg, LOGREG_SMALL_TOML, logreg_honest, "ignore-seeds", 0.6)
     assert result.report.decision == "accept", result.report.reason
     assert result.spot_checks is not None
     worst = float(result.spot_checks.output_diff.max())

@@ -61,7 +61,8 @@ def logreg_err_lower(scores: Scores, honest: Scores) -> np.ndarray:
 def assert_caught(report_reason: str, decision: str) -> None:
     assert decision == "abort"
     assert THRESHOLD_TEXT in report_reason, report_reason
-    assert "(eps/2)" in report_reason
+    # The statistic rejected: eps/2 threshold (gap) or certified bound (clipped gap, default).
+    assert "(eps/2)" in report_reason or "is not below epsilon" in report_reason, report_reason
 
 
 FAST = ["scale:-1", "boost:0.2:0.4", "noise:0.2", "permute", "lazy:12"]
