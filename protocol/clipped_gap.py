@@ -60,6 +60,7 @@ __all__ = [
     "observed_variance_sum",
     "planned_variance_sum",
     "tail_mean_upper",
+    "tail_upper",
     "variance_sum",
 ]
 
@@ -92,11 +93,15 @@ def tail_mean_upper(values: FloatArray, level: float, delta: float) -> float:
     if v.size == 0:
         return math.inf
     excess = np.maximum(v - level, 0.0)
-    mean = float(excess.mean())
-    if v.size < 2:
-        return mean
-    z = NormalDist().inv_cdf(1.0 - delta)
-    return mean + z * float(excess.std(ddof=1)) / math.sqrt(v.size)
+    sd = float(excess.std(ddof=1)) if v.size > 1 else 0.0
+    return tail_upper(float(excess.mean()), sd, v.size, delta)
+
+
+def tail_upper(mean: float, sd: float, n: int, delta: float) -> float:
+    """``mean + z_{1-delta} sd / sqrt(n)``: the tail bound both planner and decision use."""
+    if n < 1:
+        return math.inf
+    return mean + NormalDist().inv_cdf(1.0 - delta) * sd / math.sqrt(n)
 
 
 def clip_bias(weights: Sequence[float], tail: ArrayLike) -> FloatArray:

@@ -47,7 +47,10 @@ def lp_functional(beta: float, rho_low: float) -> NodeFunctional:
         raise InvalidArgument(f"beta must lie in (0, 1], got {beta}")
     if not -1.0 <= rho_low < 0.0:
         raise InvalidArgument(f"rho_low must lie in [-1, 0), got {rho_low}")
-    grid = np.unique(np.round(np.concatenate([np.linspace(rho_low, 1.0, _GRID), [0.0]]), 9))
+    # Interior points rounded for readable plans; the ends exactly rho_low and 1, so
+    # no node falls outside [-rho_max(p), 1] by a rounding step.
+    inner = np.round(np.linspace(rho_low, 1.0, _GRID)[1:-1], 9)
+    grid = np.unique(np.concatenate([[rho_low, 0.0, 1.0], inner[inner > rho_low]]))
     powers = grid[None, :] ** np.arange(_MAX_DEGREE + 1)[:, None]  # rows k, columns nodes
     J = grid.size
     # w = w_plus - w_minus, both >= 0; minimise their sum.

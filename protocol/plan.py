@@ -106,6 +106,10 @@ class PlanRequest:
         tail_profile: ``lp`` planning: planned ``E[(q^2/E q^2 - kappa)_+]`` for every
             ``kappa`` of :data:`protocol.clipped_gap.CLIP_MULTIPLES` (default: the
             Gaussian value times 4).
+        tail_spread, tail_runs: ``lp`` planning: standard deviation of
+            ``(q^2/E q^2 - kappa)_+`` at every kappa and the number of runs it was
+            seen on; the planned tail is the upper confidence bound
+            :func:`protocol.clipped_gap.tail_upper` the decision will compute.
         completeness_radius: ``lp`` planning: honest scores with ``err`` below this
             are to be accepted w.p. ``>= 1 - delta`` (default ``epsilon / 10``).
         tail_fraction: ``lp`` planning, completeness side only: the planner
@@ -131,6 +135,8 @@ class PlanRequest:
     second_moments: tuple[float, ...] | None = None
     fourth_moments: tuple[float, ...] | None = None
     tail_profile: tuple[float, ...] | None = None
+    tail_spread: tuple[float, ...] | None = None
+    tail_runs: int = 0
     completeness_radius: float | None = None
     tail_fraction: float = 0.25
     max_prover_evaluations: int = 20_000_000
@@ -256,6 +262,7 @@ class Plan:
     planned_variances: tuple[float, ...] | None = None
     delta_tail: float = 0.0
     assumptions: tuple[str, ...] = ()
+    sampling_error_honest: float | None = None
 
     @property
     def n_pairs(self) -> int:
@@ -294,14 +301,23 @@ class Plan:
 
     @property
     def completeness_radius(self) -> float:
-        """Honest attributions with err below this pass with probability >= 1 - delta."""
+        """Honest attributions with err below this pass with probability >= 1 - delta.
+
+        Clipped-gap plans charge the honest side's own (smaller) sampling deviation,
+        at ``delta / (2Z)`` per output, where the others charge the planned one.
+        """
+        sampling = (
+            self.sampling_error
+            if self.sampling_error_honest is None
+            else self.sampling_error_honest
+        )
         return max(
             0.0,
             self.threshold
             - self.clip_bias
             - self.bias_upper
             - self.tolerance_slack
-            - self.sampling_error
+            - sampling
             - self.sampling_error_mse,
         )
 

@@ -93,6 +93,7 @@ class _Sized:
     deviations: np.ndarray
     clip_biases: np.ndarray
     corruption: np.ndarray
+    honest_deviations: np.ndarray
 
 
 class _Search:
@@ -102,10 +103,12 @@ class _Search:
         var = float(r.variance) if r.variance is not None else r.bound**2
         self.m2 = np.asarray(r.second_moments or (var,) * z, dtype=np.float64)
         self.m4 = np.asarray(r.fourth_moments or (3.0 * var * var,) * z, dtype=np.float64)
-        self.tails = r.tail_profile or gaussian_tail_profile()
-        if len(self.tails) != len(cg.CLIP_MULTIPLES):
+        means = r.tail_profile or gaussian_tail_profile()
+        spread = r.tail_spread or (0.0,) * len(means)
+        if not len(means) == len(spread) == len(cg.CLIP_MULTIPLES):
             raise InvalidArgument(
-                f"tail_profile must hold {len(cg.CLIP_MULTIPLES)} values, got {len(self.tails)}"
+                f"tail_profile and tail_spread must hold {len(cg.CLIP_MULTIPLES)} values, "
+                f"got {len(means)} and {len(spread)}"
             )
         self.radius = (
             r.completeness_radius
@@ -115,6 +118,12 @@ class _Search:
         self.delta_spot = r.delta / 2.0
         self.delta_sampling = r.delta / (4.0 * z)
         self.delta_tail = r.delta / (4.0 * z)
+        # The tail the decision will charge: its upper confidence bound from the
+        # pilot alone (spot checks only add verified runs and narrow it).
+        self.tails = tuple(
+            cg.tail_upper(m, s, r.tail_runs, self.delta_tail) if r.tail_runs else m
+            for m, s in zip(means, spread, strict=True)
+        )
         # Completeness is a separate guarantee with its own delta: the honest upper
         # deviation of each output at delta / (2 Z), the tail estimate with the rest.
         self.delta_honest = r.delta / (2.0 * z)
@@ -146,7 +155,7 @@ class _Search:
         tolerated = int(np.floor(corruption / lev).min())
         k = min(n_points, math.ceil(n_points * math.log(1.0 / self.delta_spot) / (tolerated + 1)))
         cost = k + r.prover_weight * n_points
-        return _Sized(cost, f, kappa, counts, tolerated, k, dev, beta, corruption)
+        return _Sized(cost, f, kappa, counts, tolerated, k, dev, beta, corruption, dev_honest)
 
     def best(self) -> _Sized:
         r = self.r
@@ -233,6 +242,7 @@ def plan_clipped_gap(request: PlanRequest) -> Plan:
         corruption_budget=float(used.max()),
         sampling_error=float(s.deviations.max()),
         sampling_error_mse=0.0,
+        sampling_error_honest=float(s.honest_deviations.max()),
         leverage=float(lev.max()),
         tolerated_corruptions=s.tolerated,
         spot_checks=s.spot_checks,

@@ -41,6 +41,7 @@ class PilotStats:
         residual_second, residual_fourth: float64 ``(Z,)`` ``mean(q^2)``, ``mean(q^4)``.
         tail_profile: planned ``E[(u - kappa)_+]`` for ``u = q^2 / mean(q^2)`` pooled
             over outputs, at every clip multiple kappa (:func:`tail_profile`).
+        tail_spread: the standard deviation of ``(u - kappa)_+`` at every kappa.
     """
 
     n: int
@@ -51,6 +52,7 @@ class PilotStats:
     residual_second: NDArray[np.float64] | None = None
     residual_fourth: NDArray[np.float64] | None = None
     tail_profile: tuple[float, ...] | None = None
+    tail_spread: tuple[float, ...] | None = None
 
 
 def task_p(task: Task) -> float:
@@ -95,7 +97,16 @@ def pilot_stats(
         residual_second=m2,
         residual_fourth=np.maximum(np.mean(residual**4, axis=0), m2 * m2),
         tail_profile=tail_profile(residual**2 / m2[None, :]),
+        tail_spread=tail_spread(residual**2 / m2[None, :]),
     )
+
+
+def tail_spread(normalised: NDArray[np.float64]) -> tuple[float, ...]:
+    """Standard deviation of ``(u - kappa)_+`` (pooled) at every clip multiple kappa."""
+    u = np.asarray(normalised, dtype=np.float64).reshape(-1)
+    if u.size < 2:
+        return (0.0,) * len(CLIP_MULTIPLES)
+    return tuple(float(np.maximum(u - k, 0.0).std(ddof=1)) for k in CLIP_MULTIPLES)
 
 
 #: The planned clipping tail is never below this multiple of a Gaussian residual's.
@@ -176,4 +187,6 @@ def _moments(pilot: PilotStats | None) -> dict[str, Any]:
         "second_moments": tuple(float(v) for v in pilot.residual_second),
         "fourth_moments": tuple(float(v) for v in pilot.residual_fourth),
         "tail_profile": pilot.tail_profile,
+        "tail_spread": pilot.tail_spread,
+        "tail_runs": pilot.n,
     }
