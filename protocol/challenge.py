@@ -95,9 +95,7 @@ def check_challenge(
     if len(nodes) == 0:
         raise InvalidArgument("plan has no nodes")
     if len(pairs_per_node) != len(nodes):
-        raise InvalidArgument(
-            f"plan has {len(nodes)} nodes but {len(pairs_per_node)} pair counts"
-        )
+        raise InvalidArgument(f"plan has {len(nodes)} nodes but {len(pairs_per_node)} pair counts")
     rhos: list[float] = []
     for j, value in enumerate(nodes):
         rho = float(value)
@@ -211,9 +209,7 @@ class ChallengeLayout:
     p: float
 
     def __post_init__(self) -> None:
-        seed, nodes, counts, p = check_challenge(
-            self.seed, self.nodes, self.pairs_per_node, self.p
-        )
+        seed, nodes, counts, p = check_challenge(self.seed, self.nodes, self.pairs_per_node, self.p)
         if isinstance(self.n_items, bool | np.bool_):
             raise InvalidArgument(f"n_items must be an integer, got {self.n_items!r}")
         try:

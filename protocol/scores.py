@@ -25,9 +25,10 @@ Users who prefer the 0/1 mask encoding ``m = (x + 1)/2`` get
 from :meth:`Scores.mask_encoding`.
 
 Loading validates every field and raises :class:`~protocol.errors.InvalidArgument`
-with a message naming the file and the field.  Writing is atomic (temporary
-file, ``fsync``, ``rename``) and refuses to replace an existing file unless
-asked.  This module is pure numpy: both sides load scores without torch.
+with a message naming the file and the field.  Writing is atomic
+(:func:`protocol.atomic.atomic_write`: temporary file, ``fsync``, ``rename``) and
+refuses to replace an existing file unless asked.  This module is pure numpy:
+both sides load scores without torch.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from protocol.atomic import atomic_write
 from protocol.canonical_json import canonical_json
 from protocol.errors import InvalidArgument
 
@@ -238,16 +239,7 @@ def save_scores(path: str | os.PathLike[str], scores: Scores, *, overwrite: bool
         "method": np.array(scores.method),
         "meta": np.array(canonical_json(dict(scores.meta)).decode("utf-8")),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(dest, lambda fh: np.savez(fh, **arrays), mode=0o600)  # type: ignore[arg-type]
     return dest
 
 

@@ -32,24 +32,26 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 
-from protocol.decision import Decision, decide_committed, decide_paper
-from protocol.errors import PacdaError, ProverError, StatisticalRejection, VerificationError
-from protocol.plan import Plan, make_plan
+from protocol.decision import Decision
+from protocol.errors import PacdaError, ProverError, VerificationError
+from protocol.plan import Plan
 from protocol.prg import expand_pairs
 from protocol.report import AuditReport
 from prover.tasks.base import Task
 from prover.tasks.registry import load_task
 from verifier.commitment import Commitment, receive_commitment
 from verifier.config import AuditConfig
-from verifier.errors import TransportError
-from verifier.planning import (
-    PilotStats,
-    paper_centre,
-    pilot_gap_lower_bound,
-    pilot_stats,
-    plan_request,
-    task_p,
+from verifier.core import (
+    Pilot,
+    check_pilot,
+    decide_committed_audit,
+    decide_paper_audit,
+    pilot_from_runs,
+    plan_audit,
+    verified_residuals,
 )
+from verifier.errors import TransportError
+from verifier.planning import task_p
 from verifier.report_builder import AuditState, build_report, sign
 from verifier.results import ChallengeResults, ResultCollector
 from verifier.retrain import private_points, train_points
@@ -98,10 +100,9 @@ class _Run:
     commitment: Commitment | None = None
     plan: Plan | None = None
     seed: bytes | None = None
-    pilot: PilotStats | None = None
+    pilot: Pilot | None = None
     spot: SpotCheckResult | None = None
     own_outputs: list[NDArray[np.float64]] = field(default_factory=list)
-    verified_residuals: list[NDArray[np.float64]] = field(default_factory=list)
 
 
 class Auditor:
@@ -211,9 +212,8 @@ class Auditor:
 
     def _plan(self, run: _Run, commitment: Commitment) -> Plan:
         cfg, task = self.config, self.task
-        variance = cfg.variance
         run.state.variance_verified = False
-        if cfg.planning == "practical" and variance is None:
+        if cfg.planning == "practical" and cfg.variance is None:
             n = cfg.pilot_trainings
             self._note("pilot", 0, n)
             x, seeds = private_points(self.rng, n, n_items=task.n_items, p=task_p(task))
@@ -224,41 +224,16 @@ class Auditor:
                 chunk_size=cfg.train_chunk_size,
                 progress=self._counter("pilot", n),
             ).outputs
-            centre = paper_centre(commitment, p=task_p(task), bound=task.bound, practical=True)
-            predicted = commitment.predict(x)
-            run.pilot = pilot_stats(out, predicted, mode=cfg.mode, centre=centre)
+            run.pilot = pilot_from_runs(cfg, task, commitment, x, out)
             run.own_outputs.append(out)
-            run.verified_residuals.append(out - predicted)
             run.state.verifier_retrainings += n
-            variance = max(run.pilot.second_moment * cfg.variance_inflation, 1e-12)
             run.state.variance_verified = True
-            self._reject_on_pilot(run.pilot)
-        run.state.planned_variance = variance
-        plan = run.plan = make_plan(
-            plan_request(cfg, task=task, commitment=commitment, variance=variance, pilot=run.pilot)
-        )
-        if plan.prover_evaluations > cfg.max_prover_evaluations:
-            raise StatisticalRejection(
-                f"the plan needs {plan.prover_evaluations:,d} Prover evaluations, more than "
-                f"max_prover_evaluations={cfg.max_prover_evaluations:,d}: the committed scores' "
-                "residuals are too large to certify at this epsilon (raise epsilon or the cap)"
-            )
+            check_pilot(cfg, task, run.pilot)
+        run.state.planned_variance = run.pilot.variance if run.pilot else cfg.variance
+        plan = run.plan = plan_audit(cfg, task, commitment, run.pilot)
         run.state.plan = plan
         self._note("plan", 1, 1)
         return plan
-
-    def _reject_on_pilot(self, pilot: PilotStats) -> None:
-        """Abort before any challenge when the Verifier's own runs already prove err >= eps."""
-        delta = self.config.delta / (2.0 * self.task.n_outputs)
-        low = pilot_gap_lower_bound(pilot, delta)
-        worst = int(np.argmax(low))
-        if low[worst] >= self.config.epsilon:
-            raise StatisticalRejection(
-                f"output {worst}: the Verifier's own {pilot.n} pilot runs put the mean residual "
-                f"f - g_a at {pilot.residual_mean[worst]:.6g}, so err >= (E q)^2 >= "
-                f"{low[worst]:.6g} >= epsilon {self.config.epsilon:.6g} "
-                f"(with probability >= 1 - {delta:.3g})"
-            )
 
     def _counter(self, stage: str, total: int) -> Callable[[int], object]:
         done = [0]
@@ -358,23 +333,15 @@ class Auditor:
     ) -> Decision:
         task, p = self.task, task_p(self.task)
         pairs = expand_pairs(seed, np.arange(plan.n_pairs), task.n_items, p, plan.rho_of_pair())
-        f1, f2 = results.outputs[0::2], results.outputs[1::2]
         if plan.request.mode == "committed":
-            g1, g2 = commitment.predict(pairs.first), commitment.predict(pairs.second)
-            if run.spot is not None:  # the Verifier's own outputs at the spot-checked points
-                idx = run.spot.indices
-                g = np.where((idx % 2 == 1)[:, None], g2[idx // 2], g1[idx // 2])
-                run.verified_residuals.append(run.spot.own_outputs - g)
-            decision = decide_committed(
-                plan,
-                first_outputs=f1,
-                second_outputs=f2,
-                first_predictions=g1,
-                second_predictions=g2,
-                verified_residuals=np.concatenate(run.verified_residuals)
-                if run.verified_residuals
-                else None,
+            verified = verified_residuals(
+                commitment,
+                pairs,
+                pilot=run.pilot,
+                spot_indices=run.spot.indices if run.spot else None,
+                spot_outputs=run.spot.own_outputs if run.spot else None,
             )
+            decision = decide_committed_audit(plan, commitment, pairs, results.outputs, verified)
         else:
             n = plan.local_trainings
             self._note("local trainings", 0, n)
@@ -388,17 +355,7 @@ class Auditor:
             ).outputs
             run.state.verifier_retrainings += n
             run.own_outputs.append(local)
-            centre = paper_centre(
-                commitment, p=p, bound=task.bound, practical=plan.request.planning == "practical"
-            )
-            decision = decide_paper(
-                plan,
-                first_outputs=f1,
-                second_outputs=f2,
-                centre=centre,
-                local_outputs=local,
-                local_predictions=commitment.predict(x),
-            )
+            decision = decide_paper_audit(plan, commitment, task, results.outputs, x, local)
         own = np.concatenate(run.own_outputs) if run.own_outputs else np.zeros((0, 1))
         if own.shape[0] >= 2:
             run.state.variance_f = float(np.max(np.var(own, axis=0, ddof=1)))

@@ -18,16 +18,22 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 
-from protocol.decision import decide_committed
 from protocol.digests import attribution_digest
-from protocol.errors import InvalidArgument
-from protocol.plan import make_plan
+from protocol.errors import InvalidArgument, StatisticalRejection
+from protocol.plan import Plan
 from protocol.prg import expand_pairs
 from prover.tasks.base import Task
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
+from verifier.core import (
+    check_pilot,
+    decide_committed_audit,
+    pilot_from_runs,
+    plan_audit,
+    verified_residuals,
+)
 from verifier.driver import AuditResult, Progress
-from verifier.planning import paper_centre, pilot_stats, plan_request, task_p
+from verifier.planning import task_p
 from verifier.report_builder import AuditState, build_report, sign
 from verifier.retrain import private_points, train_points
 
@@ -56,6 +62,10 @@ def certify_local(
 
     Raises:
         InvalidArgument: scores of the wrong shape, or no plan meets epsilon.
+
+    Like the gRPC driver, it goes through :mod:`verifier.core`: a pilot that
+    proves ``err >= epsilon`` or a plan above ``max_prover_evaluations`` ends in
+    a signed *abort* report, not an exception.
     """
     t0 = time.perf_counter()
     rng = rng if rng is not None else np.random.default_rng(secrets.randbits(256))
@@ -78,37 +88,29 @@ def certify_local(
         if progress is not None:
             progress(stage, done, total)
 
-    variance = config.variance
     own: list[NDArray[np.float64]] = []
-    verified: list[NDArray[np.float64]] = []
-    stats = None
-    if config.planning == "practical" and variance is None:
-        n = config.pilot_trainings
-        note("pilot", 0, n)
-        x, seeds = private_points(rng, n, n_items=task.n_items, p=p)
-        out = train_points(task, x, seeds, chunk_size=config.train_chunk_size).outputs
-        centre = paper_centre(commitment, p=p, bound=task.bound, practical=True)
-        predicted = commitment.predict(x)
-        stats = pilot_stats(out, predicted, mode="committed", centre=centre)
-        verified.append(out - predicted)
-        variance = max(stats.second_moment * config.variance_inflation, 1e-12)
-        state.verifier_retrainings += n
-        state.variance_verified = True
-        own.append(out)
-    plan = make_plan(
-        plan_request(config, task=task, commitment=commitment, variance=variance, pilot=stats)
-    )
-    if plan.prover_evaluations > config.max_prover_evaluations:
-        raise InvalidArgument(
-            f"sampling: the plan needs {plan.prover_evaluations:,d} local evaluations, more than "
-            f"max_prover_evaluations={config.max_prover_evaluations:,d}; raise epsilon"
-        )
-    state.plan = plan
+    pilot = None
+    try:
+        if config.planning == "practical" and config.variance is None:
+            n = config.pilot_trainings
+            note("pilot", 0, n)
+            x, seeds = private_points(rng, n, n_items=task.n_items, p=p)
+            out = train_points(task, x, seeds, chunk_size=config.train_chunk_size).outputs
+            pilot = pilot_from_runs(config, task, commitment, x, out)
+            state.verifier_retrainings += n
+            state.variance_verified = True
+            own.append(out)
+            check_pilot(config, task, pilot)
+        state.planned_variance = pilot.variance if pilot is not None else config.variance
+        plan = state.plan = plan_audit(config, task, commitment, pilot)
+    except StatisticalRejection as err:  # the same verdict the gRPC driver gives
+        state.reason = f"{type(err).__name__}: {err}"
+        return _finish(state, own, key, t0, None)
     seed = secrets.token_bytes(32)
     state.challenge_seed = seed
     pairs = expand_pairs(seed, np.arange(plan.n_pairs), task.n_items, p, plan.rho_of_pair())
-    x = np.concatenate([pairs.first, pairs.second])
-    seeds = np.concatenate([pairs.first_seeds, pairs.second_seeds])
+    x = np.stack([pairs.first, pairs.second], axis=1).reshape(-1, task.n_items)
+    seeds = np.stack([pairs.first_seeds, pairs.second_seeds], axis=1).reshape(-1)
     total = len(x)
     done = [0]
 
@@ -116,22 +118,28 @@ def certify_local(
         done[0] += m
         note("local evaluations", done[0], total)
 
+    # Challenge layout: point 2i = x of pair i, 2i + 1 = its partner.
     out = train_points(task, x, seeds, chunk_size=config.train_chunk_size, progress=tick).outputs
     state.verifier_retrainings += total
     own.append(out)
-    n = plan.n_pairs
-    g1, g2 = commitment.predict(pairs.first), commitment.predict(pairs.second)
-    verified.append(out - np.concatenate([g1, g2]))  # every evaluation is the Verifier's own
-    state.decision = decide_committed(
-        plan,
-        first_outputs=out[:n],
-        second_outputs=out[n:],
-        first_predictions=g1,
-        second_predictions=g2,
-        verified_residuals=np.concatenate(verified),
+    every = np.arange(total, dtype=np.int64)  # every evaluation is the Verifier's own
+    verified = verified_residuals(
+        commitment, pairs, pilot=pilot, spot_indices=every, spot_outputs=out
     )
-    allout = np.concatenate(own)
-    state.variance_f = float(np.max(np.var(allout, axis=0, ddof=1)))
+    state.decision = decide_committed_audit(plan, commitment, pairs, out, verified)
+    return _finish(state, own, key, t0, plan)
+
+
+def _finish(
+    state: AuditState,
+    own: list[NDArray[np.float64]],
+    key: Ed25519PrivateKey,
+    t0: float,
+    plan: Plan | None,
+) -> AuditResult:
+    if own and sum(len(o) for o in own) >= 2:
+        allout = np.concatenate(own)
+        state.variance_f = float(np.max(np.var(allout, axis=0, ddof=1)))
     state.wall_seconds = time.perf_counter() - t0
     report = build_report(state)
     return AuditResult(report, sign(report, key), False, plan, None)

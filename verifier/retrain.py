@@ -12,7 +12,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from protocol.prg import expand_pairs, expand_points
+from protocol import challenge
+from protocol.prg import expand_points
 from prover.engine import train
 from prover.tasks.base import Task, TrainedBatch
 
@@ -29,6 +30,8 @@ def challenge_points(
 ) -> tuple[NDArray[np.int8], NDArray[np.uint64]]:
     """Subsets and seeds of challenge points (point 2k = x of pair k, 2k+1 = its partner).
 
+    The layout is :mod:`protocol.challenge`'s (the Prover's ``ChallengePlan`` uses it too).
+
     Args:
         seed: the 32-byte challenge seed.
         point_indices: int64 ``(m,)`` point indices.
@@ -38,14 +41,13 @@ def challenge_points(
 
     Returns:
         ``x`` int8 ``(m, N)`` pm encoding and training seeds uint64 ``(m,)``.
+
+    Raises:
+        InvalidArgument: a point index outside ``[0, 2 n_pairs)``.
     """
-    idx = np.asarray(point_indices, dtype=np.int64)
-    pairs = idx // 2
-    expanded = expand_pairs(seed, pairs, n_items, p, rho_of_pair[pairs])
-    second = (idx % 2 == 1)[:, None]
-    x = np.where(second, expanded.second, expanded.first).astype(np.int8)
-    seeds = np.where(second[:, 0], expanded.second_seeds, expanded.first_seeds).astype(np.uint64)
-    return x, seeds
+    return challenge.challenge_points(
+        seed, point_indices, n_items=n_items, p=p, rho_of_pair=rho_of_pair
+    )
 
 
 def private_points(

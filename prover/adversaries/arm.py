@@ -25,7 +25,6 @@ from prover.adversaries.scores import (
     noise_scores,
     permute_scores,
     scale_scores,
-    task_p,
 )
 from prover.adversaries.strategic import StrategicPolicy
 from prover.service.policy import HonestPolicy, ResultPolicy
@@ -62,7 +61,7 @@ def manipulate_scores(
         InvalidArgument: ``adversary`` is not a score manipulation, or cannot
             apply to this task.
     """
-    p = task_p(task)
+    p = task.p
     name, params = adversary.name, adversary.params
     if name == "scale":
         return scale_scores(scores, params[0], p=p)
@@ -105,7 +104,7 @@ def result_policy(
     if name == "ignore-seeds":
         return IgnoreSeedsPolicy(task, rng=rng)
     if name == "wrong-subset":
-        return WrongSubsetPolicy(task, p=task_p(task), rng=rng)
+        return WrongSubsetPolicy(task, p=task.p, rng=rng)
     if name == "strategic":
         # The functional's weights are not in the catalogue text: the policy
         # derives them from each challenge plan's nodes (functional_from_nodes).

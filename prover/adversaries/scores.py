@@ -34,15 +34,9 @@ __all__ = [
     "noise_scores",
     "permute_scores",
     "scale_scores",
-    "task_p",
 ]
 
 FloatArray = NDArray[np.float64]
-
-
-def task_p(task: Task) -> float:
-    """Inclusion probability of the task's B_p (its spec's ``p``, else 0.5)."""
-    return float(getattr(getattr(task, "spec", None), "p", 0.5))
 
 
 def _replace(scores: Scores, theta: FloatArray, p: float) -> Scores:
@@ -109,7 +103,7 @@ def lazy_scores(task: Task, samples: int, *, rng: np.random.Generator) -> Scores
     Raises:
         InvalidArgument: the fit is impossible (e.g. an item in every subset).
     """
-    p = task_p(task)
+    p = task.p
     x = np.where(rng.random((samples, task.n_items)) < p, 1, -1).astype(np.int8)
     seeds = rng.integers(0, 2**63, size=samples, dtype=np.uint64)
     y = np.asarray(train(task, x, seeds).outputs, dtype=np.float64)

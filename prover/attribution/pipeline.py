@@ -32,7 +32,7 @@ from prover.executors import Executor, TaskSource, run
 from prover.store import ResultStore
 from prover.tasks.base import Task
 
-__all__ = ["AttributionResult", "attribute", "check_functional", "task_p"]
+__all__ = ["AttributionResult", "attribute", "check_functional"]
 
 Log = Callable[[str], object]
 
@@ -53,12 +53,6 @@ class AttributionResult:
     n_trained: int
     n_from_store: int
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-def task_p(task: Task) -> float:
-    """Inclusion probability p of the task's B_p (from its spec, else 0.5)."""
-    spec = getattr(task, "spec", None)
-    return float(getattr(spec, "p", 0.5))
 
 
 def check_functional(config: AttributionConfig, p: float) -> NodeFunctional:
@@ -121,7 +115,7 @@ def attribute(
     say: Log = log if log is not None else (lambda _msg: None)
     config.check_budget(task.n_items)
     src: TaskSource = task if source is None else source
-    p = task_p(task)
+    p = task.p
     streams = Streams(config.seed)
     counts = [0, 0]
     seconds: dict[str, float] = {}

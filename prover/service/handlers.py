@@ -389,9 +389,12 @@ class ProverHandlers:
 
 
 def _task_p(task: Task) -> float:
-    """p of a spec-built task (:class:`protocol.taskspec.TaskSpec`)."""
-    spec = getattr(task, "spec", None)
-    p = getattr(spec, "p", None)
-    if not isinstance(p, float):
+    """:attr:`Task.p` of a task that declares its p (spec-built tasks do).
+
+    The server does not fall back on the base class's default 0.5: challenges
+    must use the p of the Verifier's task file, so a task without its own p
+    needs an explicit one.
+    """
+    if type(task).p is Task.p:
         raise InvalidArgument(f"{type(task).__name__} has no spec with p; pass p explicitly")
-    return check_p(p)
+    return check_p(task.p)

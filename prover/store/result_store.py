@@ -28,6 +28,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from protocol.atomic import atomic_write
 from protocol.errors import InvalidArgument, ProverError
 from prover.store.config import StoreConfig
 from prover.store.keys import (
@@ -38,7 +39,7 @@ from prover.store.keys import (
     result_keys,
     weight_digests,
 )
-from prover.store.segment import Segment, SegmentData, fsync_dir, write_segment
+from prover.store.segment import Segment, SegmentData, write_segment
 from prover.tasks.base import Task, TrainedBatch
 
 __all__ = ["Lookup", "ResultStore"]
@@ -425,10 +426,4 @@ def _acquire_lock(path: Path) -> int:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.rename(tmp, path)
-    fsync_dir(path.parent)
+    atomic_write(path, text.encode("utf-8"), sync_dir=True)

@@ -30,6 +30,7 @@ import zarr.errors
 from numpy.typing import NDArray
 from zarr.storage import LocalStore
 
+from protocol.atomic import fsync_dir
 from protocol.errors import ProverError
 
 __all__ = ["SEGMENT_FORMAT", "Segment", "SegmentData", "fsync_dir", "write_segment"]
@@ -48,15 +49,6 @@ class SegmentData:
     outputs: NDArray[np.float64]
     weight_digests: NDArray[np.uint8]
     weights: NDArray[np.float64] | None
-
-
-def fsync_dir(path: Path) -> None:
-    """Flush a directory entry (so a rename into it survives power loss)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _fsync_tree(root: Path) -> None:

@@ -105,6 +105,14 @@ class Task(abc.ABC):
         """b: every output is clipped to ``[-b, b]``."""
 
     @property
+    def p(self) -> float:
+        """Inclusion probability of B_p, the distribution of subsets the task is audited under.
+
+        0.5 unless the task says otherwise (spec-built tasks return their spec's ``p``).
+        """
+        return 0.5
+
+    @property
     @abc.abstractmethod
     def output_tolerance(self) -> float:
         """tau: batch and single training agree on outputs within this."""

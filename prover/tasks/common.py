@@ -2,7 +2,7 @@
 
 :class:`SpecTask` implements the bookkeeping part of :class:`~prover.tasks.base.Task`
 from a validated spec and the dataset's content hash: ``digest``, ``bound``,
-the tolerances and Z.  Subclasses supply ``n_items`` and the training.
+``p``, the tolerances and Z.  Subclasses supply ``n_items`` and the training.
 """
 
 from __future__ import annotations
@@ -79,6 +79,10 @@ class SpecTask(Task, Generic[SpecT]):
     @property
     def bound(self) -> float:
         return self._spec.bound
+
+    @property
+    def p(self) -> float:
+        return float(self._spec.p)
 
     @property
     def output_tolerance(self) -> float:

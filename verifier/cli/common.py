@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from protocol import atomic
 from protocol.errors import InvalidArgument
 from protocol.signing import key_id, load_or_create_default_key, load_private_key
 
@@ -47,18 +46,12 @@ def read_file(path: Path, what: str) -> bytes:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and rename."""
+    """Write ``data`` to ``path`` (mode 0600) via a temporary file and rename.
+
+    Missing parent directories are created; :func:`protocol.atomic.atomic_write` does the rest.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.atomic_write(path, data, mode=0o600)
 
 
 def details_path(report: Path) -> Path:

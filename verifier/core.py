@@ -1,0 +1,180 @@
+"""The Verifier's statistical core, free of transport: pilot, plan, decision.
+
+One audit, whatever carries it (the gRPC driver :class:`verifier.Auditor`,
+local mode :func:`verifier.local.certify_local`, the benchmarks under
+``tests/bench``), goes through these functions in this order:
+
+1. :func:`pilot_from_runs` — practical planning without a declared variance:
+   the Verifier's own runs on private points give the residual moments, the
+   clipping tail and Var(f); :func:`check_pilot` aborts when they already prove
+   ``err >= epsilon`` (a cheap rejection, before any challenge);
+2. :func:`plan_audit` — the plan (:func:`protocol.plan.make_plan`), refused when
+   it needs more Prover evaluations than the configuration allows;
+3. the challenge, the commitment checks and the spot checks (the caller's);
+4. :func:`verified_residuals` and :func:`decide_committed_audit` /
+   :func:`decide_paper_audit` — the verdict (:mod:`protocol.decision`).
+
+The caller trains (or evaluates) every model; these functions only see numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from protocol.decision import Decision, decide_committed, decide_paper
+from protocol.errors import StatisticalRejection
+from protocol.plan import Plan, make_plan
+from protocol.prg import ExpandedPairs
+from prover.tasks.base import Task
+from verifier.commitment import Commitment
+from verifier.config import AuditConfig
+from verifier.planning import (
+    PilotStats,
+    paper_centre,
+    pilot_gap_lower_bound,
+    pilot_stats,
+    plan_request,
+    task_p,
+)
+
+__all__ = [
+    "Pilot",
+    "check_pilot",
+    "decide_committed_audit",
+    "decide_paper_audit",
+    "pilot_from_runs",
+    "plan_audit",
+    "verified_residuals",
+]
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Pilot:
+    """The pilot of an audit: statistics, the verified residuals and the planned variance."""
+
+    stats: PilotStats
+    residuals: FloatArray
+    outputs: FloatArray
+    variance: float
+
+
+def pilot_from_runs(
+    config: AuditConfig,
+    task: Task,
+    commitment: Commitment,
+    x: NDArray[np.int8],
+    outputs: FloatArray,
+) -> Pilot:
+    """Pilot statistics from the Verifier's own ``outputs`` ``(n, Z)`` at private points ``x``."""
+    centre = paper_centre(commitment, p=task_p(task), bound=task.bound, practical=True)
+    predicted = commitment.predict(x)
+    stats = pilot_stats(outputs, predicted, mode=config.mode, centre=centre)
+    variance = max(stats.second_moment * config.variance_inflation, 1e-12)
+    return Pilot(stats, np.asarray(outputs - predicted), np.asarray(outputs), variance)
+
+
+def check_pilot(config: AuditConfig, task: Task, pilot: Pilot) -> None:
+    """Abort before any challenge when the Verifier's own runs already prove ``err >= eps``.
+
+    Raises:
+        StatisticalRejection: some output's pilot lower bound on err reaches epsilon.
+    """
+    delta = config.delta / (2.0 * task.n_outputs)
+    low = pilot_gap_lower_bound(pilot.stats, delta)
+    worst = int(np.argmax(low))
+    if low[worst] >= config.epsilon:
+        raise StatisticalRejection(
+            f"output {worst}: the Verifier's own {pilot.stats.n} pilot runs put the mean "
+            f"residual f - g_a at {pilot.stats.residual_mean[worst]:.6g}, so err >= (E q)^2 >= "
+            f"{low[worst]:.6g} >= epsilon {config.epsilon:.6g} "
+            f"(with probability >= 1 - {delta:.3g})"
+        )
+
+
+def plan_audit(
+    config: AuditConfig, task: Task, commitment: Commitment, pilot: Pilot | None
+) -> Plan:
+    """The plan of an audit; :class:`StatisticalRejection` above ``max_prover_evaluations``."""
+    variance = pilot.variance if pilot is not None else config.variance
+    plan = make_plan(
+        plan_request(
+            config,
+            task=task,
+            commitment=commitment,
+            variance=variance,
+            pilot=pilot.stats if pilot is not None else None,
+        )
+    )
+    if plan.prover_evaluations > config.max_prover_evaluations:
+        raise StatisticalRejection(
+            f"the plan needs {plan.prover_evaluations:,d} Prover evaluations, more than "
+            f"max_prover_evaluations={config.max_prover_evaluations:,d}: the committed scores' "
+            "residuals are too large to certify at this epsilon (raise epsilon or the cap)"
+        )
+    return plan
+
+
+def verified_residuals(
+    commitment: Commitment,
+    pairs: ExpandedPairs,
+    *,
+    pilot: Pilot | None,
+    spot_indices: NDArray[np.int64] | None,
+    spot_outputs: FloatArray | None,
+) -> FloatArray | None:
+    """``f - g_a`` on every run the Verifier trained itself (pilot and spot checks)."""
+    parts = [] if pilot is None else [pilot.residuals]
+    if spot_indices is not None and spot_outputs is not None and len(spot_indices):
+        idx = np.asarray(spot_indices, dtype=np.int64)
+        pair = idx // 2
+        x = np.where((idx % 2 == 1)[:, None], pairs.second[pair], pairs.first[pair])
+        parts.append(np.asarray(spot_outputs - commitment.predict(x)))
+    return np.concatenate(parts) if parts else None
+
+
+def decide_committed_audit(
+    plan: Plan,
+    commitment: Commitment,
+    pairs: ExpandedPairs,
+    outputs: FloatArray,
+    verified: FloatArray | None,
+) -> Decision:
+    """Committed mode: the decision on the Prover's ``outputs`` ``(2 n_pairs, Z)`` (x, x')."""
+    return decide_committed(
+        plan,
+        first_outputs=outputs[0::2],
+        second_outputs=outputs[1::2],
+        first_predictions=commitment.predict(pairs.first),
+        second_predictions=commitment.predict(pairs.second),
+        verified_residuals=verified,
+    )
+
+
+def decide_paper_audit(
+    plan: Plan,
+    commitment: Commitment,
+    task: Task,
+    outputs: FloatArray,
+    local_x: NDArray[np.int8],
+    local_outputs: FloatArray,
+) -> Decision:
+    """Paper mode: the decision with the Verifier's ``plan.local_trainings`` own runs."""
+    centre = paper_centre(
+        commitment,
+        p=task_p(task),
+        bound=task.bound,
+        practical=plan.request.planning == "practical",
+    )
+    return decide_paper(
+        plan,
+        first_outputs=outputs[0::2],
+        second_outputs=outputs[1::2],
+        centre=centre,
+        local_outputs=local_outputs,
+        local_predictions=commitment.predict(local_x),
+    )
