@@ -50,6 +50,8 @@ from protocol.errors import InvalidArgument
 
 __all__ = [
     "CLIP_MULTIPLES",
+    "ESCALATION_MULTIPLES",
+    "FIRST_STAGE_SHARE",
     "chi2_tail_mean",
     "clip_bias",
     "clipped_products",
@@ -59,6 +61,7 @@ __all__ = [
     "node_second_moment_bound",
     "observed_variance_sum",
     "planned_variance_sum",
+    "second_stage_deltas",
     "tail_mean_upper",
     "tail_upper",
     "variance_sum",
@@ -68,6 +71,23 @@ FloatArray = NDArray[np.float64]
 
 #: Clip levels the planner considers, as multiples kappa of E[q^2].
 CLIP_MULTIPLES = (6.0, 8.0, 10.0, 12.0, 15.0, 20.0, 25.0, 30.0, 40.0)
+#: Second stage (:func:`protocol.decision.escalation`): clip levels as multiples of the planned.
+ESCALATION_MULTIPLES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+#: Share of each failure probability (spot checks, sampling, tail) kept by the first stage.
+FIRST_STAGE_SHARE = 0.9
+
+
+def second_stage_deltas(spot: float, sampling: float, tail: float) -> tuple[float, float, float]:
+    """Failure probabilities of the second stage from the first stage's.
+
+    The first stage holds :data:`FIRST_STAGE_SHARE` of each budget; the second
+    the rest — spot checks as one event (the first ``K(|L|)`` draws missing the
+    lies, whatever clip level is chosen), sampling and tail split over the
+    :data:`ESCALATION_MULTIPLES` it may choose among after seeing the data.
+    """
+    rest = (1.0 - FIRST_STAGE_SHARE) / FIRST_STAGE_SHARE
+    g = len(ESCALATION_MULTIPLES)
+    return spot * rest, sampling * rest / g, tail * rest / g
 
 
 def chi2_tail_mean(kappa: float) -> float:

@@ -115,9 +115,12 @@ class _Search:
             if r.completeness_radius is not None
             else default_completeness_radius(r.epsilon)
         )
-        self.delta_spot = r.delta / 2.0
-        self.delta_sampling = r.delta / (4.0 * z)
-        self.delta_tail = r.delta / (4.0 * z)
+        # The first stage keeps FIRST_STAGE_SHARE of each budget; the rest is the
+        # second stage's (protocol.decision.escalation).
+        first = cg.FIRST_STAGE_SHARE
+        self.delta_spot = first * r.delta / 2.0
+        self.delta_sampling = first * r.delta / (4.0 * z)
+        self.delta_tail = first * r.delta / (4.0 * z)
         # The tail the decision will charge: its upper confidence bound from the
         # pilot alone (spot checks only add verified runs and narrow it).
         self.tails = tuple(

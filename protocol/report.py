@@ -89,7 +89,9 @@ _PLAN_INTS = ("n_outputs", "prover_evaluations", "spot_checks", "local_trainings
 _PLAN_KEYS = frozenset(
     (*_PLAN_FLOATS, *_PLAN_INTS, "estimator", "nodes", "weights", "pairs_per_node", "budget")
 )
-_COST_KEYS = frozenset(("verifier_retrainings", "prover_evaluations", "bytes_received"))
+_COST_KEYS = frozenset(
+    ("verifier_retrainings", "prover_evaluations", "bytes_received", "spot_checks")
+)
 _MAX_SAFE_INT = 2**53 - 1
 
 

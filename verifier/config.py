@@ -36,6 +36,10 @@ class AuditConfig:
             ``B_{>=3}(q) <= tail_fraction * E[q^2]``.
         prover_weight: ``lp`` plans: the planner minimises ``Verifier retrainings
             + prover_weight * Prover evaluations`` (under ``max_prover_evaluations``).
+        escalation_factor: ``lp`` plans: after a first-stage rejection the
+            Verifier may draw a second stage of spot checks at a higher clip
+            level, up to this many times the planned spot checks in all (1 or
+            less: never).
         variance: practical planning: a declared upper bound on the second
             moment of the planned values (``q = f - g_a`` in committed mode,
             ``f - c`` in paper mode); ``None`` estimates it from a pilot of the
@@ -62,6 +66,7 @@ class AuditConfig:
     completeness_radius: float | None = None
     tail_fraction: float = 0.25
     prover_weight: float = 0.025
+    escalation_factor: float = 10.0
     variance: float | None = None
     pilot_trainings: int = 200
     variance_inflation: float = 1.5
@@ -104,6 +109,10 @@ class AuditConfig:
         if not (self.prover_weight >= 0 and math.isfinite(self.prover_weight)):
             raise InvalidArgument(
                 f"prover_weight must be finite and >= 0, got {self.prover_weight}"
+            )
+        if not (self.escalation_factor >= 0 and math.isfinite(self.escalation_factor)):
+            raise InvalidArgument(
+                f"escalation_factor must be finite and >= 0, got {self.escalation_factor}"
             )
         if self.max_resumes < 0:
             raise InvalidArgument(f"max_resumes must be >= 0, got {self.max_resumes}")

@@ -12,7 +12,11 @@ local mode :func:`verifier.local.certify_local`, the benchmarks under
    it needs more Prover evaluations than the configuration allows;
 3. the challenge, the commitment checks and the spot checks (the caller's);
 4. :func:`verified_residuals` and :func:`decide_committed_audit` /
-   :func:`decide_paper_audit` — the verdict (:mod:`protocol.decision`).
+   :func:`decide_paper_audit` — the verdict (:mod:`protocol.decision`);
+5. clipped-gap plans, after a first-stage rejection: :func:`plan_escalation`
+   and :func:`draw_more_spot_checks` — a second stage of spot checks at a
+   higher clip level when the data (e.g. a heavier tail than the pilot saw)
+   call for it, then the decision again with the escalation.
 
 The caller trains (or evaluates) every model; these functions only see numbers.
 """
@@ -24,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from protocol.decision import Decision, decide_committed, decide_paper
+from protocol.decision import Decision, Escalation, decide_committed, decide_paper, escalation
 from protocol.errors import StatisticalRejection
 from protocol.plan import Plan, make_plan
 from protocol.prg import ExpandedPairs
@@ -39,14 +43,18 @@ from verifier.planning import (
     plan_request,
     task_p,
 )
+from verifier.spotcheck import SpotCheckResult
 
 __all__ = [
     "Pilot",
     "check_pilot",
     "decide_committed_audit",
     "decide_paper_audit",
+    "draw_more_spot_checks",
+    "merge_spot_checks",
     "pilot_from_runs",
     "plan_audit",
+    "plan_escalation",
     "verified_residuals",
 ]
 
@@ -143,6 +151,7 @@ def decide_committed_audit(
     pairs: ExpandedPairs,
     outputs: FloatArray,
     verified: FloatArray | None,
+    escalated: Escalation | None = None,
 ) -> Decision:
     """Committed mode: the decision on the Prover's ``outputs`` ``(2 n_pairs, Z)`` (x, x')."""
     return decide_committed(
@@ -152,7 +161,60 @@ def decide_committed_audit(
         first_predictions=commitment.predict(pairs.first),
         second_predictions=commitment.predict(pairs.second),
         verified_residuals=verified,
+        escalated=escalated,
     )
+
+
+def plan_escalation(
+    config: AuditConfig,
+    plan: Plan,
+    commitment: Commitment,
+    pairs: ExpandedPairs,
+    outputs: FloatArray,
+    verified: FloatArray | None,
+) -> Escalation | None:
+    """A second stage of spot checks that could still accept, within the configured cap.
+
+    Clipped-gap plans only, after a first-stage rejection: the cheapest
+    :func:`protocol.decision.escalation` whose total spot checks stay within
+    ``config.escalation_factor * plan.spot_checks`` (``None`` otherwise).
+    """
+    if plan.clip_levels is None or config.escalation_factor <= 1.0:
+        return None
+    esc = escalation(
+        plan,
+        first_outputs=outputs[0::2],
+        second_outputs=outputs[1::2],
+        first_predictions=commitment.predict(pairs.first),
+        second_predictions=commitment.predict(pairs.second),
+        verified_residuals=verified,
+    )
+    if esc is None or esc.spot_checks <= plan.spot_checks:
+        return None
+    if esc.spot_checks > config.escalation_factor * plan.spot_checks:
+        return None
+    return esc
+
+
+def merge_spot_checks(first: SpotCheckResult, second: SpotCheckResult) -> SpotCheckResult:
+    """Two stages of spot checks as one result, by point index."""
+    indices = np.concatenate([first.indices, second.indices])
+    order = np.argsort(indices, kind="stable")
+    return SpotCheckResult(
+        indices=indices[order],
+        output_diff=np.concatenate([first.output_diff, second.output_diff])[order],
+        weight_diff=np.concatenate([first.weight_diff, second.weight_diff])[order],
+        own_outputs=np.concatenate([first.own_outputs, second.own_outputs])[order],
+    )
+
+
+def draw_more_spot_checks(
+    rng: np.random.Generator, n_points: int, drawn: NDArray[np.int64], k: int
+) -> NDArray[np.int64]:
+    """``k`` more point indices, uniform without replacement among those not yet ``drawn``."""
+    rest = np.setdiff1d(np.arange(n_points, dtype=np.int64), drawn, assume_unique=False)
+    k = min(k, rest.size)
+    return np.sort(rng.choice(rest, size=k, replace=False).astype(np.int64))
 
 
 def decide_paper_audit(

@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 from protocol.decision import Decision
 from protocol.errors import PacdaError, ProverError, VerificationError
 from protocol.plan import Plan
-from protocol.prg import expand_pairs
+from protocol.prg import ExpandedPairs, expand_pairs
 from protocol.report import AuditReport
 from prover.tasks.base import Task
 from prover.tasks.registry import load_task
@@ -46,8 +46,11 @@ from verifier.core import (
     check_pilot,
     decide_committed_audit,
     decide_paper_audit,
+    draw_more_spot_checks,
+    merge_spot_checks,
     pilot_from_runs,
     plan_audit,
+    plan_escalation,
     verified_residuals,
 )
 from verifier.errors import TransportError
@@ -174,9 +177,61 @@ class Auditor:
         seed = run.seed = secrets.token_bytes(32)  # fresh, and only after the commitment
         run.state.challenge_seed = seed
         results = self._challenge(run, commitment, plan, seed)
-        run.spot = self._spot_checks(run, results, plan, seed)
+        # Spot checks are drawn from private randomness only now, after the root.
+        first = draw_spot_checks(self.rng, plan.prover_evaluations, plan.spot_checks)
+        run.spot = run.state.spot = self._spot_checks(run, results, plan, seed, first)
         run.own_outputs.append(run.spot.own_outputs)
-        return self._decide(run, commitment, plan, seed, results)
+        decision = self._decide(run, commitment, plan, seed, results)
+        if decision.accept or plan.clip_levels is None:
+            return decision
+        return self._escalate(run, commitment, plan, seed, results, decision)
+
+    def _escalate(
+        self,
+        run: _Run,
+        commitment: Commitment,
+        plan: Plan,
+        seed: bytes,
+        results: ChallengeResults,
+        decision: Decision,
+    ) -> Decision:
+        """Second stage (clipped gap): more spot checks at a higher clip level, if they help."""
+        assert run.spot is not None
+        pairs = self._pairs(plan, seed)
+        verified = self._verified(run, commitment, pairs)
+        esc = plan_escalation(self.config, plan, commitment, pairs, results.outputs, verified)
+        if esc is None:
+            return decision
+        self._note(
+            f"second stage: clip x{esc.multiple:g}, {esc.spot_checks:,d} spot checks in all", 0, 0
+        )
+        more = draw_more_spot_checks(
+            self.rng,
+            plan.prover_evaluations,
+            run.spot.indices,
+            esc.spot_checks - len(run.spot.indices),
+        )
+        extra = self._spot_checks(run, results, plan, seed, more)
+        run.own_outputs.append(extra.own_outputs)
+        run.spot = run.state.spot = merge_spot_checks(run.spot, extra)
+        verified = self._verified(run, commitment, pairs)
+        return decide_committed_audit(plan, commitment, pairs, results.outputs, verified, esc)
+
+    def _pairs(self, plan: Plan, seed: bytes) -> ExpandedPairs:
+        p = task_p(self.task)
+        return expand_pairs(seed, np.arange(plan.n_pairs), self.task.n_items, p, plan.rho_of_pair())
+
+    @staticmethod
+    def _verified(
+        run: _Run, commitment: Commitment, pairs: ExpandedPairs
+    ) -> NDArray[np.float64] | None:
+        return verified_residuals(
+            commitment,
+            pairs,
+            pilot=run.pilot,
+            spot_indices=run.spot.indices if run.spot else None,
+            spot_outputs=run.spot.own_outputs if run.spot else None,
+        )
 
     def _hello(self, run: _Run) -> None:
         self._note("describe task")
@@ -290,10 +345,13 @@ class Auditor:
         return results
 
     def _spot_checks(
-        self, run: _Run, results: ChallengeResults, plan: Plan, seed: bytes
+        self,
+        run: _Run,
+        results: ChallengeResults,
+        plan: Plan,
+        seed: bytes,
+        indices: NDArray[np.int64],
     ) -> SpotCheckResult:
-        n_points = plan.prover_evaluations
-        indices = draw_spot_checks(self.rng, n_points, plan.spot_checks)  # only after the root
         commitment = run.commitment
         if commitment is None:
             raise VerificationError("internal: spot checks before commitment")
@@ -320,7 +378,6 @@ class Auditor:
             chunk_size=self.config.train_chunk_size,
             progress=self._counter("spot checks", k),
         )
-        run.state.spot = spot
         return spot
 
     def _decide(
@@ -332,15 +389,9 @@ class Auditor:
         results: ChallengeResults,
     ) -> Decision:
         task, p = self.task, task_p(self.task)
-        pairs = expand_pairs(seed, np.arange(plan.n_pairs), task.n_items, p, plan.rho_of_pair())
+        pairs = self._pairs(plan, seed)
         if plan.request.mode == "committed":
-            verified = verified_residuals(
-                commitment,
-                pairs,
-                pilot=run.pilot,
-                spot_indices=run.spot.indices if run.spot else None,
-                spot_outputs=run.spot.own_outputs if run.spot else None,
-            )
+            verified = self._verified(run, commitment, pairs)
             decision = decide_committed_audit(plan, commitment, pairs, results.outputs, verified)
         else:
             n = plan.local_trainings

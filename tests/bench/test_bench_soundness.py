@@ -4,33 +4,38 @@ Run::
 
     .venv/bin/pytest -m bench -s tests/bench/test_bench_soundness.py
 
-About 10 minutes on 2 cores (0.3 s per audit and worker; 20 points x 100
-runs).  The default is 100 runs per point, not 200: 200 would take ~20 minutes.
+About 20 minutes on 2 busy cores (~0.3 s per audit and worker; 20 points x
+200 runs; the issue asks for at least 200 runs per point).
 
-Environment: ``PACDA_SOUNDNESS_RUNS`` (audits per point, default 100),
+Environment: ``PACDA_SOUNDNESS_RUNS`` (audits per point, default 200),
 ``PACDA_SOUNDNESS_EPS`` (epsilon as a fraction of the exact Var(f), default
 0.1), ``PACDA_SOUNDNESS_OUT`` (default ``out/soundness``), ``PACDA_WORKERS``
 (processes, default 2).  Writes ``soundness.csv`` to the output directory.
 
-Every audit runs the Verifier's own code in the order of
-:class:`verifier.driver.Auditor` (``_plan``, ``_spot_checks``, ``_decide``),
-in-process, without gRPC or Merkle proofs, with ``AuditConfig(epsilon,
-delta=0.05)`` defaults (committed mode, practical planning, estimator ``auto``
-= ``lp``, the clipped direct gap):
+Every audit calls the Verifier's transport-free core (:mod:`verifier.core`)
+in the order of :class:`verifier.driver.Auditor` (``_plan``, ``_challenge``,
+``_spot_checks``, ``_decide``), in-process, without gRPC, Merkle proofs or
+openings, with ``AuditConfig(epsilon, delta=0.05)`` defaults (committed mode,
+practical planning, estimator ``auto`` = ``lp``, the clipped direct gap):
 
-1. pilot: 200 private points (:func:`verifier.retrain.private_points`), the
-   task's outputs, :func:`verifier.planning.pilot_stats`, variance = second
-   moment x inflation, and the pilot rejection of ``Auditor._reject_on_pilot``;
-2. :func:`protocol.plan.make_plan` of :func:`verifier.planning.plan_request`
-   (an :class:`InvalidArgument` — no plan fits — is an abort, as in the driver);
-3. a fresh 32-byte seed, :func:`protocol.prg.expand_pairs`, honest outputs;
+1. pilot: :func:`verifier.retrain.private_points` and
+   :func:`verifier.retrain.train_points` (200 runs),
+   :func:`verifier.core.pilot_from_runs`, :func:`verifier.core.check_pilot`
+   (a :class:`StatisticalRejection` is the pilot's abort);
+2. :func:`verifier.core.plan_audit` (a :class:`StatisticalRejection` — over
+   the evaluation cap — or an :class:`InvalidArgument` — no plan fits — is an
+   abort, as in the driver);
+3. a fresh 32-byte seed, :func:`protocol.prg.expand_pairs`, the honest
+   outputs in the challenge layout (point ``2i`` = first of pair i, ``2i + 1``
+   = its partner);
 4. the strategic liar (:func:`prover.adversaries.strategic.strategic_lies`,
    ``ceil(MULT * max(tolerated, 1))`` lies; MULT = 0 is an honest Prover);
-5. :func:`verifier.spotcheck.draw_spot_checks`; a spot-checked point whose
-   value differs from the honest one by more than ``output_tolerance`` aborts
-   the audit ("caught"), as ``retrain_and_compare`` would; else the Verifier's
-   own residuals there join the pilot's;
-6. :func:`protocol.decision.decide_committed` on the (possibly lied) outputs.
+5. :func:`verifier.spotcheck.draw_spot_checks`; the Verifier retrains the
+   spot-checked points (``train_points``); a point whose sent value differs
+   from its own by more than ``output_tolerance`` aborts the audit ("caught"),
+   as ``retrain_and_compare`` would;
+6. :func:`verifier.core.verified_residuals` (pilot and spot checks) and
+   :func:`verifier.core.decide_committed_audit` on the (possibly lied) outputs.
 
 Tasks (exact err, :mod:`protocol.synthetic`): ``p0.5`` is the acceptance
 bench's task (N = 8, B_1 = 0.8, one degree-2 term of weight 0.2, seed noise
@@ -50,17 +55,18 @@ and the liar is not exercised; at 0.1 the plans use ~20k (p = 0.5) and ~60k
 (p = 0.3) Prover evaluations with ~2k / ~6k spot checks and ~40 tolerated
 corruptions.
 
-Verifier-side bug worked around (PRG input only): ``protocol.lp_functional``
-rounds its node grid to 9 decimals, so at p = 0.3 the lowest node is
--0.428571429 < -rho_max(0.3) = -0.4285714286 and ``expand_pairs`` (via
-``check_rho``, relative slack 1e-12) raises ``InvalidArgument`` for every
-practical committed plan at p = 0.3.  This bench clamps the rhos it passes to
-``expand_pairs`` at -rho_max; the plan and the decision are untouched.
-
 Claims checked: soundness (err >= eps, any MULT): accept rate <= delta + 3 SE;
 completeness (honest, err = 0 and err = the completeness radius of a
 reference plan): accept rate >= 1 - delta - 3 SE (SE binomial at the nominal
-rate).  The table is printed and written before anything is asserted.
+rate).  Column ``uncaught`` (MULT = 1 rows only, i.e. exactly
+``max(tolerated, 1)`` lies): the accept rate of the same liar when the spot
+checks are ignored (the decision runs even when a lie was caught); it tests
+the statistic's corruption accounting (``tolerated x leverage``) by itself and
+must also be <= delta + 3 SE.  For completeness rows with statistical
+rejections the mean of each certified term of the rejected runs (estimate,
+sampling, clipping, corruption, the rest; recomputed from the plan with
+:mod:`protocol.clipped_gap`) is printed next to that of the accepted ones.
+The table is printed and written before anything is asserted.
 """
 
 from __future__ import annotations
@@ -81,25 +87,28 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from protocol.decision import decide_committed
-from protocol.errors import InvalidArgument, VerificationError
-from protocol.hypercube import bias_moments, rho_max
-from protocol.plan import Plan, make_plan
-from protocol.prg import expand_pairs
+from protocol import clipped_gap as cg
+from protocol.decision import Decision
+from protocol.errors import InvalidArgument, StatisticalRejection, VerificationError
+from protocol.hypercube import bias_moments
+from protocol.plan import Plan
+from protocol.prg import ExpandedPairs, expand_pairs
 from protocol.synthetic import PlantedSpectrum, SyntheticFunction
 from prover.adversaries.strategic import strategic_lies
 from prover.tasks.registry import load_task_text
 from prover.tasks.synthetic import SyntheticTask
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
-from verifier.planning import (
-    paper_centre,
-    pilot_gap_lower_bound,
-    pilot_stats,
-    plan_request,
-    task_p,
+from verifier.core import (
+    Pilot,
+    check_pilot,
+    decide_committed_audit,
+    pilot_from_runs,
+    plan_audit,
+    verified_residuals,
 )
-from verifier.retrain import private_points
+from verifier.planning import task_p
+from verifier.retrain import private_points, train_points
 from verifier.spotcheck import draw_spot_checks
 
 pytestmark = pytest.mark.bench
@@ -169,8 +178,12 @@ def commitment(task: SyntheticTask, err: float) -> Commitment:
 
 
 def evaluate(task: SyntheticTask, x: NDArray[np.int8], seeds: NDArray[np.uint64]) -> FloatArray:
-    """The task's outputs ``f(x; r)`` (what the Prover and the Verifier's retraining compute)."""
+    """The Prover's honest outputs ``f(x; r)`` (the task's own training)."""
     return np.asarray(task.train_batch(x, seeds).outputs, dtype=np.float64)
+
+
+#: Names of the certified terms of :func:`certified_terms`, in order.
+TERMS = ("estimate", "sampling", "clipping", "corruption", "rest")
 
 
 @dataclass(frozen=True)
@@ -179,8 +192,8 @@ class Outcome:
 
     accept: bool
     caught: bool  # a spot check hit a lied point
-    pilot_rejected: bool  # Auditor._reject_on_pilot
-    no_plan: bool  # make_plan found no plan (InvalidArgument), or over the evaluation cap
+    pilot_rejected: bool  # verifier.core.check_pilot
+    no_plan: bool  # plan_audit: no plan fits (InvalidArgument) or over the evaluation cap
     prover_evaluations: int
     verifier_retrainings: int  # pilot + spot checks
     spot_checks: int
@@ -188,36 +201,65 @@ class Outcome:
     lies: int
     certified_upper: float  # max over outputs (nan when no decision)
     completeness_radius: float  # of the plan (nan without one)
+    accept_uncaught: bool | None = None  # MULT = 1: the decision with the spot checks ignored
+    terms: tuple[float, ...] | None = None  # honest runs: certified_terms of the worst output
 
 
-def plan_for(
+def pilot_and_plan(
     task: SyntheticTask, cfg: AuditConfig, com: Commitment, rng: np.random.Generator
-) -> tuple[Plan | None, FloatArray, bool]:
-    """Auditor._plan: pilot, pilot rejection, plan.
+) -> tuple[Pilot, Plan | None, bool]:
+    """``Auditor._plan`` through :mod:`verifier.core`: pilot, pilot rejection, plan.
 
-    Returns (the plan or None, the pilot residuals, whether the pilot rejected).
+    Returns (the pilot, the plan or None, whether the pilot rejected).
     """
-    p = task_p(task)
-    n = cfg.pilot_trainings
-    x, seeds = private_points(rng, n, n_items=task.n_items, p=p)
-    out = evaluate(task, x, seeds)
-    centre = paper_centre(com, p=p, bound=task.bound, practical=True)
-    predicted = com.predict(x)
-    pilot = pilot_stats(out, predicted, mode=cfg.mode, centre=centre)
-    residuals = out - predicted
-    variance = max(pilot.second_moment * cfg.variance_inflation, 1e-12)
-    low = pilot_gap_lower_bound(pilot, cfg.delta / (2.0 * task.n_outputs))
-    if float(np.max(low)) >= cfg.epsilon:
-        return None, residuals, True
+    x, seeds = private_points(rng, cfg.pilot_trainings, n_items=task.n_items, p=task_p(task))
+    out = train_points(task, x, seeds, chunk_size=cfg.train_chunk_size).outputs
+    pilot = pilot_from_runs(cfg, task, com, x, out)
     try:
-        plan = make_plan(
-            plan_request(cfg, task=task, commitment=com, variance=variance, pilot=pilot)
-        )
-    except InvalidArgument:
-        return None, residuals, False
-    if plan.prover_evaluations > cfg.max_prover_evaluations:
-        return None, residuals, False
-    return plan, residuals, False
+        check_pilot(cfg, task, pilot)
+    except StatisticalRejection:
+        return pilot, None, True
+    try:
+        return pilot, plan_audit(cfg, task, com, pilot), False
+    except (StatisticalRejection, InvalidArgument):
+        return pilot, None, False
+
+
+def certified_terms(
+    plan: Plan,
+    com: Commitment,
+    pairs: ExpandedPairs,
+    outputs: FloatArray,
+    verified: FloatArray | None,
+    z: int,
+) -> tuple[float, ...]:
+    """Output z's certified upper bound split into :data:`TERMS` (diagnostic only).
+
+    Recomputed from the plan with :mod:`protocol.clipped_gap`, as
+    ``protocol.decision``'s clipped verdict does; the caller checks that the
+    terms add up to the decision's ``certified_upper``.
+    """
+    assert plan.clip_levels is not None and plan.planned_tails is not None
+    assert plan.planned_variances is not None
+    clip, w = plan.clip_levels[z], plan.functional.weights
+    q1 = outputs[0::2, z] - com.predict(pairs.first)[:, z]
+    q2 = outputs[1::2, z] - com.predict(pairs.second)[:, z]
+    value, _, node_var = cg.node_estimate(cg.clipped_products(q1, q2, clip), plan.node_of_pair(), w)
+    observed = cg.observed_variance_sum(node_var, w, plan.pairs_per_node)
+    dev = float(cg.deviation(plan.planned_variances[z], plan.delta_sampling, observed))
+    tail = plan.planned_tails[z]
+    if verified is not None and verified.size:
+        tail = max(tail, cg.tail_mean_upper(verified[:, z] ** 2, clip, plan.delta_tail))
+    bias = float(cg.clip_bias(w, tail))
+    corruption = plan.tolerated_corruptions * float(cg.leverage(w, plan.pairs_per_node, clip))
+    rest = plan.tolerance_slack + abs(plan.bias_lower)
+    return (value, dev, bias, corruption, rest)
+
+
+def _upper(decision: Decision) -> tuple[float, int]:
+    """The largest certified upper bound over outputs and its output."""
+    z = int(np.argmax([o.certified_upper for o in decision.outputs]))
+    return float(decision.outputs[z].certified_upper), z
 
 
 def audit_once(
@@ -230,75 +272,76 @@ def audit_once(
     """One audit; the liar lies ``ceil(mult * max(tolerated, 1))`` times (mult 0: honest)."""
     cfg = AuditConfig(epsilon=epsilon, delta=DELTA)
     pilot_n = cfg.pilot_trainings
-    plan, pilot_residuals, rejected = plan_for(task, cfg, com, rng)
+    pilot, plan, rejected = pilot_and_plan(task, cfg, com, rng)
     if plan is None:
         nan = float("nan")
-        return Outcome(False, False, rejected, not rejected, 0, pilot_n, 0, 0, 0, nan, nan)
+        uncaught = False if mult == 1 else None
+        return Outcome(
+            False, False, rejected, not rejected, 0, pilot_n, 0, 0, 0, nan, nan, uncaught
+        )
     # challenge: a fresh seed, only after the commitment and the plan
     seed = rng.bytes(32)
-    p = task_p(task)
-    # Workaround, PRG input only: lp_functional rounds its nodes to 9 decimals, so at
-    # p = 0.3 its lowest node -0.428571429 lies 3e-10 below -rho_max = -3/7 and
-    # check_rho (slack 1e-12) refuses it; clamp to -rho_max (see module docstring).
-    rhos = np.maximum(plan.rho_of_pair(), -rho_max(p))
-    pairs = expand_pairs(seed, np.arange(plan.n_pairs), task.n_items, p, rhos)
-    f1 = evaluate(task, pairs.first, pairs.first_seeds)
-    f2 = evaluate(task, pairs.second, pairs.second_seeds)
-    g1, g2 = com.predict(pairs.first), com.predict(pairs.second)
-    sent1, sent2, lies = f1, f2, 0
-    lied_points = np.zeros(0, dtype=np.int64)
+    pairs = expand_pairs(
+        seed, np.arange(plan.n_pairs), task.n_items, task_p(task), plan.rho_of_pair()
+    )
+    # challenge layout: point 2i = x of pair i, 2i + 1 = its partner
+    x = np.stack([pairs.first, pairs.second], axis=1).reshape(-1, task.n_items)
+    seeds = np.stack([pairs.first_seeds, pairs.second_seeds], axis=1).reshape(-1)
+    honest = evaluate(task, x, seeds)
+    sent, lies = honest, np.zeros(0, dtype=np.int64)
     if mult > 0:
         assert plan.clip_levels is not None
-        lies = math.ceil(mult * max(plan.tolerated_corruptions, 1))
         lied = strategic_lies(
-            f1,
-            f2,
-            g1,
-            g2,
+            honest[0::2],
+            honest[1::2],
+            com.predict(pairs.first),
+            com.predict(pairs.second),
             node_of_pair=plan.node_of_pair(),
             weights=plan.functional.weights,
             clip_levels=plan.clip_levels,
-            n_lies=lies,
+            n_lies=math.ceil(mult * max(plan.tolerated_corruptions, 1)),
             bound=task.bound,
         )
-        sent1, sent2, lied_points = lied.first_outputs, lied.second_outputs, lied.points
-    # spot checks: private randomness, only after the results
+        sent = np.empty_like(honest)
+        sent[0::2], sent[1::2], lies = lied.first_outputs, lied.second_outputs, lied.points
+    # spot checks: private randomness, only after the results; the Verifier retrains them
     idx = draw_spot_checks(rng, plan.prover_evaluations, plan.spot_checks)
-    retrainings = pilot_n + len(idx)
-    honest = np.where((idx % 2 == 1)[:, None], f2[idx // 2], f1[idx // 2])
-    sent = np.where((idx % 2 == 1)[:, None], sent2[idx // 2], sent1[idx // 2])
-    caught = bool(np.any(np.max(np.abs(sent - honest), axis=1) > task.output_tolerance))
-    assert caught == bool(np.isin(lied_points, idx).any()) or not lied_points.size
+    own = train_points(task, x[idx], seeds[idx], chunk_size=cfg.train_chunk_size).outputs
+    caught = bool(np.any(np.max(np.abs(sent[idx] - own), axis=1) > task.output_tolerance))
+    assert caught == bool(np.isin(lies, idx).any()) or not lies.size
     base = Outcome(
         accept=False,
         caught=caught,
         pilot_rejected=False,
         no_plan=False,
         prover_evaluations=plan.prover_evaluations,
-        verifier_retrainings=retrainings,
+        verifier_retrainings=pilot_n + len(idx),
         spot_checks=plan.spot_checks,
         tolerated=plan.tolerated_corruptions,
-        lies=int(lied_points.size),
+        lies=int(lies.size),
         certified_upper=float("nan"),
         completeness_radius=plan.completeness_radius,
     )
-    if caught:
-        return base
-    g = np.where((idx % 2 == 1)[:, None], g2[idx // 2], g1[idx // 2])
-    verified = np.concatenate([pilot_residuals, honest - g])
+    if caught and mult != 1:
+        return base  # retrain_and_compare aborts the audit
+    verified = verified_residuals(com, pairs, pilot=pilot, spot_indices=idx, spot_outputs=own)
     try:
-        decision = decide_committed(
-            plan,
-            first_outputs=sent1,
-            second_outputs=sent2,
-            first_predictions=g1,
-            second_predictions=g2,
-            verified_residuals=verified,
-        )
+        decision = decide_committed_audit(plan, com, pairs, sent, verified)
     except VerificationError:
-        return base
-    upper = max(o.certified_upper for o in decision.outputs)
-    return dataclasses.replace(base, accept=decision.accept, certified_upper=upper)
+        return dataclasses.replace(base, accept_uncaught=False if mult == 1 else None)
+    upper, z = _upper(decision)
+    terms = None
+    if mult == 0:
+        terms = certified_terms(plan, com, pairs, sent, verified, z)
+        if not math.isclose(sum(terms), upper, rel_tol=1e-9, abs_tol=1e-12):
+            raise AssertionError(f"certified terms {terms} do not add up to {upper}")
+    return dataclasses.replace(
+        base,
+        accept=decision.accept and not caught,
+        certified_upper=upper if not caught else float("nan"),
+        accept_uncaught=decision.accept if mult == 1 else None,
+        terms=terms,
+    )
 
 
 @dataclass(frozen=True)
@@ -330,7 +373,7 @@ def reference_radius(name: str, epsilon: float) -> float:
     cfg = AuditConfig(epsilon=epsilon, delta=DELTA)
     for attempt in range(20):  # a pilot that sees the heavy tail may leave no plan: retry
         rng = np.random.default_rng([ROOT_SEED, 99, attempt])
-        plan, _, _ = plan_for(task, cfg, commitment(task, 0.0), rng)
+        _, plan, _ = pilot_and_plan(task, cfg, commitment(task, 0.0), rng)
         if plan is not None:
             return float(plan.completeness_radius)
     raise AssertionError(f"{name}: no reference plan in 20 pilots")
@@ -354,7 +397,9 @@ class Row:
     pilot_rejected: int
     no_plan: int
     bound_rate: float  # the asserted limit
-    holds: bool
+    holds: bool  # the rate and, where measured, the uncaught rate are within their limits
+    uncaught_accepted: int  # MULT = 1 soundness rows; -1 where not measured
+    uncaught_rate: float  # nan where not measured
     mean_verifier_retrainings: float
     mean_prover_evaluations: float
     mean_spot_checks: float
@@ -369,8 +414,14 @@ def tabulate(point: Point, epsilon: float, outs: list[Outcome]) -> Row:
     n = len(outs)
     k = sum(o.accept for o in outs)
     se = math.sqrt(DELTA * (1.0 - DELTA) / n)
+    uncaught = [o.accept_uncaught for o in outs if o.accept_uncaught is not None]
+    ku = sum(uncaught) if uncaught and point.claim == "soundness" else -1
+    u_rate = ku / len(uncaught) if ku >= 0 else float("nan")
     if point.claim == "soundness":
-        limit, holds = DELTA + 3.0 * se, k / n <= DELTA + 3.0 * se
+        limit = DELTA + 3.0 * se
+        holds = k / n <= limit and (ku < 0 or u_rate <= limit)
+        if ku >= 0 and len(uncaught) != n:
+            raise AssertionError(f"{point}: {len(uncaught)} uncaught decisions of {n} audits")
     else:
         limit, holds = 1.0 - DELTA - 3.0 * se, k / n >= 1.0 - DELTA - 3.0 * se
     caught = sum(o.caught for o in outs)
@@ -398,6 +449,8 @@ def tabulate(point: Point, epsilon: float, outs: list[Outcome]) -> Row:
         no_plan=none,
         bound_rate=limit,
         holds=holds,
+        uncaught_accepted=ku,
+        uncaught_rate=u_rate,
         mean_verifier_retrainings=mean([o.verifier_retrainings for o in outs]),
         mean_prover_evaluations=mean([o.prover_evaluations for o in outs]),
         mean_spot_checks=mean([o.spot_checks for o in planned]),
@@ -406,6 +459,31 @@ def tabulate(point: Point, epsilon: float, outs: list[Outcome]) -> Row:
         mean_certified_upper_over_eps=mean(uppers) / epsilon if uppers else float("nan"),
         mean_radius_over_eps=mean([o.completeness_radius for o in planned]) / epsilon,
     )
+
+
+def _rate(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.3f}"
+
+
+def print_terms(point: Point, epsilon: float, outs: list[Outcome]) -> None:
+    """Mean certified terms (units of eps) of an honest point's rejected and accepted runs."""
+    decided = [o for o in outs if o.terms is not None]
+    groups = (
+        ("rejected", [o for o in decided if not o.accept]),
+        ("accepted", [o for o in decided if o.accept]),
+    )
+    if not groups[0][1]:
+        return
+    print(
+        f"certified terms / eps, {point.task} err/eps={point.err_over_eps:.3f} (honest), "
+        "means: " + ", ".join(TERMS) + ", upper"
+    )
+    for name, group in groups:
+        if group:
+            terms = np.array([o.terms for o in group]) / epsilon
+            means = " ".join(f"{v:>8.4f}" for v in terms.mean(axis=0))
+            upper = np.mean([o.certified_upper for o in group]) / epsilon
+            print(f"  {name:<8} {len(group):>4} runs: {means}  upper {upper:.4f}")
 
 
 def _env(name: str, default: str) -> str:
@@ -422,7 +500,7 @@ def _chunks(
 
 
 def test_soundness_and_completeness() -> None:
-    runs = int(_env("PACDA_SOUNDNESS_RUNS", "100"))
+    runs = int(_env("PACDA_SOUNDNESS_RUNS", "200"))
     fraction = float(_env("PACDA_SOUNDNESS_EPS", "0.1"))
     workers = int(_env("PACDA_WORKERS", "2"))
     out_dir = Path(_env("PACDA_SOUNDNESS_OUT", "out/soundness"))
@@ -475,7 +553,8 @@ def test_soundness_and_completeness() -> None:
     header = (
         f"{'claim':<12} {'task':<10} {'p':>4} {'err/eps':>7} {'MULT':>4} {'runs':>4} "
         f"{'acc':>4} {'rate':>6} {'limit':>6} {'caught':>6} {'rej.stat':>8} {'pilot':>5} "
-        f"{'noplan':>6} {'V retrain':>9} {'P evals':>9} {'spots':>7} {'tol':>5} {'lies':>6} "
+        f"{'noplan':>6} {'uncaught':>8} {'V retrain':>9} {'P evals':>9} {'spots':>7} "
+        f"{'tol':>5} {'lies':>6} "
         f"{'U/eps':>6} {'r/eps':>6}"
     )
     print("\n" + header)
@@ -484,15 +563,24 @@ def test_soundness_and_completeness() -> None:
             f"{r.claim:<12} {r.task:<10} {r.p:>4} {r.err_over_eps:>7.3f} {r.mult:>4g} "
             f"{r.runs:>4} {r.accepted:>4} {r.accept_rate:>6.3f} {r.bound_rate:>6.3f} "
             f"{r.caught:>6} {r.rejected_statistic:>8} {r.pilot_rejected:>5} {r.no_plan:>6} "
-            f"{r.mean_verifier_retrainings:>9,.0f} {r.mean_prover_evaluations:>9,.0f} "
+            f"{_rate(r.uncaught_rate):>8} {r.mean_verifier_retrainings:>9,.0f} "
+            f"{r.mean_prover_evaluations:>9,.0f} "
             f"{r.mean_spot_checks:>7,.0f} {r.mean_tolerated:>5.1f} {r.mean_lies:>6.1f} "
             f"{r.mean_certified_upper_over_eps:>6.3f} {r.mean_radius_over_eps:>6.3f}"
             + ("" if r.holds else "  <-- FAILS")
         )
+    print(
+        "uncaught: accept rate of the MULT = 1 liar with the spot checks ignored "
+        "(limit as for rate)"
+    )
+    for pt in points:
+        if pt.claim == "completeness":
+            print_terms(pt, eps[pt.task], results[pt.index])
     print(f"wall time {wall:.0f}s; wrote {out_dir / 'soundness.csv'}")
     failed = [
         f"{r.claim} {r.task} err/eps={r.err_over_eps:.3f} MULT={r.mult:g}: "
-        f"rate {r.accept_rate:.3f} vs limit {r.bound_rate:.3f}"
+        f"rate {r.accept_rate:.3f} (uncaught {_rate(r.uncaught_rate)}) vs limit "
+        f"{r.bound_rate:.3f}"
         for r in rows
         if not r.holds
     ]

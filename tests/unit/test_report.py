@@ -76,6 +76,7 @@ def _fields(**overrides: Any) -> dict[str, Any]:
             "verifier_retrainings": 12,
             "prover_evaluations": 400,
             "bytes_received": 123456,
+            "spot_checks": 10,
             "wall_seconds": 1.5,
         },
         "soundness_basis": SOUNDNESS_RIGOROUS,
