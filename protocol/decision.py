@@ -3,7 +3,8 @@
 For every output z the Verifier computes ``err_hat_z`` (docs/design.md §1) and
 accepts iff ``err_hat_z <= eps/2`` for every z (the plan's threshold) — or, for
 the clipped direct gap of practical committed plans (``plan.clip_levels``), iff
-the certified upper bound below is under epsilon (:func:`_clipped_verdict`).  Alongside it
+the certified upper bound below is under epsilon
+(:func:`protocol.decision_clipped.clipped_verdict`).  Alongside it
 reports a two-sided interval at the plan's per-output confidence and a
 *certified upper bound*
 
@@ -22,14 +23,13 @@ is violated and the output aborts.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from protocol import clipped_gap as cg
 from protocol.concentration import empirical_bernstein_deviation
-from protocol.errors import InvalidArgument, VerificationError
+from protocol.decision_clipped import Escalation, clipped_verdict, escalation, verified_matrix
+from protocol.errors import InvalidArgument
 from protocol.estimators import (
     Estimate,
     PairSample,
@@ -38,6 +38,7 @@ from protocol.estimators import (
     residual_weight_nnls,
 )
 from protocol.plan import Plan
+from protocol.verdict import Decision, OutputDecision, as_matrix, check_outputs
 
 __all__ = [
     "MAX_CLIPPED_FRACTION",
@@ -51,65 +52,6 @@ __all__ = [
 
 MAX_CLIPPED_FRACTION = 0.01
 FloatArray = NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class OutputDecision:
-    """The verdict for one output.
-
-    Attributes:
-        output: index z.
-        estimate: ``err_hat_z`` (squared output units).
-        standard_error: its estimated standard deviation.
-        interval: ``(estimate - t, estimate + t)`` with t the sampling deviation.
-        certified_upper: upper bound on ``err_z`` (see module docstring).
-        accept: ``estimate <= threshold`` (and, in practical planning, few clipped values).
-        clipped_fraction: fraction of values winsorised (0 in rigorous planning).
-        reason: empty when accepted, else why not.
-    """
-
-    output: int
-    estimate: float
-    standard_error: float
-    interval: tuple[float, float]
-    certified_upper: float
-    accept: bool
-    clipped_fraction: float
-    reason: str
-
-
-@dataclass(frozen=True)
-class Decision:
-    """All outputs' verdicts; ``accept`` iff every output accepts."""
-
-    accept: bool
-    threshold: float
-    outputs: tuple[OutputDecision, ...]
-
-    @property
-    def reason(self) -> str:
-        """Human-readable reason for an abort ("" on accept)."""
-        return "; ".join(o.reason for o in self.outputs if not o.accept)
-
-
-def _as_matrix(name: str, a: FloatArray, rows: int, cols: int) -> FloatArray:
-    arr = np.asarray(a, dtype=np.float64)
-    if arr.ndim == 1 and cols == 1:
-        arr = arr[:, None]
-    if arr.shape != (rows, cols):
-        raise InvalidArgument(f"{name} must have shape ({rows}, {cols}), got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise VerificationError(f"{name} contains NaN or infinite values")
-    return arr
-
-
-def _check_outputs(name: str, a: FloatArray, plan: Plan, rows: int) -> FloatArray:
-    arr = _as_matrix(name, a, rows, plan.request.n_outputs)
-    b = plan.request.bound
-    if np.any(np.abs(arr) > b):
-        worst = float(np.abs(arr).max())
-        raise VerificationError(f"{name}: output {worst:.6g} lies outside the bound [-{b}, {b}]")
-    return arr
 
 
 def _clip(plan: Plan, a: FloatArray) -> tuple[FloatArray, float]:
@@ -164,168 +106,6 @@ def _verdict(
     )
 
 
-@dataclass(frozen=True)
-class Escalation:
-    """A second stage of spot checks at a higher clip level (clipped-gap plans).
-
-    Attributes:
-        multiple: the clip levels are ``multiple * plan.clip_levels``.
-        tolerated: corrupted pairs the enlarged spot check tolerates.
-        spot_checks: total spot checks (first stage included) it needs.
-    """
-
-    multiple: float
-    tolerated: int
-    spot_checks: int
-
-
-@dataclass(frozen=True)
-class _Terms:
-    """The certified terms of one output at one clip level (before corruption)."""
-
-    value: float
-    deviation: float
-    clip_bias: float
-    observed_variance: float
-    clipped: float
-    leverage: float
-
-
-def _clipped_terms(
-    plan: Plan,
-    z: int,
-    q1: FloatArray,
-    q2: FloatArray,
-    verified: FloatArray | None,
-    multiple: float,
-    delta_sampling: float,
-    delta_tail: float,
-) -> _Terms:
-    assert plan.clip_levels is not None and plan.planned_tails is not None
-    assert plan.planned_variances is not None
-    clip, w = plan.clip_levels[z] * multiple, plan.functional.weights
-    products = cg.clipped_products(q1, q2, clip)
-    value, _, node_var = cg.node_estimate(products, plan.node_of_pair(), w)
-    observed = cg.observed_variance_sum(node_var, w, plan.pairs_per_node)
-    dev = float(cg.deviation(plan.planned_variances[z], delta_sampling, observed))
-    tail = plan.planned_tails[z] if multiple == 1.0 else 0.0
-    if verified is not None and verified.size:
-        tail = max(tail, cg.tail_mean_upper(verified[:, z] ** 2, clip, delta_tail))
-    return _Terms(
-        value=value,
-        deviation=dev,
-        clip_bias=float(cg.clip_bias(w, tail)),
-        observed_variance=observed,
-        clipped=float(np.mean(np.abs(q1 * q2) > clip)),
-        leverage=float(cg.leverage(w, plan.pairs_per_node, clip)),
-    )
-
-
-def _clipped_verdict(
-    plan: Plan,
-    z: int,
-    q1: FloatArray,
-    q2: FloatArray,
-    verified: FloatArray | None,
-    escalation: Escalation | None = None,
-) -> OutputDecision:
-    """Clipped direct gap (:mod:`protocol.clipped_gap`): accept iff ``U_z < epsilon``.
-
-    ``U_z = err_hat + dev + clip_bias + tolerance + bias_down + m* Lambda_z`` with
-    the deviation and the tail at least their planned values (realised values
-    can only raise them), so an accepted output certifies ``err_z < epsilon``.
-    With an :class:`Escalation` the clip level, tolerated count and failure
-    probabilities are the second stage's.
-    """
-    multiple, tolerated = 1.0, plan.tolerated_corruptions
-    d_sampling, d_tail = plan.delta_sampling, plan.delta_tail
-    if escalation is not None:
-        multiple, tolerated = escalation.multiple, escalation.tolerated
-        _, d_sampling, d_tail = cg.second_stage_deltas(plan.delta_spot, d_sampling, d_tail)
-    t = _clipped_terms(plan, z, q1, q2, verified, multiple, d_sampling, d_tail)
-    corruption = tolerated * t.leverage
-    upper = (
-        t.value + t.deviation + t.clip_bias + plan.tolerance_slack + abs(plan.bias_lower)
-        + corruption
-    )  # fmt: skip
-    eps = plan.request.epsilon
-    reason = ""
-    if not upper < eps:
-        reason = (
-            f"output {z}: estimated err {t.value:.6g} exceeds the threshold "
-            f"{t.value + eps - upper:.6g} (epsilon {eps:.6g} minus sampling {t.deviation:.3g}, "
-            f"clipping {t.clip_bias:.3g} and corruption {corruption:.3g}): the certified upper "
-            f"bound {upper:.6g} is not below epsilon"
-        )
-    return OutputDecision(
-        output=z,
-        estimate=t.value,
-        standard_error=math.sqrt(t.observed_variance),
-        interval=(t.value - t.deviation, t.value + t.deviation),
-        certified_upper=upper,
-        accept=not reason,
-        clipped_fraction=t.clipped,
-        reason=reason,
-    )
-
-
-def escalation(
-    plan: Plan,
-    *,
-    first_outputs: FloatArray,
-    second_outputs: FloatArray,
-    first_predictions: FloatArray,
-    second_predictions: FloatArray,
-    verified_residuals: FloatArray | None,
-) -> Escalation | None:
-    """The cheapest second stage under which every output could still be accepted.
-
-    For each clip multiple g of :data:`protocol.clipped_gap.ESCALATION_MULTIPLES`
-    every output's margin ``epsilon - (err_hat + dev + clip_bias + tolerance +
-    bias_down)`` at the second stage's failure probabilities must be positive;
-    it buys ``m*_g = min_z floor(margin_z / Lambda_z)`` tolerated corruptions,
-    which take ``k = ceil(2n ln(1/delta_spot2) / (m*_g + 1))`` spot checks in all.
-    Soundness does not depend on the choice: the spot checks fail only if the
-    first ``2n ln(1/delta_spot2) / |L|`` draws miss all |L| lies (one event,
-    whatever g), and sampling and tail are split over the multiples.
-    ``None`` when no multiple leaves every margin positive.
-    """
-    if plan.clip_levels is None:
-        return None
-    n, Z = plan.n_pairs, plan.request.n_outputs
-    f1 = _check_outputs("first_outputs", first_outputs, plan, n)
-    f2 = _check_outputs("second_outputs", second_outputs, plan, n)
-    g1 = _as_matrix("first_predictions", first_predictions, n, Z)
-    g2 = _as_matrix("second_predictions", second_predictions, n, Z)
-    verified = _verified(verified_residuals, Z)
-    d_spot, d_sampling, d_tail = cg.second_stage_deltas(
-        plan.delta_spot, plan.delta_sampling, plan.delta_tail
-    )
-    eps, fixed = plan.request.epsilon, plan.tolerance_slack + abs(plan.bias_lower)
-    best: Escalation | None = None
-    for g in cg.ESCALATION_MULTIPLES:
-        tolerated = math.inf
-        for z in range(Z):
-            q1, q2 = f1[:, z] - g1[:, z], f2[:, z] - g2[:, z]
-            t = _clipped_terms(plan, z, q1, q2, verified, g, d_sampling, d_tail)
-            margin = eps - (t.value + t.deviation + t.clip_bias + fixed)
-            tolerated = min(tolerated, math.floor(margin / t.leverage) if margin > 0 else -1)
-        if tolerated < 0:
-            continue
-        m = int(tolerated)
-        n_points = 2 * n
-        k = min(n_points, math.ceil(n_points * math.log(1.0 / d_spot) / (m + 1)))
-        if best is None or k < best.spot_checks:
-            best = Escalation(multiple=g, tolerated=m, spot_checks=k)
-    return best
-
-
-def _verified(verified_residuals: FloatArray | None, n_outputs: int) -> FloatArray | None:
-    if verified_residuals is None:
-        return None
-    return np.asarray(verified_residuals, dtype=np.float64).reshape(-1, n_outputs)
-
-
 def decide_committed(
     plan: Plan,
     *,
@@ -351,14 +131,14 @@ def decide_committed(
     if plan.request.mode != "committed":
         raise InvalidArgument("decide_committed needs a committed-mode plan")
     n, Z = plan.n_pairs, plan.request.n_outputs
-    f1 = _check_outputs("first_outputs", first_outputs, plan, n)
-    f2 = _check_outputs("second_outputs", second_outputs, plan, n)
-    g1 = _as_matrix("first_predictions", first_predictions, n, Z)
-    g2 = _as_matrix("second_predictions", second_predictions, n, Z)
+    f1 = check_outputs("first_outputs", first_outputs, plan, n)
+    f2 = check_outputs("second_outputs", second_outputs, plan, n)
+    g1 = as_matrix("first_predictions", first_predictions, n, Z)
+    g2 = as_matrix("second_predictions", second_predictions, n, Z)
     if plan.clip_levels is not None:
-        verified = _verified(verified_residuals, Z)
+        verified = verified_matrix(verified_residuals, Z)
         verdicts_c = [
-            _clipped_verdict(plan, z, f1[:, z] - g1[:, z], f2[:, z] - g2[:, z], verified, escalated)
+            clipped_verdict(plan, z, f1[:, z] - g1[:, z], f2[:, z] - g2[:, z], verified, escalated)
             for z in range(Z)
         ]
         return Decision(all(v.accept for v in verdicts_c), plan.threshold, tuple(verdicts_c))
@@ -407,16 +187,16 @@ def decide_paper(
     if plan.request.mode != "paper":
         raise InvalidArgument("decide_paper needs a paper-mode plan")
     n, Z = plan.n_pairs, plan.request.n_outputs
-    f1 = _check_outputs("first_outputs", first_outputs, plan, n)
-    f2 = _check_outputs("second_outputs", second_outputs, plan, n)
+    f1 = check_outputs("first_outputs", first_outputs, plan, n)
+    f2 = check_outputs("second_outputs", second_outputs, plan, n)
     c = np.asarray(centre, dtype=np.float64).reshape(-1)
     if c.shape != (Z,) or not np.all(np.abs(c) <= plan.request.bound):
         raise InvalidArgument(f"centre must have shape ({Z},) within [-b, b]")
     if plan.clip_at is None and np.any(c != 0.0):
         raise InvalidArgument("rigorous paper-mode planning assumes centre 0")
     n_local = plan.local_trainings
-    lf = _check_outputs("local_outputs", local_outputs, plan, n_local)
-    lg = _as_matrix("local_predictions", local_predictions, n_local, Z)
+    lf = check_outputs("local_outputs", local_outputs, plan, n_local)
+    lg = as_matrix("local_predictions", local_predictions, n_local, Z)
     node = plan.node_of_pair()
     nnls = plan.request.estimator == "three-point-nnls"
     verdicts = []

@@ -37,8 +37,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,7 +49,17 @@ from protocol.estimators import (
     nnls_lipschitz,
     three_point_functional,
 )
-from protocol.hypercube import check_p, rho_max
+from protocol.hypercube import rho_max
+from protocol.plan_clipped import plan_clipped_gap
+from protocol.plan_types import (
+    ESTIMATORS,
+    BudgetItem,
+    Estimator,
+    Mode,
+    Plan,
+    Planning,
+    PlanRequest,
+)
 
 __all__ = [
     "ESTIMATORS",
@@ -63,13 +72,6 @@ __all__ = [
     "make_plan",
 ]
 
-Mode = Literal["committed", "paper"]
-Planning = Literal["rigorous", "practical"]
-Estimator = Literal["chebyshev", "three-point", "three-point-nnls", "lp"]
-
-#: Estimator families by name (the CLI choices come from here).
-ESTIMATORS: tuple[str, ...] = ("chebyshev", "three-point", "three-point-nnls", "lp")
-
 CORRUPTION_FRACTION = 1.0 / 8.0  # of epsilon, at least
 BIAS_FRACTION = 1.0 / 8.0  # of epsilon, at most, each direction
 SAMPLING_FRACTION = 1.0 / 4.0  # of epsilon, at most
@@ -79,301 +81,9 @@ PRODUCT_VARIANCE_FACTOR = 2.0  # practical: Var(y y') <= 2 s^4 (Gaussian-like ou
 MAX_PAIRS = 10**15
 
 
-@dataclass(frozen=True, kw_only=True)
-class PlanRequest:
-    """What the Verifier asks for.  All epsilons are absolute, in squared output units.
-
-    Attributes:
-        epsilon: accuracy; abort if err(a) >= epsilon.
-        delta: failure probability (both completeness and soundness).
-        bound: b, every output is clipped to [-b, b].
-        tolerance: tau, reproducibility of outputs across machines.
-        n_outputs: Z.
-        p: inclusion probability of B_p.
-        mode: ``committed`` (direct gap) or ``paper`` (two estimates).
-        planning: ``rigorous`` (range-based) or ``practical`` (variance-based).
-        estimator: node family: ``chebyshev``, ``three-point``, ``three-point-nnls``.
-        attribution_bound: G >= max |g_a(x)| over the challenge points
-            (known after commitment); defaults to ``bound``.
-        variance: practical planning: declared (or pilot) upper bound on Var(f).
-        clip_sigmas: practical planning: values are winsorised at
-            ``clip_sigmas * sqrt(variance)``.
-        second_moments, fourth_moments: ``lp`` (clipped gap) planning: per-output
-            estimates of ``E[q^2]`` and ``E[q^4]`` from the Verifier's own runs
-            (default: ``variance`` and ``3 variance^2`` for every output).
-        moment_inflation: ``lp`` planning: the planned product variances are
-            multiplied by this (a margin for the moments' own sampling error).
-        tail_profile: ``lp`` planning: planned ``E[(q^2/E q^2 - kappa)_+]`` for every
-            ``kappa`` of :data:`protocol.clipped_gap.CLIP_MULTIPLES` (default: the
-            Gaussian value times 4).
-        tail_spread, tail_runs: ``lp`` planning: standard deviation of
-            ``(q^2/E q^2 - kappa)_+`` at every kappa and the number of runs it was
-            seen on; the planned tail is the upper confidence bound
-            :func:`protocol.clipped_gap.tail_upper` the decision will compute.
-        completeness_radius: ``lp`` planning: honest scores with ``err`` below this
-            are to be accepted w.p. ``>= 1 - delta`` (default ``epsilon / 10``).
-        tail_fraction: ``lp`` planning, completeness side only: the planner
-            assumes ``B_{>=3}(q) <= tail_fraction * E[q^2]`` when it sizes the
-            upward bias (soundness does not depend on it).
-        max_prover_evaluations: ``lp`` planning: cap on ``2 * n_pairs``.
-        prover_weight: ``lp`` planning: the planner minimises ``Verifier
-            retrainings + prover_weight * Prover evaluations`` under the cap.
-    """
-
-    epsilon: float
-    delta: float
-    bound: float
-    tolerance: float = 0.0
-    n_outputs: int = 1
-    p: float = 0.5
-    mode: Mode = "committed"
-    planning: Planning = "rigorous"
-    estimator: Estimator = "chebyshev"
-    attribution_bound: float | None = None
-    variance: float | None = None
-    clip_sigmas: float = 5.0
-    second_moments: tuple[float, ...] | None = None
-    fourth_moments: tuple[float, ...] | None = None
-    tail_profile: tuple[float, ...] | None = None
-    tail_spread: tuple[float, ...] | None = None
-    tail_runs: int = 0
-    completeness_radius: float | None = None
-    tail_fraction: float = 0.25
-    max_prover_evaluations: int = 20_000_000
-    prover_weight: float = 0.025
-    moment_inflation: float = 1.5
-
-    def __post_init__(self) -> None:
-        _positive("epsilon", self.epsilon)
-        _positive("bound", self.bound)
-        if not 0.0 < self.delta < 1.0:
-            raise InvalidArgument(f"delta must lie in (0, 1), got {self.delta}")
-        if not (self.tolerance >= 0.0 and math.isfinite(self.tolerance)):
-            raise InvalidArgument(f"tolerance must be finite and >= 0, got {self.tolerance}")
-        if self.n_outputs < 1:
-            raise InvalidArgument(f"n_outputs must be >= 1, got {self.n_outputs}")
-        check_p(self.p)
-        if self.mode not in ("committed", "paper"):
-            raise InvalidArgument(f"mode must be 'committed' or 'paper', got {self.mode!r}")
-        if self.planning not in ("rigorous", "practical"):
-            raise InvalidArgument(
-                f"planning must be 'rigorous' or 'practical', got {self.planning!r}"
-            )
-        if self.estimator not in ESTIMATORS:
-            raise InvalidArgument(
-                f"estimator must be one of {', '.join(map(repr, ESTIMATORS))}, "
-                f"got {self.estimator!r}"
-            )
-        if self.estimator == "lp" and (self.mode, self.planning) != ("committed", "practical"):
-            raise InvalidArgument(
-                "the lp estimator (clipped direct gap) serves committed mode with practical "
-                "planning only"
-            )
-        if self.completeness_radius is not None and not (
-            0.0 <= self.completeness_radius < self.epsilon
-        ):
-            raise InvalidArgument(
-                f"completeness_radius must lie in [0, epsilon), got {self.completeness_radius}"
-            )
-        if not (self.moment_inflation >= 1.0 and math.isfinite(self.moment_inflation)):
-            raise InvalidArgument(f"moment_inflation must be >= 1, got {self.moment_inflation}")
-        if not 0.0 <= self.tail_fraction <= 1.0:
-            raise InvalidArgument(f"tail_fraction must lie in [0, 1], got {self.tail_fraction}")
-        if self.max_prover_evaluations < 2:
-            raise InvalidArgument(
-                f"max_prover_evaluations must be >= 2, got {self.max_prover_evaluations}"
-            )
-        if not (self.prover_weight >= 0 and math.isfinite(self.prover_weight)):
-            raise InvalidArgument(
-                f"prover_weight must be finite and >= 0, got {self.prover_weight}"
-            )
-        for name in ("second_moments", "fourth_moments"):
-            values = getattr(self, name)
-            if values is not None and (
-                len(values) != self.n_outputs or not all(v > 0 and math.isfinite(v) for v in values)
-            ):
-                raise InvalidArgument(
-                    f"{name} must hold {self.n_outputs} finite positive values, got {values}"
-                )
-        if self.attribution_bound is not None and not (
-            self.attribution_bound >= 0 and math.isfinite(self.attribution_bound)
-        ):
-            raise InvalidArgument(
-                f"attribution_bound must be finite and >= 0, got {self.attribution_bound}"
-            )
-        if self.planning == "practical":
-            if self.variance is None:
-                raise InvalidArgument("practical planning needs a declared or pilot variance")
-            _positive("variance", self.variance)
-            _positive("clip_sigmas", self.clip_sigmas)
-        if self.estimator == "three-point-nnls" and self.mode == "committed":
-            raise InvalidArgument(
-                "three-point-nnls estimates B_{>=2} and applies to paper mode only; "
-                "committed mode needs a linear functional"
-            )
-
-    @property
-    def g_bound(self) -> float:
-        return self.bound if self.attribution_bound is None else self.attribution_bound
-
-
-def _positive(name: str, value: float) -> None:
-    if not (value > 0.0 and math.isfinite(value)):
-        raise InvalidArgument(f"{name} must be finite and > 0, got {value}")
-
-
-@dataclass(frozen=True)
-class BudgetItem:
-    """One line of the epsilon budget: a term, its value and what it bounds."""
-
-    name: str
-    value: float
-    note: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Plan:
-    """A complete plan; every number the Verifier commits to before the challenge."""
-
-    request: PlanRequest
-    functional: NodeFunctional
-    pairs_per_node: tuple[int, ...]
-    threshold: float
-    value_bound: float
-    output_range: float
-    clip_at: float | None
-    tail_bound: float
-    bias_lower: float
-    bias_upper: float
-    tolerance_slack: float
-    corruption_budget: float
-    sampling_error: float
-    sampling_error_mse: float
-    leverage: float
-    tolerated_corruptions: int
-    spot_checks: int
-    local_trainings: int
-    delta_sampling: float
-    delta_spot: float
-    budget: tuple[BudgetItem, ...] = field(default=())
-    clip_levels: tuple[float, ...] | None = None
-    clip_bias: float = 0.0
-    planned_tails: tuple[float, ...] | None = None
-    planned_variances: tuple[float, ...] | None = None
-    delta_tail: float = 0.0
-    assumptions: tuple[str, ...] = ()
-    sampling_error_honest: float | None = None
-
-    @property
-    def n_pairs(self) -> int:
-        return int(sum(self.pairs_per_node))
-
-    @property
-    def prover_evaluations(self) -> int:
-        """Number of model trainings the Prover runs for the challenge (2 per pair)."""
-        return 2 * self.n_pairs
-
-    @property
-    def verifier_retrainings(self) -> int:
-        """Model trainings the Verifier runs itself: spot checks plus local trainings."""
-        return self.spot_checks + self.local_trainings
-
-    @property
-    def statistic(self) -> str:
-        """``clipped-gap`` (per-output clipped products) or ``gap`` / ``residual``."""
-        if self.clip_levels is not None:
-            return "clipped-gap"
-        return "gap" if self.request.mode == "committed" else "residual"
-
-    @property
-    def slack(self) -> float:
-        """Unused soundness margin ``epsilon - threshold - terms`` (>= 0)."""
-        return (
-            self.request.epsilon
-            - self.threshold
-            - self.clip_bias
-            - self.corruption_budget
-            - abs(self.bias_lower)
-            - self.tolerance_slack
-            - self.sampling_error
-            - self.sampling_error_mse
-        )
-
-    @property
-    def completeness_radius(self) -> float:
-        """Honest attributions with err below this pass with probability >= 1 - delta.
-
-        Clipped-gap plans charge the honest side's own (smaller) sampling deviation,
-        at ``delta / (2Z)`` per output, where the others charge the planned one.
-        """
-        sampling = (
-            self.sampling_error
-            if self.sampling_error_honest is None
-            else self.sampling_error_honest
-        )
-        return max(
-            0.0,
-            self.threshold
-            - self.clip_bias
-            - self.bias_upper
-            - self.tolerance_slack
-            - sampling
-            - self.sampling_error_mse,
-        )
-
-    def node_of_pair(self) -> np.ndarray:
-        """Node index of every pair (pairs are laid out node by node): int64 ``(n_pairs,)``."""
-        return np.repeat(np.arange(len(self.pairs_per_node)), self.pairs_per_node)
-
-    def rho_of_pair(self) -> np.ndarray:
-        """Node value rho of every pair: float64 ``(n_pairs,)``."""
-        return np.asarray(np.asarray(self.functional.nodes)[self.node_of_pair()])
-
-    def table(self) -> str:
-        """A readable, itemised account of the plan and where epsilon goes."""
-        r = self.request
-        lines = [
-            f"pacda plan: mode={r.mode} planning={r.planning} estimator={self.functional.name}",
-            f"  epsilon={r.epsilon:.6g} delta={r.delta:.3g} b={r.bound:.6g} tau={r.tolerance:.3g}"
-            f" Z={r.n_outputs} p={r.p:.3g}",
-            "  nodes   " + " ".join(f"{x:+.4f}" for x in self.functional.nodes),
-            "  weights "
-            + " ".join(f"{w:+.4f}" for w in self.functional.weights)
-            + f"   (||w||_1 = {self.functional.l1_norm:.3f}, exact to degree "
-            f"{self.functional.degree})",
-            "  pairs   " + " ".join(str(n) for n in self.pairs_per_node),
-            f"  Prover evaluations        {self.prover_evaluations:>14,d}",
-            f"  Verifier spot checks      {self.spot_checks:>14,d}",
-            f"  Verifier local trainings  {self.local_trainings:>14,d}",
-            f"  Verifier retrainings      {self.verifier_retrainings:>14,d}",
-        ]
-        if self.clip_levels is None:
-            lines.append(f"  accept iff err_hat <= {self.threshold:.6g} for every output")
-            lines.append("  soundness margin (eps/2) spent on:")
-        else:
-            lines.append(
-                f"  accept iff err_hat + certified terms < epsilon (planned: err_hat <= "
-                f"{self.threshold:.6g})"
-            )
-            lines.append(f"  soundness margin (epsilon - {self.threshold:.6g}) spent on:")
-        for item in self.budget:
-            lines.append(f"    {item.name:<22} {item.value:>12.6g}  {item.note}")
-        lines.append(f"    {'slack':<22} {self.slack:>12.6g}  unused margin")
-        lines.append(
-            f"  completeness: honest err <= {self.completeness_radius:.6g} accepted "
-            f"w.p. >= {1 - r.delta:.6g}"
-        )
-        if self.assumptions:
-            lines.append("  practical-mode assumptions:")
-            lines.extend(f"    - {a}" for a in self.assumptions)
-        return "\n".join(lines)
-
-
 def make_plan(request: PlanRequest) -> Plan:
     """Plan an audit; raise :class:`InvalidArgument` naming the term that does not fit."""
     if request.estimator == "lp":
-        from protocol.plan_clipped import plan_clipped_gap  # imports this module
-
         return plan_clipped_gap(request)
     return _Planner(request).plan()
 

@@ -45,7 +45,7 @@ from protocol.errors import InvalidArgument
 from protocol.estimators import NodeFunctional
 from protocol.hypercube import rho_max
 from protocol.lp_functional import LP_BETAS, lp_functional
-from protocol.plan import BudgetItem, Plan, PlanRequest
+from protocol.plan_types import BudgetItem, Plan, PlanRequest
 
 __all__ = [
     "ASSUMPTIONS",

@@ -23,6 +23,7 @@ The caller trains (or evaluates) every model; these functions only see numbers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +44,7 @@ from verifier.planning import (
     plan_request,
     task_p,
 )
-from verifier.spotcheck import SpotCheckResult
+from verifier.spotcheck import SpotCheckResult, draw_spot_checks
 
 __all__ = [
     "Pilot",
@@ -55,6 +56,7 @@ __all__ = [
     "pilot_from_runs",
     "plan_audit",
     "plan_escalation",
+    "spot_check_and_decide",
     "verified_residuals",
 ]
 
@@ -240,3 +242,50 @@ def decide_paper_audit(
         local_outputs=local_outputs,
         local_predictions=commitment.predict(local_x),
     )
+
+
+SpotCheck = Callable[[NDArray[np.int64]], SpotCheckResult]
+"""``check(indices)``: open, retrain and compare these points; raise on any disagreement."""
+
+
+def spot_check_and_decide(
+    config: AuditConfig,
+    plan: Plan,
+    commitment: Commitment,
+    pairs: ExpandedPairs,
+    outputs: FloatArray,
+    *,
+    pilot: Pilot | None,
+    rng: np.random.Generator,
+    check: SpotCheck,
+    note: Callable[[str], object] | None = None,
+) -> tuple[Decision, SpotCheckResult]:
+    """Committed mode after the signed root: spot checks, decision, and a second stage.
+
+    Draws ``plan.spot_checks`` indices from the Verifier's private ``rng``, has
+    ``check`` verify them (a disagreement raises and ends the audit), decides;
+    a clipped-gap plan rejected at the first stage may buy a second stage
+    (:func:`plan_escalation`), whose spot checks are checked and whose decision
+    is final.  Returns the decision and every spot check made.
+    """
+    first = draw_spot_checks(rng, plan.prover_evaluations, plan.spot_checks)
+    spot = check(first)
+
+    def verified(s: SpotCheckResult) -> FloatArray | None:
+        return verified_residuals(
+            commitment, pairs, pilot=pilot, spot_indices=s.indices, spot_outputs=s.own_outputs
+        )
+
+    decision = decide_committed_audit(plan, commitment, pairs, outputs, verified(spot))
+    if decision.accept:
+        return decision, spot
+    esc = plan_escalation(config, plan, commitment, pairs, outputs, verified(spot))
+    if esc is None:
+        return decision, spot
+    if note is not None:
+        note(f"second stage: clip x{esc.multiple:g}, {esc.spot_checks:,d} spot checks in all")
+    more = draw_more_spot_checks(
+        rng, plan.prover_evaluations, spot.indices, esc.spot_checks - len(spot.indices)
+    )
+    spot = merge_spot_checks(spot, check(more))
+    return decide_committed_audit(plan, commitment, pairs, outputs, verified(spot), esc), spot

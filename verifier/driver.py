@@ -11,6 +11,12 @@ Order of one audit (both modes)::
     Open          -> proofs, weight digests, local retraining within tolerance
     (local)       -> paper mode: plan.local_trainings fresh models on private points
     decision      -> protocol.decision; a signed AuditReport
+    (second stage)-> clipped-gap plans rejected at the first stage: more spot checks at
+                     a higher clip level when that can still accept (verifier.core)
+
+The statistics (pilot, plan, spot-check draws, decision, second stage) are
+:mod:`verifier.core`'s, shared with local mode and the benchmarks; this module
+adds only the transport and the commitment checks.
 
 Every failure — transport, refusal, malformed or hostile message, NaN/inf,
 out-of-range outputs, bad proof, digest or signature mismatch, spot-check
@@ -44,14 +50,11 @@ from verifier.config import AuditConfig
 from verifier.core import (
     Pilot,
     check_pilot,
-    decide_committed_audit,
     decide_paper_audit,
-    draw_more_spot_checks,
     merge_spot_checks,
     pilot_from_runs,
     plan_audit,
-    plan_escalation,
-    verified_residuals,
+    spot_check_and_decide,
 )
 from verifier.errors import TransportError
 from verifier.planning import task_p
@@ -177,61 +180,38 @@ class Auditor:
         seed = run.seed = secrets.token_bytes(32)  # fresh, and only after the commitment
         run.state.challenge_seed = seed
         results = self._challenge(run, commitment, plan, seed)
-        # Spot checks are drawn from private randomness only now, after the root.
-        first = draw_spot_checks(self.rng, plan.prover_evaluations, plan.spot_checks)
-        run.spot = run.state.spot = self._spot_checks(run, results, plan, seed, first)
-        run.own_outputs.append(run.spot.own_outputs)
-        decision = self._decide(run, commitment, plan, seed, results)
-        if decision.accept or plan.clip_levels is None:
-            return decision
-        return self._escalate(run, commitment, plan, seed, results, decision)
-
-    def _escalate(
-        self,
-        run: _Run,
-        commitment: Commitment,
-        plan: Plan,
-        seed: bytes,
-        results: ChallengeResults,
-        decision: Decision,
-    ) -> Decision:
-        """Second stage (clipped gap): more spot checks at a higher clip level, if they help."""
-        assert run.spot is not None
         pairs = self._pairs(plan, seed)
-        verified = self._verified(run, commitment, pairs)
-        esc = plan_escalation(self.config, plan, commitment, pairs, results.outputs, verified)
-        if esc is None:
-            return decision
-        self._note(
-            f"second stage: clip x{esc.multiple:g}, {esc.spot_checks:,d} spot checks in all", 0, 0
-        )
-        more = draw_more_spot_checks(
-            self.rng,
-            plan.prover_evaluations,
-            run.spot.indices,
-            esc.spot_checks - len(run.spot.indices),
-        )
-        extra = self._spot_checks(run, results, plan, seed, more)
-        run.own_outputs.append(extra.own_outputs)
-        run.spot = run.state.spot = merge_spot_checks(run.spot, extra)
-        verified = self._verified(run, commitment, pairs)
-        return decide_committed_audit(plan, commitment, pairs, results.outputs, verified, esc)
+
+        def check(indices: NDArray[np.int64]) -> SpotCheckResult:
+            spot = self._spot_checks(run, results, plan, seed, indices)
+            run.own_outputs.append(spot.own_outputs)
+            run.spot = run.state.spot = (
+                spot if run.spot is None else merge_spot_checks(run.spot, spot)
+            )
+            return spot
+
+        if plan.request.mode == "committed":
+            # Spot checks are drawn from the private generator only now, after the root.
+            decision, _ = spot_check_and_decide(
+                self.config,
+                plan,
+                commitment,
+                pairs,
+                results.outputs,
+                pilot=run.pilot,
+                rng=self.rng,
+                check=check,
+                note=lambda text: self._note(text, 0, 0),
+            )
+        else:
+            check(draw_spot_checks(self.rng, plan.prover_evaluations, plan.spot_checks))
+            decision = self._decide_paper(run, commitment, plan, results)
+        self._record_variance(run)
+        return decision
 
     def _pairs(self, plan: Plan, seed: bytes) -> ExpandedPairs:
         p = task_p(self.task)
         return expand_pairs(seed, np.arange(plan.n_pairs), self.task.n_items, p, plan.rho_of_pair())
-
-    @staticmethod
-    def _verified(
-        run: _Run, commitment: Commitment, pairs: ExpandedPairs
-    ) -> NDArray[np.float64] | None:
-        return verified_residuals(
-            commitment,
-            pairs,
-            pilot=run.pilot,
-            spot_indices=run.spot.indices if run.spot else None,
-            spot_outputs=run.spot.own_outputs if run.spot else None,
-        )
 
     def _hello(self, run: _Run) -> None:
         self._note("describe task")
@@ -380,34 +360,26 @@ class Auditor:
         )
         return spot
 
-    def _decide(
-        self,
-        run: _Run,
-        commitment: Commitment,
-        plan: Plan,
-        seed: bytes,
-        results: ChallengeResults,
+    def _decide_paper(
+        self, run: _Run, commitment: Commitment, plan: Plan, results: ChallengeResults
     ) -> Decision:
         task, p = self.task, task_p(self.task)
-        pairs = self._pairs(plan, seed)
-        if plan.request.mode == "committed":
-            verified = self._verified(run, commitment, pairs)
-            decision = decide_committed_audit(plan, commitment, pairs, results.outputs, verified)
-        else:
-            n = plan.local_trainings
-            self._note("local trainings", 0, n)
-            x, seeds = private_points(self.rng, n, n_items=task.n_items, p=p)
-            local = train_points(
-                task,
-                x,
-                seeds,
-                chunk_size=self.config.train_chunk_size,
-                progress=self._counter("local trainings", n),
-            ).outputs
-            run.state.verifier_retrainings += n
-            run.own_outputs.append(local)
-            decision = decide_paper_audit(plan, commitment, task, results.outputs, x, local)
+        n = plan.local_trainings
+        self._note("local trainings", 0, n)
+        x, seeds = private_points(self.rng, n, n_items=task.n_items, p=p)
+        local = train_points(
+            task,
+            x,
+            seeds,
+            chunk_size=self.config.train_chunk_size,
+            progress=self._counter("local trainings", n),
+        ).outputs
+        run.state.verifier_retrainings += n
+        run.own_outputs.append(local)
+        return decide_paper_audit(plan, commitment, task, results.outputs, x, local)
+
+    @staticmethod
+    def _record_variance(run: _Run) -> None:
         own = np.concatenate(run.own_outputs) if run.own_outputs else np.zeros((0, 1))
         if own.shape[0] >= 2:
             run.state.variance_f = float(np.max(np.var(own, axis=0, ddof=1)))
-        return decision

@@ -1,6 +1,7 @@
 """Acceptance-rate experiment (issue 6): completeness and soundness, measured.
 
-Run (11 minutes on 2 idle cores, 17 on busy ones)::
+Run (about 15 minutes on 2 idle cores, more on busy ones; see the measured
+wall time the test prints)::
 
     .venv/bin/pytest -m bench -s tests/bench/test_bench_acceptance.py
 
@@ -13,37 +14,57 @@ Writes ``acceptance.csv``, ``acceptance.png`` (acceptance rate against
 err(a)/eps with the 1 - delta and delta lines) and ``acceptance.json`` (task,
 parameters, what ran) to the output directory.
 
+What runs.  Five series of audits, each at the ten points of ``SWEEP``
+(err(a)/eps from 0 to 3), 100 audits per point by default (5,000 audits):
+
+* ``rigorous`` and ``practical`` planning in ``committed`` and ``paper`` mode
+  with the ``chebyshev`` estimator (the four original series);
+* ``practical committed lp``: the Verifier's defaults (``AuditConfig``
+  estimator ``auto`` = ``lp``, the clipped direct gap of
+  :mod:`protocol.plan_clipped`).
+
 What one audit is.  A synthetic task with a planted spectrum (exact err,
 :mod:`protocol.synthetic`) and a committed attribution ``a = a* + t u``:
 ``a*`` is the exact optimum and ``u`` raises the score of the top contributor
 (one coordinate, normalised so that ``err(a* + t u) = t^2`` exactly), with t
-chosen to hit each target ``err(a)/eps`` in ``SWEEP``.  Each audit then runs
-the Verifier's statistical core in-process, exactly as
-:class:`verifier.Auditor` does after the commitment: the practical-mode pilot
-(``AuditConfig`` defaults: 200 of the Verifier's own runs, inflation 1.5,
-:func:`verifier.planning.pilot_stats`), the plan
-(:func:`verifier.planning.plan_request` and :func:`protocol.plan.make_plan`
-with G from the commitment), honest evaluations of every challenge pair, the
-paper-mode local trainings and centre, and
-:func:`protocol.decision.decide_committed` / ``decide_paper``.
+chosen to hit each target ``err(a)/eps`` in ``SWEEP``.  Each audit calls the
+Verifier's transport-free core (:mod:`verifier.core`) in the order of
+:class:`verifier.driver.Auditor`: practical planning's pilot
+(:func:`~verifier.core.pilot_from_runs` on 200 of the Verifier's own runs,
+:func:`~verifier.core.check_pilot`), :func:`~verifier.core.plan_audit` (a
+:class:`StatisticalRejection` or :class:`InvalidArgument` there is the
+driver's abort, counted as a rejection), honest evaluations of every
+challenge pair in the challenge layout (point ``2i`` = first of pair i,
+``2i + 1`` = its partner), and the decision:
+:func:`~verifier.core.draw_spot_checks`-drawn spot checks,
+:func:`~verifier.core.verified_residuals` and
+:func:`~verifier.core.decide_committed_audit` in committed mode; the
+``plan.local_trainings`` local runs and
+:func:`~verifier.core.decide_paper_audit` in paper mode.
 
-What is *not* in the loop, for speed (the rigorous plans below need 1.3 to 6.5
-million evaluations per audit, 4,000 audits): gRPC, commitments and Merkle
-proofs, and the spot checks (an honest-evaluation Prover passes every one; a
-Prover that corrupts evaluations is the adversarial suite's subject).
-Challenge subsets are drawn with :func:`protocol.hypercube.sample_bp` /
-``sample_partner`` from a ``numpy`` generator instead of the SHAKE-256 PRG (the
-same distribution; ``docs/prg.md``), and the audits of one seed share
-evaluations drawn at the same node (each audit takes a prefix of a common
-pool): audits at different err points, and the two planning modes of one
-mode when their plans use the same nodes (paper mode here), are correlated;
-audits of one configuration at one point are independent across seeds.
+What is *not* in the loop, for speed (the rigorous plans below need 1.3
+million evaluations and more per audit): gRPC, commitments, Merkle proofs and
+openings.  Evaluations come from a per-seed pool: challenge subsets are drawn
+with :func:`protocol.hypercube.sample_bp` / ``sample_partner`` from a
+``numpy`` generator instead of the SHAKE-256 PRG (the same distribution;
+``docs/prg.md``), and the audits of one seed share evaluations drawn at the
+same node (each audit takes a prefix of a common pool; the pilot and the
+paper-mode local runs likewise): audits at different err points, and series
+whose plans use the same nodes, are correlated; audits of one series at one
+point are independent across seeds.  The spot checks are drawn from the
+Verifier's private generator (:func:`verifier.spotcheck.draw_spot_checks`);
+the task is deterministic given the training seed, so the Verifier's
+retraining of a spot-checked point returns the Prover's honest value, which
+is what enters :func:`~verifier.core.verified_residuals` (an honest Prover
+passes every check; corrupted evaluations are the soundness bench's and the
+adversarial suite's subject).
 
 So the measured rate is the acceptance probability of a Prover that commits
 ``a`` and answers every challenge honestly — the completeness/soundness of the
 *statistical* decision.  Checks: for ``rigorous`` planning, at every swept
 point with ``err = 0`` the rate is >= 1 - delta and at every point with
-``err >= eps`` it is <= delta; ``practical`` rates are reported as they are.
+``err >= eps`` it is <= delta; ``practical`` rates (both estimators) are
+reported as they are.
 """
 
 from __future__ import annotations
@@ -64,14 +85,24 @@ import pytest
 from numpy.typing import NDArray
 from scipy.stats import beta
 
-from protocol.decision import decide_committed, decide_paper
+from protocol.errors import InvalidArgument, StatisticalRejection
 from protocol.hypercube import bias_moments, sample_bp, sample_partner
-from protocol.plan import Plan, make_plan
+from protocol.plan import Plan
+from protocol.prg import ExpandedPairs
 from prover.tasks.registry import load_task_text
 from prover.tasks.synthetic import SyntheticTask
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
-from verifier.planning import paper_centre, pilot_stats, plan_request
+from verifier.core import (
+    Pilot,
+    check_pilot,
+    decide_committed_audit,
+    decide_paper_audit,
+    pilot_from_runs,
+    plan_audit,
+    verified_residuals,
+)
+from verifier.spotcheck import draw_spot_checks
 
 pytestmark = pytest.mark.bench
 
@@ -96,11 +127,13 @@ noise = 0.3
 structure_seed = 3
 """
 SWEEP = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)  # err(a) / eps
+#: (mode, planning, estimator): the four chebyshev series, then the Verifier's defaults.
 CONFIGS = (
-    ("committed", "rigorous"),
-    ("committed", "practical"),
-    ("paper", "rigorous"),
-    ("paper", "practical"),
+    ("committed", "rigorous", "chebyshev"),
+    ("committed", "practical", "chebyshev"),
+    ("paper", "rigorous", "chebyshev"),
+    ("paper", "practical", "chebyshev"),
+    ("committed", "practical", "auto"),
 )
 DELTA = 0.05
 ROOT_SEED = 20260506
@@ -132,6 +165,24 @@ def _task() -> SyntheticTask:
     if not isinstance(task, SyntheticTask):
         raise TypeError("the acceptance task must be synthetic")
     return task
+
+
+def _config(settings: Settings, eps: float, c: int) -> AuditConfig:
+    mode, planning, estimator = CONFIGS[c]
+    return AuditConfig(
+        epsilon=eps,
+        delta=settings.delta,
+        mode=mode,  # type: ignore[arg-type]
+        planning=planning,  # type: ignore[arg-type]
+        estimator=estimator,
+    )
+
+
+def series(settings: Settings, c: int) -> str:
+    """Label of configuration ``c``: its planning, and its estimator unless chebyshev."""
+    estimator = _config(settings, 1.0, c).resolved_estimator
+    planning = CONFIGS[c][1]
+    return planning if estimator == "chebyshev" else f"{planning} {estimator}"
 
 
 def epsilon(task: SyntheticTask, fraction: float) -> float:
@@ -175,46 +226,37 @@ def pattern_index(x: NDArray[np.int8]) -> NDArray[np.uint16]:
     return np.asarray(((x > 0).astype(np.uint16) * weights).sum(axis=1, dtype=np.uint16))
 
 
-class Predictor:
-    """``g_a`` at indexed subsets: :meth:`Commitment.predict` tabulated on all ``2^N`` subsets.
-
-    ``predict`` converts every row to float64 and multiplies; on millions of rows
-    with N = 8 a table lookup is ~10x faster and gives the same values.
-    """
-
-    def __init__(self, commitment: Commitment, n_items: int) -> None:
-        self.table = commitment.predict(patterns(n_items))
-
-    def __call__(self, index: NDArray[np.uint16]) -> FloatArray:
-        return np.asarray(self.table[index])
-
-
 class Pool:
     """Honest evaluations of one seed, drawn lazily; every audit takes a prefix.
 
     ``pairs(rho, n)`` returns the first n pairs drawn at node rho (x ~ B_p, x' its
     rho-partner, independent training seeds); ``points(key, n)`` the first n
     single points of stream ``key`` (pilot, local trainings).  Subsets are kept
-    as :func:`pattern_index` (uint16 ``(n,)``), outputs as float64 ``(n, Z)``.
+    as :func:`pattern_index` (uint16 ``(n,)``, compact; :attr:`table` maps them
+    back to pm-encoded rows), training seeds as uint64 ``(n,)``, outputs as
+    float64 ``(n, Z)``.
     """
 
     def __init__(self, task: SyntheticTask, rng: np.random.Generator) -> None:
         self.task, self.rng = task, rng
+        self.table = patterns(task.n_items)
         self._streams: dict[object, list[np.ndarray]] = {}
         self.evaluations = 0
 
-    def _evaluate(self, x: NDArray[np.int8]) -> FloatArray:
+    def _evaluate(self, x: NDArray[np.int8]) -> tuple[NDArray[np.uint64], FloatArray]:
         seeds = self.rng.integers(0, 2**64 - 1, size=len(x), dtype=np.uint64, endpoint=True)
         self.evaluations += len(x)
-        return self.task.train_batch(x, seeds).outputs
+        return seeds, self.task.train_batch(x, seeds).outputs
 
     def _draw(self, n: int, rho: float | None) -> list[np.ndarray]:
         fn = self.task.function
         x1 = sample_bp(self.rng, n, fn.n_items, fn.p)
+        s1, f1 = self._evaluate(x1)
         if rho is None:
-            return [pattern_index(x1), self._evaluate(x1)]
+            return [pattern_index(x1), s1, f1]
         x2 = sample_partner(self.rng, x1, fn.p, rho)
-        return [pattern_index(x1), pattern_index(x2), self._evaluate(x1), self._evaluate(x2)]
+        s2, f2 = self._evaluate(x2)
+        return [pattern_index(x1), pattern_index(x2), s1, s2, f1, f2]
 
     def _prefix(self, key: object, n: int, rho: float | None) -> list[np.ndarray]:
         have = self._streams.get(key)
@@ -230,11 +272,14 @@ class Pool:
         return [a[:n] for a in have]
 
     def pairs(self, rho: float, n: int) -> list[np.ndarray]:
-        """``[i1, i2, f1, f2]``: the first n pairs at node rho (i: :func:`pattern_index`)."""
+        """``[i1, i2, s1, s2, f1, f2]``: the first n pairs at node rho.
+
+        ``i``: :func:`pattern_index`, ``s``: training seeds, ``f``: outputs.
+        """
         return self._prefix(("pairs", rho), n, rho)
 
     def points(self, key: str, n: int) -> list[np.ndarray]:
-        """``[i, f]``: the first n points of stream ``key`` (i: :func:`pattern_index`)."""
+        """``[i, s, f]``: the first n points of stream ``key`` (i: :func:`pattern_index`)."""
         return self._prefix(("points", key), n, None)
 
 
@@ -245,73 +290,87 @@ class AuditOutcome:
     config: int
     point: int
     accept: bool
+    aborted: bool  # before the challenge: check_pilot or plan_audit (the driver's abort)
     prover_evaluations: int
     verifier_retrainings: int
-    completeness_radius: float
+    completeness_radius: float  # nan without a plan
 
 
 def _plan(
-    task: SyntheticTask, cfg: AuditConfig, commitment: Commitment, predict: Predictor, pool: Pool
-) -> tuple[Plan, int]:
-    """The Verifier's plan (driver step 3) and the pilot size it cost."""
-    variance, pilot = None, 0
-    if cfg.planning == "practical":
-        pilot = cfg.pilot_trainings
-        index, out = pool.points("pilot", pilot)
-        centre = paper_centre(commitment, p=task.function.p, bound=task.bound, practical=True)
-        stats = pilot_stats(out, predict(index), mode=cfg.mode, centre=centre)
-        variance = max(stats.second_moment * cfg.variance_inflation, 1e-12)
-    plan = make_plan(plan_request(cfg, task=task, commitment=commitment, variance=variance))
-    return plan, pilot
+    task: SyntheticTask, cfg: AuditConfig, commitment: Commitment, pool: Pool
+) -> tuple[Pilot | None, int, Plan]:
+    """``Auditor._plan`` through :mod:`verifier.core`: (the pilot, its size, the plan).
+
+    Raises:
+        StatisticalRejection: the pilot proves ``err >= epsilon``, or the plan
+            exceeds ``max_prover_evaluations``.
+        InvalidArgument: no plan fits.
+    """
+    pilot: Pilot | None = None
+    n = 0
+    if cfg.planning == "practical" and cfg.variance is None:
+        n = cfg.pilot_trainings
+        index, _, out = pool.points("pilot", n)
+        pilot = pilot_from_runs(cfg, task, commitment, pool.table[index], out)
+        check_pilot(cfg, task, pilot)
+    return pilot, n, plan_audit(cfg, task, commitment, pilot)
 
 
-def _challenge(plan: Plan, pool: Pool) -> tuple[np.ndarray, ...]:
+def _challenge(plan: Plan, pool: Pool) -> tuple[ExpandedPairs, FloatArray]:
+    """The honest answers to the plan's challenge: the pairs and the outputs ``(2 n, Z)``.
+
+    Pairs are laid out node by node (``plan.node_of_pair``); the outputs in the
+    challenge layout (point ``2i`` = first of pair i, ``2i + 1`` = its partner).
+    """
     parts = [
         pool.pairs(rho, n)
         for rho, n in zip(plan.functional.nodes, plan.pairs_per_node, strict=True)
     ]
-    return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
+    i1, i2, s1, s2, f1, f2 = (np.concatenate([p[i] for p in parts]) for i in range(6))
+    pairs = ExpandedPairs(pool.table[i1], pool.table[i2], s1, s2)
+    outputs = np.empty((2 * len(f1), f1.shape[1]), dtype=np.float64)
+    outputs[0::2], outputs[1::2] = f1, f2
+    return pairs, outputs
 
 
 def audit_once(
-    task: SyntheticTask, cfg: AuditConfig, commitment: Commitment, pool: Pool
-) -> tuple[bool, Plan, int]:
-    """One audit's verdict, its plan and the Verifier's retrainings (pilot + plan)."""
-    predict = Predictor(commitment, task.n_items)
-    plan, pilot = _plan(task, cfg, commitment, predict, pool)
-    i1, i2, f1, f2 = _challenge(plan, pool)
+    task: SyntheticTask,
+    cfg: AuditConfig,
+    commitment: Commitment,
+    pool: Pool,
+    rng: np.random.Generator,
+) -> tuple[bool, Plan | None, int]:
+    """One audit: (verdict, plan or None when it aborted before the challenge, retrainings).
+
+    Retrainings are the Verifier's own runs: pilot, spot checks, local trainings.
+    ``rng`` is the Verifier's private generator (spot checks).
+    """
+    try:
+        pilot, retrainings, plan = _plan(task, cfg, commitment, pool)
+    except (StatisticalRejection, InvalidArgument):  # the driver's abort
+        return False, None, cfg.pilot_trainings if cfg.planning == "practical" else 0
+    pairs, outputs = _challenge(plan, pool)
     if cfg.mode == "committed":
-        decision = decide_committed(
-            plan,
-            first_outputs=f1,
-            second_outputs=f2,
-            first_predictions=predict(i1),
-            second_predictions=predict(i2),
+        idx = draw_spot_checks(rng, plan.prover_evaluations, plan.spot_checks)
+        # An honest Prover: the Verifier's retraining of a spot-checked point
+        # (deterministic given its seed) returns the value the Prover sent.
+        verified = verified_residuals(
+            commitment, pairs, pilot=pilot, spot_indices=idx, spot_outputs=outputs[idx]
         )
+        decision = decide_committed_audit(plan, commitment, pairs, outputs, verified)
     else:
-        index, local = pool.points("local", plan.local_trainings)
-        centre = paper_centre(
-            commitment,
-            p=task.function.p,
-            bound=task.bound,
-            practical=cfg.planning == "practical",
-        )
-        decision = decide_paper(
-            plan,
-            first_outputs=f1,
-            second_outputs=f2,
-            centre=centre,
-            local_outputs=local,
-            local_predictions=predict(index),
-        )
-    return decision.accept, plan, pilot + plan.verifier_retrainings
+        index, _, local = pool.points("local", plan.local_trainings)
+        decision = decide_paper_audit(plan, commitment, task, outputs, pool.table[index], local)
+    return decision.accept, plan, retrainings + plan.verifier_retrainings
 
 
 def run_seed(settings: Settings, seed: np.random.SeedSequence) -> list[AuditOutcome]:
     """Every configuration at every sweep point for one seed (shared evaluation pool)."""
     task = _task()
     eps = epsilon(task, settings.eps_fraction)
-    pool = Pool(task, np.random.default_rng(seed))
+    pool_seed, private_seed = seed.spawn(2)
+    pool = Pool(task, np.random.default_rng(pool_seed))
+    rng = np.random.default_rng(private_seed)
     outcomes = []
     for point, (theta0, theta, _err) in enumerate(commitments(task, eps)):
         commitment = Commitment(
@@ -323,17 +382,18 @@ def run_seed(settings: Settings, seed: np.random.SeedSequence) -> list[AuditOutc
             method="planted",
             meta_json="{}",
         )
-        for c, (mode, planning) in enumerate(CONFIGS):
-            cfg = AuditConfig(epsilon=eps, delta=settings.delta, mode=mode, planning=planning)  # type: ignore[arg-type]
-            accept, plan, retrainings = audit_once(task, cfg, commitment, pool)
+        for c in range(len(CONFIGS)):
+            cfg = _config(settings, eps, c)
+            accept, plan, retrainings = audit_once(task, cfg, commitment, pool, rng)
             outcomes.append(
                 AuditOutcome(
                     c,
                     point,
                     accept,
-                    plan.prover_evaluations,
+                    plan is None,
+                    0 if plan is None else plan.prover_evaluations,
                     retrainings,
-                    plan.completeness_radius,
+                    float("nan") if plan is None else plan.completeness_radius,
                 )
             )
     return outcomes
@@ -360,10 +420,11 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 
 @dataclass(frozen=True, kw_only=True)
 class Row:
-    """One CSV row: a (mode, planning, sweep point) and what its audits did."""
+    """One CSV row: a (mode, planning, estimator, sweep point) and what its audits did."""
 
     mode: str
     planning: str
+    estimator: str  # resolved (auto -> lp for practical committed)
     err_over_eps: float
     err: float
     epsilon: float
@@ -373,6 +434,7 @@ class Row:
     acceptance_rate: float
     ci95_low: float
     ci95_high: float
+    aborted_before_challenge: int  # check_pilot or plan_audit
     claim: str  # completeness (err = 0), soundness (err >= eps) or none
     claim_holds: bool
     completeness_radius_over_eps: float
@@ -381,9 +443,10 @@ class Row:
 
 
 def tabulate(settings: Settings, outcomes: list[AuditOutcome], eps: float) -> list[Row]:
-    """One row per (mode, planning, sweep point)."""
+    """One row per (configuration, sweep point)."""
     rows: list[Row] = []
-    for c, (mode, planning) in enumerate(CONFIGS):
+    for c, (mode, planning, _) in enumerate(CONFIGS):
+        estimator = _config(settings, eps, c).resolved_estimator
         for point, ratio in enumerate(SWEEP):
             mine = [o for o in outcomes if o.config == c and o.point == point]
             n, k = len(mine), sum(o.accept for o in mine)
@@ -394,10 +457,12 @@ def tabulate(settings: Settings, outcomes: list[AuditOutcome], eps: float) -> li
                 claim, ok = "soundness", k / n <= settings.delta
             else:
                 claim, ok = "none", True
+            radii = [o.completeness_radius for o in mine if not o.aborted]
             rows.append(
                 Row(
                     mode=mode,
                     planning=planning,
+                    estimator=estimator,
                     err_over_eps=ratio,
                     err=ratio * eps,
                     epsilon=eps,
@@ -407,10 +472,11 @@ def tabulate(settings: Settings, outcomes: list[AuditOutcome], eps: float) -> li
                     acceptance_rate=k / n,
                     ci95_low=lo,
                     ci95_high=hi,
+                    aborted_before_challenge=sum(o.aborted for o in mine),
                     claim=claim,
                     claim_holds=ok,
-                    completeness_radius_over_eps=float(
-                        np.mean([o.completeness_radius for o in mine]) / eps
+                    completeness_radius_over_eps=(
+                        float(np.mean(radii)) / eps if radii else float("nan")
                     ),
                     mean_prover_evaluations=float(np.mean([o.prover_evaluations for o in mine])),
                     mean_verifier_retrainings=float(
@@ -432,6 +498,14 @@ def write_csv(path: Path, rows: list[Row]) -> None:
             )
 
 
+#: Plot colour of each (planning, estimator) series.
+COLOURS = {
+    ("rigorous", "chebyshev"): "tab:blue",
+    ("practical", "chebyshev"): "tab:orange",
+    ("practical", "lp"): "tab:purple",
+}
+
+
 def plot(path: Path, rows: list[Row], settings: Settings, eps: float) -> None:
     """Acceptance rate vs err/eps, one panel per mode, with the 1 - delta and delta lines."""
     import matplotlib
@@ -441,14 +515,19 @@ def plot(path: Path, rows: list[Row], settings: Settings, eps: float) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, mode in zip(axes, ("committed", "paper"), strict=True):
-        for planning, colour in (("rigorous", "tab:blue"), ("practical", "tab:orange")):
-            mine = [r for r in rows if r.mode == mode and r.planning == planning]
+        for (planning, estimator), colour in COLOURS.items():
+            mine = [
+                r for r in rows if (r.mode, r.planning, r.estimator) == (mode, planning, estimator)
+            ]
+            if not mine:
+                continue
+            label = f"{planning} planning" + ("" if estimator == "chebyshev" else f", {estimator}")
             xs = np.array([r.err_over_eps for r in mine])
             ys = np.array([r.acceptance_rate for r in mine])
             lo = np.array([r.ci95_low for r in mine])
             hi = np.array([r.ci95_high for r in mine])
             ax.errorbar(xs, ys, yerr=[ys - lo, hi - ys], marker="o", capsize=3, color=colour,
-                        label=f"{planning} planning")  # fmt: skip
+                        label=label)  # fmt: skip
         ax.axhline(1 - settings.delta, color="green", ls="--", lw=1, label="1 - delta")
         ax.axhline(settings.delta, color="red", ls="--", lw=1, label="delta")
         ax.axvline(0.5, color="grey", ls=":", lw=1, label="threshold eps/2")
@@ -456,11 +535,11 @@ def plot(path: Path, rows: list[Row], settings: Settings, eps: float) -> None:
         ax.set_title(f"{mode} mode")
         ax.set_xlabel("err(a) / eps  (exact)")
         ax.set_ylim(-0.03, 1.03)
+        ax.legend(loc="upper right", fontsize=8)
     axes[0].set_ylabel(f"fraction accepted ({settings.seeds} audits / point)")
-    axes[1].legend(loc="upper right", fontsize=8)
     fig.suptitle(
         f"pacda acceptance rate, synthetic task, eps = {settings.eps_fraction:g} Var(f) = "
-        f"{eps:.3g}, delta = {settings.delta:g} (statistical core in-process)",
+        f"{eps:.3g}, delta = {settings.delta:g} (verifier.core in-process)",
         fontsize=10,
     )
     fig.tight_layout()
@@ -487,8 +566,8 @@ def test_acceptance_rate_sweep() -> None:
         f"\nacceptance-rate sweep: synthetic task (b={task.bound}, Var(f)="
         f"{float(task.function.variance()[0]):.4f}), eps={eps:.4g} "
         f"({settings.eps_fraction:g} Var(f)), delta={settings.delta}, {settings.seeds} seeds, "
-        f"{settings.workers} workers\nstatistical core in-process (plan, honest evaluations, "
-        "decision); no gRPC, no spot checks (an honest-evaluation Prover passes them)"
+        f"{settings.workers} workers\nverifier.core in-process (pilot, plan, honest "
+        "evaluations, spot checks, decision); no gRPC or Merkle proofs"
     )
     t0 = time.perf_counter()
     outcomes: list[AuditOutcome] = []
@@ -496,6 +575,7 @@ def test_acceptance_rate_sweep() -> None:
         outcomes.extend(batch)
         if done % 10 == 0 or done == settings.seeds:
             print(f"  {done}/{settings.seeds} seeds, {time.perf_counter() - t0:.0f}s", flush=True)
+    wall = time.perf_counter() - t0
     rows = tabulate(settings, outcomes, eps)
     write_csv(out / "acceptance.csv", rows)
     plot(out / "acceptance.png", rows, settings, eps)
@@ -504,22 +584,34 @@ def test_acceptance_rate_sweep() -> None:
         "settings": asdict(settings),
         "epsilon": eps,
         "sweep_err_over_eps": list(SWEEP),
+        "configs": [
+            {"mode": m, "planning": p, "estimator": e, "series": series(settings, c)}
+            for c, (m, p, e) in enumerate(CONFIGS)
+        ],
         "task_toml": TASK_TOML,
         "perturbation": "top contributor's score raised so that err(a) hits each target exactly",
-        "in_process": "plan + honest evaluations + protocol.decision; no gRPC, commitments or "
-        "spot checks; subsets from numpy's generator (same distribution as the SHAKE-256 PRG)",
-        "seconds": time.perf_counter() - t0,
+        "in_process": "verifier.core (pilot_from_runs, check_pilot, plan_audit, "
+        "verified_residuals, decide_committed_audit / decide_paper_audit) on honest "
+        "evaluations; no gRPC, commitments, Merkle proofs or openings; subsets from numpy's "
+        "generator (same distribution as the SHAKE-256 PRG)",
+        "seconds": wall,
     }
     (out / "acceptance.json").write_text(json.dumps(meta, indent=1) + "\n")
 
-    print(f"\n{'mode':<10} {'planning':<10} {'err/eps':>7} {'accepted':>9} {'rate':>6} "
-          f"{'95% CI':>15} {'claim':<13} {'P evals':>11} {'V retrain':>10}")  # fmt: skip
-    for r in rows:
+    print(f"\n{'mode':<10} {'series':<14} {'err/eps':>7} {'accepted':>9} {'rate':>6} "
+          f"{'95% CI':>15} {'abort':>5} {'claim':<13} {'r/eps':>6} {'P evals':>11} "
+          f"{'V retrain':>10}")  # fmt: skip
+    for c, r in zip((c for c in range(len(CONFIGS)) for _ in SWEEP), rows, strict=True):
         print(
-            f"{r.mode:<10} {r.planning:<10} {r.err_over_eps:>7.2f} {r.accepted:>5}/{r.audits:<3} "
-            f"{r.acceptance_rate:>6.2f} [{r.ci95_low:.3f}, {r.ci95_high:.3f}] {r.claim:<13} "
+            f"{r.mode:<10} {series(settings, c):<14} {r.err_over_eps:>7.2f} "
+            f"{r.accepted:>5}/{r.audits:<3} {r.acceptance_rate:>6.2f} "
+            f"[{r.ci95_low:.3f}, {r.ci95_high:.3f}] {r.aborted_before_challenge:>5} "
+            f"{r.claim:<13} {r.completeness_radius_over_eps:>6.3f} "
             f"{r.mean_prover_evaluations:>11,.0f} {r.mean_verifier_retrainings:>10,.0f}"
         )
-    print(f"wrote {out / 'acceptance.csv'}, {out / 'acceptance.png'}, {out / 'acceptance.json'}")
+    print(
+        f"wall time {wall:.0f}s; wrote {out / 'acceptance.csv'}, {out / 'acceptance.png'}, "
+        f"{out / 'acceptance.json'}"
+    )
     failed = [r for r in rows if r.planning == "rigorous" and not r.claim_holds]
     assert not failed, f"rigorous planning missed its guarantee at {failed}"

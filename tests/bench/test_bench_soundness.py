@@ -182,8 +182,10 @@ def evaluate(task: SyntheticTask, x: NDArray[np.int8], seeds: NDArray[np.uint64]
     return np.asarray(task.train_batch(x, seeds).outputs, dtype=np.float64)
 
 
-#: Names of the certified terms of :func:`certified_terms`, in order.
+#: Names of the certified terms of :func:`certified_terms`, in order (they add up to the
+#: certified upper bound), and of the planned clipping term it reports after them.
 TERMS = ("estimate", "sampling", "clipping", "corruption", "rest")
+PLANNED_CLIPPING = "planned clipping"
 
 
 @dataclass(frozen=True)
@@ -233,11 +235,13 @@ def certified_terms(
     verified: FloatArray | None,
     z: int,
 ) -> tuple[float, ...]:
-    """Output z's certified upper bound split into :data:`TERMS` (diagnostic only).
+    """Output z's certified upper bound split into :data:`TERMS`, then the planned clipping.
 
-    Recomputed from the plan with :mod:`protocol.clipped_gap`, as
-    ``protocol.decision``'s clipped verdict does; the caller checks that the
-    terms add up to the decision's ``certified_upper``.
+    Diagnostic only: recomputed from the plan with :mod:`protocol.clipped_gap`,
+    as ``protocol.decision``'s clipped verdict does; the caller checks that the
+    :data:`TERMS` add up to the decision's ``certified_upper``.  The last value
+    is the clipping term at the plan's own tail (``planned_tails``), before the
+    verified runs (pilot and spot checks) raise it.
     """
     assert plan.clip_levels is not None and plan.planned_tails is not None
     assert plan.planned_variances is not None
@@ -253,7 +257,8 @@ def certified_terms(
     bias = float(cg.clip_bias(w, tail))
     corruption = plan.tolerated_corruptions * float(cg.leverage(w, plan.pairs_per_node, clip))
     rest = plan.tolerance_slack + abs(plan.bias_lower)
-    return (value, dev, bias, corruption, rest)
+    planned = float(cg.clip_bias(w, plan.planned_tails[z]))
+    return (value, dev, bias, corruption, rest, planned)
 
 
 def _upper(decision: Decision) -> tuple[float, int]:
@@ -333,7 +338,7 @@ def audit_once(
     terms = None
     if mult == 0:
         terms = certified_terms(plan, com, pairs, sent, verified, z)
-        if not math.isclose(sum(terms), upper, rel_tol=1e-9, abs_tol=1e-12):
+        if not math.isclose(sum(terms[: len(TERMS)]), upper, rel_tol=1e-9, abs_tol=1e-12):
             raise AssertionError(f"certified terms {terms} do not add up to {upper}")
     return dataclasses.replace(
         base,
@@ -476,7 +481,7 @@ def print_terms(point: Point, epsilon: float, outs: list[Outcome]) -> None:
         return
     print(
         f"certified terms / eps, {point.task} err/eps={point.err_over_eps:.3f} (honest), "
-        "means: " + ", ".join(TERMS) + ", upper"
+        "means: " + ", ".join((*TERMS, PLANNED_CLIPPING)) + "; upper"
     )
     for name, group in groups:
         if group:
