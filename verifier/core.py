@@ -191,11 +191,9 @@ def plan_escalation(
         second_predictions=commitment.predict(pairs.second),
         verified_residuals=verified,
     )
-    if esc is None or esc.spot_checks <= plan.spot_checks:
+    if esc is None or esc.spot_checks > config.escalation_factor * plan.spot_checks:
         return None
-    if esc.spot_checks > config.escalation_factor * plan.spot_checks:
-        return None
-    return esc
+    return esc  # esc.spot_checks <= plan.spot_checks: the first-stage draws already suffice
 
 
 def merge_spot_checks(first: SpotCheckResult, second: SpotCheckResult) -> SpotCheckResult:
@@ -284,8 +282,8 @@ def spot_check_and_decide(
         return decision, spot
     if note is not None:
         note(f"second stage: clip x{esc.multiple:g}, {esc.spot_checks:,d} spot checks in all")
-    more = draw_more_spot_checks(
-        rng, plan.prover_evaluations, spot.indices, esc.spot_checks - len(spot.indices)
-    )
-    spot = merge_spot_checks(spot, check(more))
+    k_more = esc.spot_checks - len(spot.indices)
+    if k_more > 0:
+        more = draw_more_spot_checks(rng, plan.prover_evaluations, spot.indices, k_more)
+        spot = merge_spot_checks(spot, check(more))
     return decide_committed_audit(plan, commitment, pairs, outputs, verified(spot), esc), spot
