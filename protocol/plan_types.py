@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 
+from protocol.challenge import node_of_pair, rho_of_pair
 from protocol.errors import InvalidArgument
 from protocol.estimators import NodeFunctional
 from protocol.hypercube import check_p
@@ -278,12 +279,12 @@ class Plan:
         )
 
     def node_of_pair(self) -> np.ndarray:
-        """Node index of every pair (pairs are laid out node by node): int64 ``(n_pairs,)``."""
-        return np.repeat(np.arange(len(self.pairs_per_node)), self.pairs_per_node)
+        """Node index of every pair: int64 ``(n_pairs,)`` (:mod:`protocol.challenge` layout)."""
+        return node_of_pair(self.pairs_per_node)
 
     def rho_of_pair(self) -> np.ndarray:
-        """Node value rho of every pair: float64 ``(n_pairs,)``."""
-        return np.asarray(np.asarray(self.functional.nodes)[self.node_of_pair()])
+        """Node value rho of every pair: float64 ``(n_pairs,)`` (:mod:`protocol.challenge`)."""
+        return rho_of_pair(self.functional.nodes, self.pairs_per_node)
 
     def table(self) -> str:
         """A readable, itemised account of the plan and where epsilon goes."""

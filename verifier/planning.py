@@ -56,9 +56,8 @@ class PilotStats:
 
 
 def task_p(task: Task) -> float:
-    """Inclusion probability p of a task (from its spec; 0.5 when it declares none)."""
-    spec = getattr(task, "spec", None)
-    return float(getattr(spec, "p", 0.5))
+    """Inclusion probability p of a task (:attr:`prover.tasks.base.Task.p`)."""
+    return float(task.p)
 
 
 def paper_centre(
