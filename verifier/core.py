@@ -157,14 +157,21 @@ def decide_committed_audit(
 ) -> Decision:
     """Committed mode: the decision on the Prover's ``outputs`` ``(2 n_pairs, Z)`` (x, x')."""
     return decide_committed(
-        plan,
-        first_outputs=outputs[0::2],
-        second_outputs=outputs[1::2],
-        first_predictions=commitment.predict(pairs.first),
-        second_predictions=commitment.predict(pairs.second),
-        verified_residuals=verified,
+        plan, **_pair_arrays(commitment, pairs, outputs), verified_residuals=verified,
         escalated=escalated,
-    )
+    )  # fmt: skip
+
+
+def _pair_arrays(
+    commitment: Commitment, pairs: ExpandedPairs, outputs: FloatArray
+) -> dict[str, FloatArray]:
+    """The Prover's outputs and ``g_a`` at both points of every pair (challenge layout)."""
+    return {
+        "first_outputs": outputs[0::2],
+        "second_outputs": outputs[1::2],
+        "first_predictions": commitment.predict(pairs.first),
+        "second_predictions": commitment.predict(pairs.second),
+    }
 
 
 def plan_escalation(
@@ -183,14 +190,7 @@ def plan_escalation(
     """
     if plan.clip_levels is None or config.escalation_factor <= 1.0:
         return None
-    esc = escalation(
-        plan,
-        first_outputs=outputs[0::2],
-        second_outputs=outputs[1::2],
-        first_predictions=commitment.predict(pairs.first),
-        second_predictions=commitment.predict(pairs.second),
-        verified_residuals=verified,
-    )
+    esc = escalation(plan, **_pair_arrays(commitment, pairs, outputs), verified_residuals=verified)
     if esc is None or esc.spot_checks > config.escalation_factor * plan.spot_checks:
         return None
     return esc  # esc.spot_checks <= plan.spot_checks: the first-stage draws already suffice
