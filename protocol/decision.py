@@ -38,6 +38,7 @@ from protocol.estimators import (
     residual_weight_nnls,
 )
 from protocol.plan import Plan
+from protocol.statistics import STATISTICS, statistic_for
 from protocol.verdict import Decision, OutputDecision, as_matrix, check_outputs
 
 __all__ = [
@@ -61,16 +62,15 @@ def _clip(plan: Plan, a: FloatArray) -> tuple[FloatArray, float]:
     return clipped, float(np.mean(clipped != a)) if a.size else 0.0
 
 
-def _practical_deviation(plan: Plan, sample: PairSample, terms: FloatArray) -> float:
-    counts = sample.counts(len(plan.functional.nodes))
-    var_sum = 0.0
-    for j in range(len(counts)):
-        t = terms[sample.node_index == j]
-        if t.size >= 2:
-            var_sum += t.size * float(np.var(t, ddof=1))
-    w = np.abs(np.asarray(plan.functional.weights))
-    max_dev = float((w / counts).max()) * 2.0 * plan.value_bound**2
-    return empirical_bernstein_deviation(var_sum, max_dev, plan.delta_sampling)
+def _practical_deviation(plan: Plan, sample: PairSample) -> float:
+    """Realised deviation of the plan's statistic (:mod:`protocol.statistics`)."""
+    r = plan.request
+    statistic = STATISTICS[statistic_for(r.mode, r.estimator)]
+    weights = plan.functional.weights
+    terms = statistic.terms(weights, sample.node_index, sample.first, sample.second)
+    return statistic.realised_deviation(
+        weights, sample.node_index, terms, value_bound=plan.value_bound, delta=plan.delta_sampling
+    )
 
 
 def _verdict(
@@ -157,10 +157,7 @@ def decide_committed(
         if plan.clip_at is None:
             deviation = plan.sampling_error
         else:
-            w = np.asarray(plan.functional.weights)
-            counts = sample.counts(len(w))
-            terms = w[node] / counts[node] * q1 * q2
-            deviation = _practical_deviation(plan, sample, terms)
+            deviation = _practical_deviation(plan, sample)
         verdicts.append(_verdict(plan, z, est, deviation, (c1 + c2) / 2.0))
     return Decision(all(v.accept for v in verdicts), plan.threshold, tuple(verdicts))
 
@@ -218,11 +215,8 @@ def decide_paper(
         if plan.clip_at is None:
             deviation = plan.sampling_error + plan.sampling_error_mse
         else:
-            w = np.asarray(plan.functional.weights)
-            counts = sample.counts(len(w))
-            terms = (y1**2 + y2**2) / (2 * n) - w[node] / counts[node] * y1 * y2
             big = (plan.request.bound + plan.request.g_bound) ** 2
-            deviation = _practical_deviation(plan, sample, terms) + empirical_bernstein_deviation(
+            deviation = _practical_deviation(plan, sample) + empirical_bernstein_deviation(
                 float(np.var(sq, ddof=1)) / n_local, big / n_local, plan.delta_sampling
             )
         verdicts.append(_verdict(plan, z, est, deviation, (c1 + c2) / 2.0))

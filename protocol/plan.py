@@ -46,7 +46,6 @@ from protocol.errors import InvalidArgument
 from protocol.estimators import (
     NodeFunctional,
     chebyshev_functional,
-    nnls_lipschitz,
     three_point_functional,
 )
 from protocol.hypercube import rho_max
@@ -60,6 +59,7 @@ from protocol.plan_types import (
     Planning,
     PlanRequest,
 )
+from protocol.statistics import STATISTICS, statistic_for
 
 __all__ = [
     "ESTIMATORS",
@@ -77,7 +77,6 @@ BIAS_FRACTION = 1.0 / 8.0  # of epsilon, at most, each direction
 SAMPLING_FRACTION = 1.0 / 4.0  # of epsilon, at most
 CHEBYSHEV_SKEWS = (1.0, 0.5)  # negative end of the interval / positive end
 MAX_CHEBYSHEV_DEGREE = 14
-PRODUCT_VARIANCE_FACTOR = 2.0  # practical: Var(y y') <= 2 s^4 (Gaussian-like outputs)
 MAX_PAIRS = 10**15
 
 
@@ -130,6 +129,7 @@ class _Planner:
         b = request.bound
         self.practical = request.planning == "practical"
         self.scale = math.sqrt(request.variance) if request.variance is not None else math.inf
+        self.statistic = STATISTICS[statistic_for(request.mode, request.estimator)]
         if request.mode == "committed":
             natural = b + request.g_bound  # |q| <= b + G
         elif self.practical:
@@ -178,26 +178,16 @@ class _Planner:
         return c.functionals[int(np.argmin(score))]
 
     # -- sizing -----------------------------------------------------------
-    def _allocation(self, f: NodeFunctional, n: int) -> tuple[np.ndarray, np.ndarray]:
-        counts = np.asarray(f.allocation(n), dtype=np.float64)
-        return np.abs(np.asarray(f.weights)), counts
-
     def _pair_deviation(self, f: NodeFunctional, n: int) -> float:
         """Planned sampling deviation of the Prover-side statistic with about n pairs."""
-        w, counts = self._allocation(f, n)
-        vb2 = self.value_bound**2
-        total = counts.sum()
-        if self.r.mode == "committed":
-            term_range = w / counts * 2.0 * vb2
-            term_var = (w / counts) ** 2 * PRODUCT_VARIANCE_FACTOR * self.scale**4
-        else:
-            term_range = vb2 / total + w / counts * 2.0 * vb2
-            term_var = 4.0 * self.scale**4 * (1.0 / total**2 + (w / counts) ** 2)
-        if self.practical:
-            return bernstein_deviation(
-                float((counts * term_var).sum()), float(term_range.max()), self.delta_sampling
-            )
-        return hoeffding_deviation(float((counts * term_range**2).sum()), self.delta_sampling)
+        return self.statistic.planned_deviation(
+            f.weights,
+            f.allocation(n),
+            value_bound=self.value_bound,
+            scale=self.scale,
+            delta=self.delta_sampling,
+            practical=self.practical,
+        )
 
     def _mse_deviation(self, n: int) -> float:
         """Deviation of the Verifier's local mse estimate from n trainings (paper mode)."""
@@ -276,15 +266,7 @@ class _Planner:
         )
 
     def _leverage(self, f: NodeFunctional, counts: tuple[int, ...]) -> float:
-        w = np.abs(np.asarray(f.weights))
-        c = np.asarray(counts, dtype=np.float64)
-        if self.r.estimator == "three-point-nnls":
-            w = nnls_lipschitz(f)
-        per_product = float((w / c).max())
-        if self.r.mode == "committed":
-            return per_product * self.output_range * self.value_bound
-        vb2 = self.value_bound**2
-        return float(vb2 / (2.0 * c.sum()) + per_product * 2.0 * vb2)
+        return self.statistic.leverage(f, counts, self.value_bound, self.output_range)
 
     def _budget(
         self,

@@ -1,0 +1,92 @@
+"""Every registered statistic: the planner and the decision call the same deviation function.
+
+A mismatch between the planner's sizing and the decision's statistic is a
+silent soundness bug, so this checks it by spying on the one function each
+statistic's deviation goes through, during a real plan and a real decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from protocol import clipped_gap as cg
+from protocol.decision import decide_committed, decide_paper
+from protocol.plan import ESTIMATORS, Plan, PlanRequest, make_plan
+from protocol.statistics import STATISTICS, PairStatistic, statistic_for
+
+#: (mode, estimator) of every statistic in the registry, plus the clipped gap.
+CASES = {
+    "gap": ("committed", "chebyshev"),
+    "residual": ("paper", "three-point"),
+    "residual-nnls": ("paper", "three-point-nnls"),
+    "clipped-gap": ("committed", "lp"),
+}
+
+
+def test_every_statistic_and_estimator_is_covered() -> None:
+    assert set(CASES) == {*STATISTICS, "clipped-gap"}
+    names = {statistic_for(m, e) for m in ("committed", "paper") for e in ESTIMATORS if e != "lp"}
+    assert names | {statistic_for("committed", "lp")} == set(CASES)
+
+
+def _plan(mode: str, estimator: str) -> Plan:
+    return make_plan(
+        PlanRequest(
+            epsilon=2.0, delta=0.05, bound=3.0, tolerance=0.0, n_outputs=2, p=0.5, mode=mode,  # type: ignore[arg-type]
+            planning="practical", estimator=estimator,  # type: ignore[arg-type]
+            variance=1.0, attribution_bound=1.0,
+        )
+    )  # fmt: skip
+
+
+def _decide(plan: Plan) -> None:
+    rng = np.random.default_rng(0)
+    n, z = plan.n_pairs, plan.request.n_outputs
+    f1, f2 = rng.uniform(-1, 1, (n, z)), rng.uniform(-1, 1, (n, z))
+    if plan.request.mode == "committed":
+        zeros = np.zeros((n, z))
+        decide_committed(
+            plan, first_outputs=f1, second_outputs=f2, first_predictions=zeros,
+            second_predictions=zeros,
+        )  # fmt: skip
+    else:
+        local = rng.uniform(-1, 1, (plan.local_trainings, z))
+        decide_paper(
+            plan, first_outputs=f1, second_outputs=f2, centre=np.zeros(z),
+            local_outputs=local, local_predictions=np.zeros_like(local),
+        )  # fmt: skip
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, Any]]]:
+    calls: list[tuple[str, Any]] = []
+    ranges, deviation = PairStatistic.ranges, cg.deviation
+
+    def ranges_spy(self: PairStatistic, weights: Any, counts: Any, value_bound: float) -> Any:
+        calls.append((self.name, (tuple(weights), value_bound)))
+        return ranges(self, weights, counts, value_bound)
+
+    def deviation_spy(planned_variance: Any, delta: float, observed: Any = None) -> Any:
+        calls.append(("clipped-gap", delta))
+        return deviation(planned_variance, delta, observed)
+
+    monkeypatch.setattr(PairStatistic, "ranges", ranges_spy)
+    monkeypatch.setattr(cg, "deviation", deviation_spy)
+    yield calls
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_planner_and_decision_share_the_deviation(name: str, spy: list[tuple[str, Any]]) -> None:
+    mode, estimator = CASES[name]
+    plan = _plan(mode, estimator)
+    planned = [c for c in spy if c[0] == name]
+    spy.clear()
+    _decide(plan)
+    decided = [c for c in spy if c[0] == name]
+    assert planned and decided, (name, len(planned), len(decided))
+    # Same function with the same functional and bound (the plan's), at the plan's delta.
+    assert {c[1] for c in decided} <= {c[1] for c in planned}
