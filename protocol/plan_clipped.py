@@ -13,9 +13,11 @@ tail estimate or the spot checks fail (probability ``<= delta`` together),
 
 Completeness is planned explicitly: the Verifier chooses a *completeness
 radius* r (default ``epsilon / 10``).  An honest Prover's ``err_hat`` is at
-most ``err + bias_up + clip_bias + dev``, so it passes when
+most ``err + bias_up + clip_shift + dev_honest`` (``clip_shift``: the tail's
+expected effect, ``clip_bias``: its upper confidence bound), so it passes when
 
-    err < r = epsilon - bias_up - 2 clip_bias - 2 dev - 2 tolerance - bias_down - corruption,
+    err < r = epsilon - bias_up - clip_shift - clip_bias - dev - dev_honest - 2 tolerance
+              - bias_down - corruption,
 
 and what r and the estimation terms leave is the *corruption budget*: the
 spot checks must catch any Prover that corrupts more than
@@ -34,6 +36,7 @@ much for the tail estimate.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -94,6 +97,7 @@ class _Sized:
     clip_biases: np.ndarray
     corruption: np.ndarray
     honest_deviations: np.ndarray
+    clip_shifts: np.ndarray
 
 
 class _Search:
@@ -121,12 +125,10 @@ class _Search:
         self.delta_spot = first * r.delta / 2.0
         self.delta_sampling = first * r.delta / (4.0 * z)
         self.delta_tail = first * r.delta / (4.0 * z)
-        # The tail the decision will charge: its upper confidence bound from the
-        # pilot alone (spot checks only add verified runs and narrow it).
-        self.tails = tuple(
-            cg.tail_upper(m, s, r.tail_runs, self.delta_tail) if r.tail_runs else m
-            for m, s in zip(means, spread, strict=True)
-        )
+        self.tail_means, self.tail_spread = means, spread
+        self.kappa_index = {k: i for i, k in enumerate(cg.CLIP_MULTIPLES)}
+        self.tail_runs = r.tail_runs
+        self.tails = self.tails_at(r.tail_runs)
         # Completeness is a separate guarantee with its own delta: the honest upper
         # deviation of each output at delta / (2 Z), the tail estimate with the rest.
         self.delta_honest = r.delta / (2.0 * z)
@@ -134,6 +136,19 @@ class _Search:
         self.shift = 2.0 * (r.bound + r.g_bound) * tau + tau * tau
         self.max_pairs = r.max_prover_evaluations // 2
         self.inflation = r.moment_inflation
+
+    def tails_at(self, verified_runs: int) -> tuple[float, ...]:
+        """The tail the decision will charge at each clip multiple with this many verified runs.
+
+        Its upper confidence bound :func:`protocol.clipped_gap.tail_upper` from the
+        pilot's mean and spread, with ``verified_runs`` runs (pilot + spot checks).
+        """
+        if not self.tail_runs:
+            return tuple(self.tail_means)
+        return tuple(
+            cg.tail_upper(m, s, verified_runs, self.delta_tail)
+            for m, s in zip(self.tail_means, self.tail_spread, strict=True)
+        )
 
     def size(self, f: NodeFunctional, kappa: float, tail: float, n: int) -> _Sized | None:
         r = self.r
@@ -147,18 +162,22 @@ class _Search:
         )
         dev = cg.deviation(variance, self.delta_sampling)  # soundness side, in U
         dev_honest = cg.deviation(variance, self.delta_honest)  # completeness side
-        beta = cg.clip_bias(f.weights, tail * self.m2)
+        beta = cg.clip_bias(f.weights, tail * self.m2)  # charged in U: the tail's bound
+        # The honest statistic itself moves by the tail's expectation, not its bound.
+        shift = cg.clip_bias(f.weights, self.tail_means[self.kappa_index[kappa]] * self.m2)
         lo, hi = _bias_per_unit(f)
         down, up = -lo * self.m2, hi * r.tail_fraction * self.m2
         tol = f.l1_norm * self.shift
-        corruption = r.epsilon - self.radius - up - 2 * beta - dev - dev_honest - 2 * tol - down
+        corruption = r.epsilon - self.radius - up - shift - beta - dev - dev_honest - 2 * tol - down
         if np.any(corruption <= 0):
             return None
         lev = cg.leverage(f.weights, counts, clips)
         tolerated = int(np.floor(corruption / lev).min())
         k = min(n_points, math.ceil(n_points * math.log(1.0 / self.delta_spot) / (tolerated + 1)))
         cost = k + r.prover_weight * n_points
-        return _Sized(cost, f, kappa, counts, tolerated, k, dev, beta, corruption, dev_honest)
+        return _Sized(
+            cost, f, kappa, counts, tolerated, k, dev, beta, corruption, dev_honest, shift
+        )
 
     def best(self) -> _Sized:
         r = self.r
@@ -191,9 +210,25 @@ class _Search:
 
 
 def plan_clipped_gap(request: PlanRequest) -> Plan:
-    """The cheapest clipped-gap plan; :class:`InvalidArgument` if none fits."""
+    """The cheapest clipped-gap plan; :class:`InvalidArgument` if none fits.
+
+    The tail the decision charges narrows with every verified run, spot checks
+    included, so the search is repeated with the spot checks of the previous
+    round counted: ``k_0`` (pilot only), ``k_1`` (pilot + ``k_0``), ``k_2`` (pilot +
+    ``k_1``).  The plan draws ``max(k_1, k_2)`` spot checks, at least the ``k_1`` its
+    tail assumed, so the planned tail is what the decision will compute.
+    """
     search = _Search(request)
     s = search.best()
+    if search.tail_runs:
+        assumed = s.spot_checks
+        search.tails = search.tails_at(search.tail_runs + assumed)
+        s = search.best()
+        assumed = s.spot_checks
+        search.tails = search.tails_at(search.tail_runs + assumed)
+        s = search.best()
+        if s.spot_checks < assumed:
+            s = dataclasses.replace(s, spot_checks=assumed)
     r, f = request, s.functional
     clips = tuple(float(c) for c in s.kappa * search.m2)
     tail_index = cg.CLIP_MULTIPLES.index(s.kappa)
@@ -246,6 +281,7 @@ def plan_clipped_gap(request: PlanRequest) -> Plan:
         sampling_error=float(s.deviations.max()),
         sampling_error_mse=0.0,
         sampling_error_honest=float(s.honest_deviations.max()),
+        clip_shift=float(s.clip_shifts.max()),
         leverage=float(lev.max()),
         tolerated_corruptions=s.tolerated,
         spot_checks=s.spot_checks,

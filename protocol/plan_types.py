@@ -95,7 +95,7 @@ class PlanRequest:
     tail_spread: tuple[float, ...] | None = None
     tail_runs: int = 0
     completeness_radius: float | None = None
-    tail_fraction: float = 0.25
+    tail_fraction: float = 0.1
     max_prover_evaluations: int = 20_000_000
     prover_weight: float = 0.025
     moment_inflation: float = 1.5
@@ -220,6 +220,7 @@ class Plan:
     delta_tail: float = 0.0
     assumptions: tuple[str, ...] = ()
     sampling_error_honest: float | None = None
+    clip_shift: float | None = None
 
     @property
     def n_pairs(self) -> int:
@@ -261,17 +262,19 @@ class Plan:
         """Honest attributions with err below this pass with probability >= 1 - delta.
 
         Clipped-gap plans charge the honest side's own (smaller) sampling deviation,
-        at ``delta / (2Z)`` per output, where the others charge the planned one.
+        at ``delta / (2Z)`` per output, where the others charge the planned one,
+        and the clipping tail's expected shift rather than its upper bound.
         """
         sampling = (
             self.sampling_error
             if self.sampling_error_honest is None
             else self.sampling_error_honest
         )
+        shift = self.clip_bias if self.clip_shift is None else self.clip_shift
         return max(
             0.0,
             self.threshold
-            - self.clip_bias
+            - shift
             - self.bias_upper
             - self.tolerance_slack
             - sampling

@@ -64,7 +64,7 @@ class AuditConfig:
     planning: AuditPlanning = "practical"
     estimator: str = "auto"
     completeness_radius: float | None = None
-    tail_fraction: float = 0.25
+    tail_fraction: float = 0.1
     prover_weight: float = 0.025
     escalation_factor: float = 10.0
     variance: float | None = None

@@ -30,7 +30,7 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tail-fraction",
         type=float,
-        default=0.25,
+        default=0.1,
         help="lp plans, completeness sizing only: assume B_{>=3}(q) <= this x E[q^2] [%(default)s]",
     )
     parser.add_argument(
