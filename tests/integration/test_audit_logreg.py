@@ -14,6 +14,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import torch
 
 from protocol.scores import Scores, save_scores
 from protocol.signing import generate_private_key
@@ -56,6 +57,15 @@ def halved(tmp_path_factory: pytest.TempPathFactory, scores: Scores) -> Iterator
     server = _serve(tmp_path_factory.mktemp("halved"), shaved)
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch intra-op thread for the Verifier's trainings while the server trains too."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _audit(server: ProverProcess, mode: str, epsilon: float) -> Auditor:

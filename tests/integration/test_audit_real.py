@@ -8,6 +8,7 @@ stream completed, and spot-check indices only after the Merkle root arrived.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -48,6 +49,9 @@ class ProverProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
+            # One intra-op thread: the server trains while the Verifier (this process)
+            # trains too; two OpenMP pools on 2 busy cores slow both tenfold.
+            env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
         )
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.startswith("listening on "):
