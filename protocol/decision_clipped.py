@@ -61,6 +61,8 @@ def _clipped_terms(
     value, _, node_var = cg.node_estimate(products, plan.node_of_pair(), w)
     observed = cg.observed_variance_sum(node_var, w, plan.pairs_per_node)
     dev = float(cg.deviation(plan.planned_variances[z], delta_sampling, observed))
+    # The plan planned the tail at its own clip level only; at a second-stage level
+    # the bound rests on the verified runs alone (pilot and every spot check).
     tail = plan.planned_tails[z] if multiple == 1.0 else 0.0
     if verified is not None and verified.size:
         tail = max(tail, cg.tail_mean_upper(verified[:, z] ** 2, clip, delta_tail))

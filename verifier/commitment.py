@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from protocol.digests import AttributionHasher
+from protocol.digests import AttributionHasher, attribution_digest
 from protocol.errors import CommitmentError, InvalidArgument, SignatureError, VerificationError
 from protocol.signing import commitment_statement, public_key_from_bytes, verify_json
 from verifier.wire import AttributionHeader, AttributionSeal, AttributionValues
@@ -45,6 +45,19 @@ class Commitment:
     signature: bytes
     method: str
     meta_json: str
+
+    @classmethod
+    def unsigned(
+        cls, theta0: NDArray[np.float64], theta: NDArray[np.float64], *, source: str
+    ) -> Commitment:
+        """Scores the Verifier holds itself (local mode, replays, benchmarks): no Prover signed.
+
+        ``source`` names where they come from (it is the session id and the method).
+        """
+        theta0 = np.asarray(theta0, dtype=np.float64)
+        theta = np.asarray(theta, dtype=np.float64)
+        digest = attribution_digest(theta0, theta)
+        return cls(source, theta0, theta, digest, b"", source, "{}")
 
     def predict(self, x: NDArray[np.int8]) -> NDArray[np.float64]:
         """``g_a(x)`` for pm-encoded subsets ``x`` int8 ``(n, N)``: float64 ``(n, Z)``."""

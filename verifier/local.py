@@ -18,7 +18,6 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 
-from protocol.digests import attribution_digest
 from protocol.errors import InvalidArgument, StatisticalRejection
 from protocol.plan import Plan
 from protocol.prg import expand_pairs
@@ -78,8 +77,7 @@ def certify_local(
             f"scores must be theta0 ({task.n_outputs},) and theta ({task.n_outputs}, "
             f"{task.n_items}), got {theta0.shape} and {theta.shape}"
         )
-    digest = attribution_digest(theta0, theta)
-    commitment = Commitment("local", theta0, theta, digest, b"", "local", "{}")
+    commitment = Commitment.unsigned(theta0, theta, source="local")
     state = AuditState(config=config, task_digest=task.digest, report_mode="local")
     state.commitment = commitment
     p = task_p(task)

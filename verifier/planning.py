@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from protocol.clipped_gap import CLIP_MULTIPLES, chi2_tail_mean
+from protocol.clipped_gap import CLIP_MULTIPLES
 from protocol.hypercube import bias_moments
 from protocol.plan import PlanRequest
+from protocol.plan_clipped import gaussian_tail_profile
 from prover.tasks.base import Task
 from verifier.commitment import Commitment, attribution_bound
 from verifier.config import AuditConfig
@@ -87,6 +88,7 @@ def pilot_stats(
     n = int(outputs.shape[0])
     residual = outputs - predictions
     m2 = np.maximum(np.mean(residual**2, axis=0), 1e-300)
+    normalised = residual**2 / m2[None, :]
     return PilotStats(
         n=n,
         second_moment=second,
@@ -95,8 +97,8 @@ def pilot_stats(
         residual_sd=np.std(residual, axis=0, ddof=1) if n > 1 else np.zeros(residual.shape[1]),
         residual_second=m2,
         residual_fourth=np.maximum(np.mean(residual**4, axis=0), m2 * m2),
-        tail_profile=tail_profile(residual**2 / m2[None, :]),
-        tail_spread=tail_spread(residual**2 / m2[None, :]),
+        tail_profile=tail_profile(normalised),
+        tail_spread=tail_spread(normalised),
     )
 
 
@@ -108,22 +110,20 @@ def tail_spread(normalised: NDArray[np.float64]) -> tuple[float, ...]:
     return tuple(float(np.maximum(u - k, 0.0).std(ddof=1)) for k in CLIP_MULTIPLES)
 
 
-#: The planned clipping tail is never below this multiple of a Gaussian residual's.
-GAUSSIAN_TAIL_FLOOR = 4.0
-
-
 def tail_profile(normalised: NDArray[np.float64]) -> tuple[float, ...]:
-    """Planned ``E[(u - kappa)_+]`` at every clip multiple: ``max(pilot, 4 x Gaussian)``.
+    """Planned ``E[(u - kappa)_+]`` at every clip multiple: ``max(pilot, planner's default)``.
 
     ``u = q^2 / E[q^2]`` pooled over outputs; a few hundred pilot runs rarely see
-    the tail, so the planned value is at least :data:`GAUSSIAN_TAIL_FLOOR` times
-    that of a Gaussian residual.  Planning only: the decision bounds the tail
-    from every run the Verifier trained (pilot and spot checks).
+    the tail, so the planned value is at least the planner's own default
+    (:func:`protocol.plan_clipped.gaussian_tail_profile`: 4 x a Gaussian
+    residual's).  Planning only: the decision bounds the tail from every run the
+    Verifier trained (pilot and spot checks).
     """
     u = np.asarray(normalised, dtype=np.float64).reshape(-1)
+    floor = gaussian_tail_profile()
     return tuple(
-        max(float(np.maximum(u - k, 0.0).mean()), GAUSSIAN_TAIL_FLOOR * chi2_tail_mean(k))
-        for k in CLIP_MULTIPLES
+        max(float(np.maximum(u - k, 0.0).mean()), f)
+        for k, f in zip(CLIP_MULTIPLES, floor, strict=True)
     )
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from protocol.digests import attribution_digest
 from protocol.scores import Scores
 from prover.adversaries.strategic import StrategicPolicy
 from prover.tasks.base import Task
@@ -41,8 +40,7 @@ def _replayed_plan(task: Task, scores: Scores, config: AuditConfig, seed: int): 
     rng = np.random.default_rng(seed)
     x, seeds = private_points(rng, config.pilot_trainings, n_items=task.n_items, p=task_p(task))
     out = train_points(task, x, seeds, chunk_size=config.train_chunk_size).outputs
-    digest = attribution_digest(scores.theta0, scores.theta)
-    commitment = Commitment("replay", scores.theta0, scores.theta, digest, b"", "replay", "{}")
+    commitment = Commitment.unsigned(scores.theta0, scores.theta, source="replay")
     return plan_audit(config, task, commitment, pilot_from_runs(config, task, commitment, x, out))
 
 

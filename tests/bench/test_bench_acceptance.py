@@ -382,15 +382,7 @@ def run_seed(settings: Settings, seed: np.random.SeedSequence) -> list[AuditOutc
     rng = np.random.default_rng(private_seed)
     outcomes = []
     for point, (theta0, theta, _err) in enumerate(commitments(task, eps)):
-        commitment = Commitment(
-            session_id="in-process",
-            theta0=theta0,
-            theta=theta,
-            attribution_digest="",
-            signature=b"",
-            method="planted",
-            meta_json="{}",
-        )
+        commitment = Commitment.unsigned(theta0, theta, source="planted")
         for c in range(len(CONFIGS)):
             cfg = _config(settings, eps, c)
             accept, plan, retrainings = audit_once(task, cfg, commitment, pool, rng)

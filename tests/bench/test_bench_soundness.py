@@ -176,15 +176,7 @@ def commitment(task: SyntheticTask, err: float) -> Commitment:
     exact = float(fn.err(theta0, theta)[0])
     if not math.isclose(exact, err, rel_tol=1e-9, abs_tol=1e-12):
         raise AssertionError(f"err {exact} misses its target {err}")
-    return Commitment(
-        session_id="in-process",
-        theta0=theta0,
-        theta=theta,
-        attribution_digest="",
-        signature=b"",
-        method="planted",
-        meta_json="{}",
-    )
+    return Commitment.unsigned(theta0, theta, source="planted")
 
 
 def evaluate(task: SyntheticTask, x: NDArray[np.int8], seeds: NDArray[np.uint64]) -> FloatArray:
