@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from protocol.errors import InvalidArgument
@@ -56,6 +56,11 @@ class AuditConfig:
         max_prover_evaluations: abort (before any challenge) when the plan needs
             more Prover evaluations than this; the Verifier holds every result
             (Z float64 values each) in memory.
+        epsilon_relative: ``R``: epsilon is set to ``R x max_z Var(f_z)`` measured
+            on the Verifier's own pilot (practical planning without ``variance``);
+            the ``epsilon`` given is a placeholder, replaced by
+            :meth:`with_pilot_variance` before anything uses it.  The report then
+            gives both: ``plan.epsilon`` (absolute) and ``epsilon_relative == R``.
     """
 
     epsilon: float
@@ -77,6 +82,7 @@ class AuditConfig:
     max_resumes: int = 3
     max_attribution_values: int = 50_000_000
     max_prover_evaluations: int = 20_000_000
+    epsilon_relative: float | None = None
 
     def __post_init__(self) -> None:
         if not (self.epsilon > 0 and math.isfinite(self.epsilon)):
@@ -116,6 +122,36 @@ class AuditConfig:
             )
         if self.max_resumes < 0:
             raise InvalidArgument(f"max_resumes must be >= 0, got {self.max_resumes}")
+        if self.epsilon_relative is not None:
+            self._check_epsilon_relative(self.epsilon_relative)
+
+    def _check_epsilon_relative(self, r: float) -> None:
+        if not (r > 0 and math.isfinite(r)):
+            raise InvalidArgument(f"epsilon_relative must be finite and > 0, got {r}")
+        if self.planning != "practical" or self.variance is not None:
+            raise InvalidArgument(
+                "epsilon_relative needs the Verifier's pilot: practical planning without a "
+                "declared variance"
+            )
+        if self.completeness_radius is not None:
+            raise InvalidArgument(
+                "completeness_radius is absolute: with epsilon_relative leave it at its "
+                "default (epsilon / 10)"
+            )
+
+    def with_pilot_variance(self, variance: float) -> AuditConfig:
+        """The configuration with ``epsilon = epsilon_relative x variance`` (unchanged if unset).
+
+        Raises:
+            InvalidArgument: the variance is not finite and > 0.
+        """
+        if self.epsilon_relative is None:
+            return self
+        if not (variance > 0 and math.isfinite(variance)):
+            raise InvalidArgument(
+                f"epsilon_relative: the pilot's Var(f) is {variance:g}; cannot set epsilon from it"
+            )
+        return replace(self, epsilon=self.epsilon_relative * variance)
 
     @property
     def resolved_estimator(self) -> str:

@@ -58,6 +58,7 @@ from verifier.core import (
 )
 from verifier.errors import TransportError
 from verifier.planning import task_p
+from verifier.preview import PlanHook, preview_plan
 from verifier.report_builder import AuditState, build_report, sign
 from verifier.results import ChallengeResults, ResultCollector
 from verifier.retrain import private_points, train_points
@@ -102,6 +103,7 @@ class _Run:
 
     client: ProverClient
     state: AuditState
+    config: AuditConfig
     info: TaskInfo | None = None
     commitment: Commitment | None = None
     plan: Plan | None = None
@@ -121,6 +123,10 @@ class Auditor:
         rng: the Verifier's *private* generator (spot checks, pilot and local
             points); default: seeded from :mod:`secrets`.  Never share it with the Prover.
         progress: optional progress callback.
+        on_plan: called once with the :class:`~verifier.preview.PlanPreview`
+            after planning and before any challenge is sent; it may raise
+            :class:`~verifier.preview.PlanDeclined`, which propagates out of
+            :meth:`run` (no report: nothing was audited).
     """
 
     def __init__(
@@ -131,12 +137,14 @@ class Auditor:
         key: Ed25519PrivateKey,
         rng: np.random.Generator | None = None,
         progress: Progress | None = None,
+        on_plan: PlanHook | None = None,
     ) -> None:
         self.task = task if isinstance(task, Task) else load_task(task)
         self.config = config
         self.key = key
         self.rng = rng if rng is not None else np.random.default_rng(secrets.randbits(256))
         self.progress = progress
+        self.on_plan = on_plan
 
     def _note(self, stage: str, done: int = 0, total: int = 0) -> None:
         if self.progress is not None:
@@ -146,7 +154,8 @@ class Auditor:
         """Run one audit over ``channel``; never raises for a Prover-side failure."""
         t0 = time.perf_counter()
         state = AuditState(config=self.config, task_digest=self.task.digest)
-        run = _Run(client=ProverClient(channel, timeout_s=self.config.rpc_timeout_s), state=state)
+        client = ProverClient(channel, timeout_s=self.config.rpc_timeout_s)
+        run = _Run(client=client, state=state, config=self.config)
         transport = False
         try:
             decision = self._protocol(run)
@@ -193,7 +202,7 @@ class Auditor:
         if plan.request.mode == "committed":
             # Spot checks are drawn from the private generator only now, after the root.
             decision, _ = spot_check_and_decide(
-                self.config,
+                run.config,
                 plan,
                 commitment,
                 pairs,
@@ -246,12 +255,14 @@ class Auditor:
         return c
 
     def _plan(self, run: _Run, commitment: Commitment) -> Plan:
-        cfg, task = self.config, self.task
+        cfg, task = run.config, self.task
         run.state.variance_verified = False
+        n, seconds, pilot_var = 0, None, None
         if cfg.planning == "practical" and cfg.variance is None:
             n = cfg.pilot_trainings
             self._note("pilot", 0, n)
             x, seeds = private_points(self.rng, n, n_items=task.n_items, p=task_p(task))
+            t0 = time.perf_counter()
             out = train_points(
                 task,
                 x,
@@ -259,15 +270,30 @@ class Auditor:
                 chunk_size=cfg.train_chunk_size,
                 progress=self._counter("pilot", n),
             ).outputs
+            seconds = time.perf_counter() - t0
+            pilot_var = pilot_variance(out)
+            cfg = run.config = run.state.config = cfg.with_pilot_variance(pilot_var)
             run.pilot = pilot_from_runs(cfg, task, commitment, x, out)
             run.own_outputs.append(out)
             run.state.verifier_retrainings += n
             run.state.variance_verified = True
+            if cfg.epsilon_relative is not None:
+                run.state.variance_f = pilot_var  # the Var(f) that set epsilon
             check_pilot(cfg, task, run.pilot)
         run.state.planned_variance = run.pilot.variance if run.pilot else cfg.variance
         plan = run.plan = plan_audit(cfg, task, commitment, run.pilot)
         run.state.plan = plan
         self._note("plan", 1, 1)
+        if self.on_plan is not None:  # before the seed is drawn and any challenge sent
+            self.on_plan(
+                preview_plan(
+                    cfg,
+                    plan,
+                    pilot_trainings=n,
+                    pilot_seconds=seconds,
+                    pilot_variance=pilot_var,
+                )
+            )
         return plan
 
     def _counter(self, stage: str, total: int) -> Callable[[int], object]:
@@ -380,6 +406,13 @@ class Auditor:
 
     @staticmethod
     def _record_variance(run: _Run) -> None:
+        if run.config.epsilon_relative is not None:
+            return  # the report keeps the pilot's Var(f), which set epsilon
         own = np.concatenate(run.own_outputs) if run.own_outputs else np.zeros((0, 1))
         if own.shape[0] >= 2:
-            run.state.variance_f = float(np.max(np.var(own, axis=0, ddof=1)))
+            run.state.variance_f = pilot_variance(own)
+
+
+def pilot_variance(outputs: NDArray[np.float64]) -> float:
+    """``max_z Var(f_z)`` (ddof 1) of the Verifier's own ``outputs`` ``(n, Z)``."""
+    return float(np.max(np.var(outputs, axis=0, ddof=1)))

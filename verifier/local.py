@@ -31,8 +31,9 @@ from verifier.core import (
     plan_audit,
     verified_residuals,
 )
-from verifier.driver import AuditResult, Progress
+from verifier.driver import AuditResult, Progress, pilot_variance
 from verifier.planning import task_p
+from verifier.preview import PlanHook, preview_plan
 from verifier.report_builder import AuditState, build_report, sign
 from verifier.retrain import private_points, train_points
 
@@ -48,6 +49,7 @@ def certify_local(
     key: Ed25519PrivateKey,
     rng: np.random.Generator | None = None,
     progress: Progress | None = None,
+    on_plan: PlanHook | None = None,
 ) -> AuditResult:
     """Certify ``g(x) = theta0 + theta x`` (pm encoding) on ``task`` by local evaluation.
 
@@ -58,6 +60,9 @@ def certify_local(
         key: signing key of the report (whose ``mode`` is ``"local"``).
         rng: private randomness (default: fresh from :mod:`secrets`).
         progress: ``progress(stage, done, total)``.
+        on_plan: called with the :class:`~verifier.preview.PlanPreview` after
+            planning, before the local evaluations; may raise
+            :class:`~verifier.preview.PlanDeclined` (propagates; no report).
 
     Raises:
         InvalidArgument: scores of the wrong shape, or no plan meets epsilon.
@@ -88,14 +93,19 @@ def certify_local(
 
     own: list[NDArray[np.float64]] = []
     pilot = None
+    n_pilot, pilot_seconds, pilot_var = 0, None, None
     try:
         if config.planning == "practical" and config.variance is None:
-            n = config.pilot_trainings
-            note("pilot", 0, n)
-            x, seeds = private_points(rng, n, n_items=task.n_items, p=p)
+            n_pilot = config.pilot_trainings
+            note("pilot", 0, n_pilot)
+            x, seeds = private_points(rng, n_pilot, n_items=task.n_items, p=p)
+            t_pilot = time.perf_counter()
             out = train_points(task, x, seeds, chunk_size=config.train_chunk_size).outputs
+            pilot_seconds = time.perf_counter() - t_pilot
+            pilot_var = pilot_variance(out)
+            config = state.config = config.with_pilot_variance(pilot_var)
             pilot = pilot_from_runs(config, task, commitment, x, out)
-            state.verifier_retrainings += n
+            state.verifier_retrainings += n_pilot
             state.variance_verified = True
             own.append(out)
             check_pilot(config, task, pilot)
@@ -103,7 +113,18 @@ def certify_local(
         plan = state.plan = plan_audit(config, task, commitment, pilot)
     except StatisticalRejection as err:  # the same verdict the gRPC driver gives
         state.reason = f"{type(err).__name__}: {err}"
-        return _finish(state, own, key, t0, None)
+        return _finish(state, own, key, t0, None, pilot_var)
+    if on_plan is not None:  # before the seed is drawn and anything is evaluated
+        on_plan(
+            preview_plan(
+                config,
+                plan,
+                pilot_trainings=n_pilot,
+                pilot_seconds=pilot_seconds,
+                pilot_variance=pilot_var,
+                local=True,
+            )
+        )
     seed = secrets.token_bytes(32)
     state.challenge_seed = seed
     pairs = expand_pairs(seed, np.arange(plan.n_pairs), task.n_items, p, plan.rho_of_pair())
@@ -125,7 +146,7 @@ def certify_local(
         commitment, pairs, pilot=pilot, spot_indices=every, spot_outputs=out
     )
     state.decision = decide_committed_audit(plan, commitment, pairs, out, verified)
-    return _finish(state, own, key, t0, plan)
+    return _finish(state, own, key, t0, plan, pilot_var)
 
 
 def _finish(
@@ -134,10 +155,12 @@ def _finish(
     key: Ed25519PrivateKey,
     t0: float,
     plan: Plan | None,
+    pilot_var: float | None,
 ) -> AuditResult:
-    if own and sum(len(o) for o in own) >= 2:
-        allout = np.concatenate(own)
-        state.variance_f = float(np.max(np.var(allout, axis=0, ddof=1)))
+    if state.config.epsilon_relative is not None:
+        state.variance_f = pilot_var  # the Var(f) that set epsilon
+    elif own and sum(len(o) for o in own) >= 2:
+        state.variance_f = pilot_variance(np.concatenate(own))
     state.wall_seconds = time.perf_counter() - t0
     report = build_report(state)
     return AuditResult(report, sign(report, key), False, plan, None)

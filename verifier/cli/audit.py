@@ -6,7 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from verifier.cli._plan_args import add_plan_arguments, plan_options
+from verifier.cli._plan_args import (
+    GATE_HELP,
+    add_epsilon_arguments,
+    add_plan_arguments,
+    cap_prover_evaluations,
+    epsilon_options,
+    plan_gate,
+    plan_options,
+)
 from verifier.cli.common import atomic_write, details_document, details_path, load_signing_key
 
 HELP = "audit a Prover over gRPC and write the signed report"
@@ -16,9 +24,19 @@ receive the committed attributions, send a fresh challenge, check the
 Merkle-committed results, retrain the spot checks locally and decide.  The
 signed report is written to --report in every case (also on abort).
 
-epsilon is absolute, in squared output units; the report also states it
-relative to Var(f) estimated from the Verifier's own trainings."""
-EPILOG = "exit codes: 0 accept, 1 abort, 2 usage error, 3 transport failure (Prover unreachable)"
+The plan and its cost (Verifier retrainings with the pilot counted, Prover
+evaluations, an estimated training time from the pilot's measured speed) are
+printed before any challenge is sent; --plan-only stops there.
+
+epsilon (--epsilon) is absolute, in squared output units; --epsilon-relative R
+sets epsilon = R x max_z Var(f_z) of the Verifier's own pilot.  The report
+states both."""
+EPILOG = (
+    "exit codes: 0 accept (or --plan-only), 1 abort (including a Prover that refuses to open "
+    "spot checks after its signed root), 2 usage error (including a plan above the caps "
+    "without --yes), 3 transport failure before the signed root (Prover unreachable), "
+    "130 interrupted.  " + GATE_HELP
+)
 
 KEEPALIVE_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
@@ -31,7 +49,7 @@ KEEPALIVE_OPTIONS = [
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prover", required=True, metavar="HOST:PORT", help="Prover address")
     parser.add_argument("--task", required=True, type=Path, help="the Verifier's own TASK.toml")
-    parser.add_argument("--epsilon", required=True, type=float, help="accuracy (squared units)")
+    add_epsilon_arguments(parser)
     parser.add_argument("--delta", required=True, type=float, help="failure probability")
     parser.add_argument("--mode", choices=("committed", "paper"), default="committed")
     parser.add_argument("--planning", choices=("rigorous", "practical"), default="practical")
@@ -72,16 +90,17 @@ def _channel(address: str, tls_ca: Path | None):  # type: ignore[no-untyped-def]
 def run(args: argparse.Namespace) -> int:
     from protocol.errors import InvalidArgument
     from prover.tasks.registry import load_task
-    from verifier.cli import EXIT_ABORT, EXIT_OK, EXIT_TRANSPORT
+    from verifier.cli import EXIT_ABORT, EXIT_OK, EXIT_TRANSPORT, EXIT_USAGE
     from verifier.cli.progress import ProgressDisplay
     from verifier.config import AuditConfig
     from verifier.driver import Auditor
+    from verifier.preview import PlanDeclined
     from verifier.render import render_text
 
     if ":" not in args.prover:
         raise InvalidArgument(f"--prover must be HOST:PORT, got {args.prover!r}")
     config = AuditConfig(
-        epsilon=args.epsilon,
+        **epsilon_options(args),
         delta=args.delta,
         mode=args.mode,
         planning=args.planning,
@@ -91,15 +110,23 @@ def run(args: argparse.Namespace) -> int:
         chunk_points=args.chunk_points,
         rpc_timeout_s=args.timeout,
     )
+    config = cap_prover_evaluations(config)
     key = load_signing_key(args.key)
     task = load_task(args.task)
     print(f"task {args.task}: N={task.n_items} Z={task.n_outputs} b={task.bound:g} {task.digest}")
     display = ProgressDisplay(enabled=not args.quiet)
-    with _channel(args.prover, args.tls_ca) as channel:
-        result = Auditor(task, config, key=key, progress=display).run(channel)
+    auditor = Auditor(task, config, key=key, progress=display, on_plan=plan_gate(args))
+    try:
+        with _channel(args.prover, args.tls_ca) as channel:
+            result = auditor.run(channel)
+    except PlanDeclined as stop:
+        display.close()
+        if stop.plan_only:
+            print("--plan-only: stopped before the challenge; no report written")
+            return EXIT_OK
+        print(f"pacda-verifier audit: error: {stop}", file=sys.stderr)
+        return EXIT_USAGE
     display.close()
-    if result.plan is not None:
-        print(result.plan.table())
     atomic_write(args.report, result.document)
     atomic_write(details_path(args.report), details_document(result))
     print(render_text(result.report))

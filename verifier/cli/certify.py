@@ -12,21 +12,33 @@ given scores on this task is at most the reported certified upper bound
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from verifier.cli._plan_args import add_plan_arguments, plan_options
+from verifier.cli._plan_args import (
+    GATE_HELP,
+    add_epsilon_arguments,
+    add_plan_arguments,
+    cap_prover_evaluations,
+    epsilon_options,
+    plan_gate,
+    plan_options,
+)
 from verifier.cli.common import atomic_write, load_signing_key
 
 HELP = "local mode: certify a scores file by training everything locally (no Prover)"
 DESCRIPTION = __doc__
-EPILOG = "exit codes: 0 accept, 1 abort, 2 usage error"
+EPILOG = (
+    "exit codes: 0 accept (or --plan-only), 1 abort, 2 usage error (including a plan above "
+    "the caps without --yes), 130 interrupted.  " + GATE_HELP
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, type=Path, help="TASK.toml")
     parser.add_argument("--scores", required=True, type=Path, help="scores .npz (pacda-scores/1)")
-    parser.add_argument("--epsilon", required=True, type=float)
-    parser.add_argument("--delta", required=True, type=float)
+    add_epsilon_arguments(parser)
+    parser.add_argument("--delta", required=True, type=float, help="failure probability")
     parser.add_argument("--planning", choices=("rigorous", "practical"), default="practical")
     parser.add_argument("--variance", type=float, default=None, help="declared second moment")
     parser.add_argument("--pilot", type=int, default=200, help="pilot trainings [%(default)s]")
@@ -38,9 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from protocol.scores import load_scores
     from prover.tasks.registry import load_task
+    from verifier.cli import EXIT_ABORT, EXIT_OK, EXIT_USAGE
     from verifier.cli.progress import ProgressDisplay
     from verifier.config import AuditConfig
     from verifier.local import certify_local
+    from verifier.preview import PlanDeclined
     from verifier.render import render_text
 
     task = load_task(args.task)
@@ -48,21 +62,36 @@ def run(args: argparse.Namespace) -> int:
         args.scores, task_digest=task.digest, n_items=task.n_items, n_outputs=task.n_outputs
     )
     config = AuditConfig(
-        epsilon=args.epsilon,
+        **epsilon_options(args),
         delta=args.delta,
         planning=args.planning,
         variance=args.variance,
         pilot_trainings=args.pilot,
         **plan_options(args),
     )
+    config = cap_prover_evaluations(config)
     key = load_signing_key(args.key)
     display = ProgressDisplay()
-    result = certify_local(task, scores.theta0, scores.theta, config, key=key, progress=display)
+    try:
+        result = certify_local(
+            task,
+            scores.theta0,
+            scores.theta,
+            config,
+            key=key,
+            progress=display,
+            on_plan=plan_gate(args),
+        )
+    except PlanDeclined as stop:
+        display.close()
+        if stop.plan_only:
+            print("--plan-only: stopped before the local evaluations; no report written")
+            return EXIT_OK
+        print(f"pacda-verifier certify: error: {stop}", file=sys.stderr)
+        return EXIT_USAGE
     display.close()
-    if result.plan is not None:
-        print(result.plan.table())
     print(render_text(result.report))
     if args.report is not None:
         atomic_write(args.report, result.document)
         print(f"report written to {args.report}")
-    return 0 if result.report.decision == "accept" else 1
+    return EXIT_OK if result.report.decision == "accept" else EXIT_ABORT

@@ -1,0 +1,200 @@
+"""The plan and its cost come before any challenge; caps, ``--yes``, ``--plan-only``.
+
+``pacda-verifier audit`` runs in-process (``verifier.cli.main``) against a real
+gRPC Prover on ``127.0.0.1:0`` whose result policy counts the challenge
+results it computes: a plan that is only printed, or refused, must leave it
+at zero.  ``certify`` (local mode) needs no Prover.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import torch
+
+from protocol.scores import Scores
+from protocol.signing import generate_private_key, write_keypair
+from prover.service import Ed25519Signer, ServerOptions, start_server
+from prover.service.plan import ChallengePlan
+from prover.service.policy import ResultPolicy
+from prover.tasks.base import Task
+from prover.tasks.registry import load_task
+from tests.adversarial._audit import OneThreadHandlers
+from tests.integration.test_audit_real import SYNTHETIC, write_scores
+from verifier import AuditConfig, Auditor
+from verifier.cli import main
+from verifier.preview import PlanDeclined, PlanPreview
+
+
+class CountingPolicy(ResultPolicy):
+    """Honest, but counts the challenge results computed (only a Challenge computes any)."""
+
+    def __init__(self) -> None:
+        self.results_computed = 0
+        self._lock = threading.Lock()
+
+    def results(  # type: ignore[no-untyped-def]
+        self, session_id: str, plan: ChallengePlan, indices, outputs, weight_digests
+    ):
+        with self._lock:
+            self.results_computed += len(indices)
+        return outputs, weight_digests
+
+
+class Served:
+    def __init__(self, address: str, policy: CountingPolicy) -> None:
+        self.address = address
+        self.policy = policy
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def task() -> Task:
+    return load_task(SYNTHETIC)
+
+
+@pytest.fixture(scope="module")
+def served(task: Task) -> Iterator[Served]:
+    theta0, theta = task.function.optimal_attribution()  # type: ignore[attr-defined]
+    scores = Scores(theta0=theta0, theta=theta, task_digest=task.digest, method="exact")
+    policy = CountingPolicy()
+    handlers = OneThreadHandlers(
+        source=task,
+        task_toml=SYNTHETIC.read_text(encoding="utf-8"),
+        scores=scores,
+        signer=Ed25519Signer(generate_private_key()),
+        policy=policy,
+    )
+    server = start_server(handlers, ServerOptions(host="127.0.0.1", port=0))
+    yield Served(f"127.0.0.1:{server.port}", policy)
+    server.stop(grace_s=None)
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    private, _ = write_keypair(tmp_path_factory.mktemp("keys") / "v")
+    return private
+
+
+def audit_args(served: Served, key: Path, report: Path, *extra: str) -> list[str]:
+    return [
+        "audit", "--prover", served.address, "--task", str(SYNTHETIC), "--delta", "0.05",
+        "--key", str(key), "--report", str(report), "--quiet", *extra,
+    ]  # fmt: skip
+
+
+def test_plan_only_prints_the_cost_and_sends_no_challenge(
+    served: Served, key: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = served.policy.results_computed
+    report = tmp_path / "r.json"
+    code = main(audit_args(served, key, report, "--epsilon", "0.3", "--plan-only"))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "pacda plan:" in out
+    assert "Verifier retrainings" in out and "pilot 200 (done) + spot checks" in out
+    assert "Prover evaluations" in out and "estimated Verifier time" in out
+    assert "--plan-only: stopped before the challenge; no report written" in out
+    assert "verdict" not in out
+    assert served.policy.results_computed == before  # no challenge reached the Prover
+    assert not report.exists()
+
+
+def test_plan_above_a_cap_is_refused_without_yes(
+    served: Served, key: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = served.policy.results_computed
+    report = tmp_path / "r.json"
+    code = main(audit_args(served, key, report, "--epsilon", "0.3", "--max-retrainings", "300"))
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "pilot 200 (done)" in captured.out  # the plan was shown first
+    errors = [line for line in captured.err.splitlines() if "error" in line]
+    assert len(errors) == 1, captured.err
+    assert "--max-retrainings 300" in errors[0] and "--yes" in errors[0]
+    assert served.policy.results_computed == before
+    assert not report.exists()
+
+    code = main(
+        audit_args(served, key, report, "--epsilon", "0.3", "--max-prover-evaluations", "4")
+    )
+    captured = capsys.readouterr()
+    # lp plans are searched within the cap: no plan fits, a signed abort before any challenge.
+    assert code == 1, captured.out
+    assert "within 4 Prover" in captured.out, captured.out
+    assert served.policy.results_computed == before
+
+
+def test_yes_starts_a_plan_above_the_cap(
+    served: Served, key: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "r.json"
+    args = audit_args(served, key, report, "--epsilon", "0.3", "--max-retrainings", "300", "--yes")
+    code = main(args)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.index("pilot 200 (done)") < out.index("verdict: ACCEPT")
+    assert report.exists()
+
+
+def test_the_hook_runs_before_any_challenge_result(served: Served, task: Task) -> None:
+    """Library level: ``on_plan`` sees the Prover before it computed any result."""
+    seen: list[tuple[PlanPreview, int]] = []
+    before = served.policy.results_computed
+
+    def hook(preview: PlanPreview) -> None:
+        seen.append((preview, served.policy.results_computed))
+        raise PlanDeclined("stop here")
+
+    auditor = Auditor(
+        task,
+        AuditConfig(epsilon=0.3, delta=0.05),
+        key=generate_private_key(),
+        rng=np.random.default_rng(1),
+        on_plan=hook,
+    )
+    with grpc.insecure_channel(served.address) as channel, pytest.raises(PlanDeclined):
+        auditor.run(channel)
+    ((preview, computed),) = seen
+    assert computed == before and served.policy.results_computed == before
+    assert preview.pilot_trainings == 200
+    assert preview.verifier_retrainings == 200 + preview.plan.verifier_retrainings
+    assert preview.prover_evaluations == preview.plan.prover_evaluations
+    assert preview.seconds_per_training is not None and preview.estimated_seconds is not None
+
+
+def test_certify_plan_only_and_cap(
+    tmp_path: Path, key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scores = write_scores(tmp_path / "s.npz", 1.0)
+    base = ["certify", "--task", str(SYNTHETIC), "--scores", str(scores), "--epsilon", "0.3",
+            "--delta", "0.05", "--key", str(key), "--report", str(tmp_path / "r.json")]  # fmt: skip
+    assert main([*base, "--plan-only"]) == 0
+    out = capsys.readouterr().out
+    assert "pilot 200 (done) + local evaluations" in out and "no Prover" in out
+    assert main([*base, "--max-retrainings", "500"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-retrainings 500" in err and "--yes" in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_help_states_the_default_caps(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("audit", "certify"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--max-retrainings N" in text and "[50000]" in text
+        assert "--max-prover-evaluations N" in text and "[2000000]" in text
+        assert "--yes" in text and "--plan-only" in text
