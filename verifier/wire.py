@@ -12,6 +12,10 @@ the error hierarchy in one place (:func:`map_rpc_error`):
 * every other status -> :class:`protocol.errors.ProverError` (the Prover refused).
 
 A message whose ``oneof`` body is empty raises :class:`VerificationError`.
+
+Sessions are bound to the client that opened them: the Commit header carries a
+secret session token, which the client keeps (by session id) and presents in
+every Challenge and Open of that session; the driver never sees it.
 """
 
 from __future__ import annotations
@@ -55,13 +59,14 @@ class TaskInfo:
 
 @dataclass(frozen=True)
 class AttributionHeader:
-    """First message of ``Commit``."""
+    """First message of ``Commit`` (``session_token``: the secret that Challenge/Open present)."""
 
     session_id: str
     n_outputs: int
     n_items: int
     method: str
     meta_json: str
+    session_token: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,7 @@ class ProverClient:
         self._timeout = timeout_s
         self.bytes_received = 0
         self.messages_received = 0
+        self._tokens: dict[str, bytes] = {}
 
     def _count(self, size: int) -> None:
         self.bytes_received += size
@@ -181,8 +187,10 @@ class ProverClient:
             body = msg.WhichOneof("body")
             if body == "header":
                 h = msg.header
+                token = bytes(h.session_token)
+                self._tokens[h.session_id] = token
                 yield AttributionHeader(
-                    h.session_id, int(h.n_outputs), int(h.n_items), h.method, h.meta_json
+                    h.session_id, int(h.n_outputs), int(h.n_items), h.method, h.meta_json, token
                 )
             elif body == "values":
                 yield AttributionValues(
@@ -214,6 +222,7 @@ class ProverClient:
             pairs_per_node=[int(n) for n in pairs_per_node],
             start_point=start_point,
             chunk_points=chunk_points,
+            session_token=self._tokens.get(session_id, b""),
         )
         for msg in self._stream("Challenge", self._stub.Challenge, request):
             body = msg.WhichOneof("body")
@@ -234,7 +243,9 @@ class ProverClient:
     def open(self, *, session_id: str, point_indices: Sequence[int]) -> Iterator[Opening]:
         """``Open``: one :class:`Opening` per requested point."""
         request = prover_pb2.OpenRequest(
-            session_id=session_id, point_indices=[int(i) for i in point_indices]
+            session_id=session_id,
+            point_indices=[int(i) for i in point_indices],
+            session_token=self._tokens.get(session_id, b""),
         )
         for msg in self._stream("Open", self._stub.Open, request):
             yield Opening(

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from protocol.errors import PacdaError
 
-__all__ = ["ServerBusy", "SessionStateError", "UnknownSession", "show_id"]
+__all__ = [
+    "PermissionDenied",
+    "ServerBusy",
+    "SessionExpired",
+    "SessionStateError",
+    "UnknownSession",
+    "show_id",
+]
 
 
 class UnknownSession(PacdaError, LookupError):
@@ -37,3 +44,11 @@ def show_id(session_id: str, limit: int = 40) -> str:
     if len(session_id) > limit:
         return repr(session_id[:limit]) + f"... ({len(session_id)} characters)"
     return repr(session_id)
+
+
+class SessionExpired(UnknownSession):
+    """The session was freed (expired or closed) (gRPC ``NOT_FOUND``)."""
+
+
+class PermissionDenied(PacdaError):
+    """The request does not carry the session's token (gRPC ``PERMISSION_DENIED``)."""

@@ -13,7 +13,12 @@ Openings must carry the exact weights whose digests were committed, and
 retraining reproduces weights only within the task's ``weight_tolerance``
 (batch composition changes the last bits), so the weights of every challenge
 run are kept: in the store (which must keep weights) or, without a store, in
-the session's memory (``n_points x P`` doubles).
+the session's spill file (:class:`~prover.service.session.WeightSpill`, on disk,
+never in memory).  Sessions live under the caps and deadlines of
+:class:`~prover.service.limits.ServiceLimits` (:mod:`prover.service.session`);
+the servicer checks a request's session token (:meth:`ProverHandlers.authorize`)
+before it calls :meth:`~ProverHandlers.challenge`, :meth:`~ProverHandlers.open`
+or :meth:`~ProverHandlers.close`.
 Signed statements (canonical JSON, Ed25519; ``docs/wire.md``) are built by
 :func:`protocol.signing.commitment_statement` and :func:`protocol.signing.root_statement`.
 """
@@ -25,6 +30,7 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,16 +39,16 @@ from protocol.canonical_json import canonical_json
 from protocol.digests import attribution_digest
 from protocol.errors import InvalidArgument, ProverError
 from protocol.hypercube import check_p
-from protocol.merkle import MerkleTree, result_leaf
+from protocol.merkle import MerkleTree
 from protocol.scores import Scores
 from protocol.signing import commitment_statement, root_statement
 from protocol.taskspec import pacda_version
 from prover.executors import Executor, TaskSource, resolve_task, run
-from prover.service.errors import show_id
+from prover.service.errors import UnknownSession, show_id
 from prover.service.limits import ServiceLimits
 from prover.service.plan import plan_from_request
 from prover.service.policy import HonestPolicy, ResultPolicy
-from prover.service.session import Results, Session, SessionRegistry
+from prover.service.session import Results, Session, SessionRegistry, WeightSpill
 from prover.service.signer import Signer
 from prover.service.types import (
     AttributionCommitment,
@@ -99,6 +105,8 @@ class ProverHandlers:
         limits: caps and chunk sizes.
         policy: hook to alter answers (adversarial Provers); default honest.
         p: the inclusion probability challenges must use; default: the task spec's ``p``.
+        spill_dir: directory of the weight spill files of a Prover without a store
+            (default: the system's temp directory).
 
     Raises:
         InvalidArgument: the scores are for another task or shape, the store
@@ -117,6 +125,7 @@ class ProverHandlers:
         limits: ServiceLimits | None = None,
         policy: ResultPolicy | None = None,
         p: float | None = None,
+        spill_dir: Path | None = None,
     ) -> None:
         self.task = resolve_task(source)
         self.task_p = _task_p(self.task) if p is None else check_p(p)
@@ -138,7 +147,15 @@ class ProverHandlers:
         self.executor = executor
         self.limits = limits if limits is not None else ServiceLimits()
         self.policy = policy if policy is not None else HonestPolicy()
-        self.sessions = SessionRegistry(max_sessions=self.limits.max_sessions)
+        lim = self.limits
+        self.sessions = SessionRegistry(
+            max_sessions=lim.max_sessions,
+            max_per_client=lim.max_sessions_per_client,
+            idle_s=lim.session_idle_s,
+            lifetime_s=lim.session_lifetime_s,
+            max_memory_bytes=lim.max_memory_bytes,
+        )
+        self.spill_dir = spill_dir
         self.stats = ServiceStats()
         self._train_lock = threading.Lock()  # one training job at a time (the store has one writer)
         self._matrix = np.concatenate([scores.theta0[:, None], scores.theta], axis=1).reshape(-1)
@@ -156,12 +173,18 @@ class ProverHandlers:
         )
 
     # ----------------------------------------------------------------- Commit
-    def commit(self, task_digest: str, mode: str) -> Iterator[CommitItem]:
+    def commit(self, task_digest: str, mode: str, client: str = "") -> Iterator[CommitItem]:
         """Open a session and stream the attribution matrix, then the signed commitment.
+
+        Args:
+            task_digest: must be this Prover's.
+            mode: one of :data:`MODES`.
+            client: who asks (:func:`prover.service.session.client_of` of the peer);
+                counts against ``max_sessions_per_client``.
 
         Raises:
             InvalidArgument: another task digest, or an unknown mode.
-            ServerBusy: too many sessions.
+            ServerBusy: too many sessions, in total or of this client.
         """
         if task_digest != self.task.digest:
             raise InvalidArgument(
@@ -170,10 +193,13 @@ class ProverHandlers:
             )
         if mode not in MODES:
             raise InvalidArgument(f"unknown mode {mode[:40]!r}; this Prover serves {list(MODES)}")
-        session = self.sessions.create(mode=mode, attribution_digest=self.attribution_digest)
+        session = self.sessions.create(
+            mode=mode, attribution_digest=self.attribution_digest, client=client
+        )
         try:
             yield AttributionHeader(
                 session_id=session.session_id,
+                session_token=session.token,
                 n_outputs=self.scores.n_outputs,
                 n_items=self.scores.n_items,
                 method=self.scores.method,
@@ -181,6 +207,7 @@ class ProverHandlers:
             )
             step = self.limits.values_per_chunk
             for offset in range(0, self._matrix.size, step):
+                session.check_alive()
                 yield AttributionValues(offset=offset, values=self._matrix[offset : offset + step])
             signature = self.signer.sign(
                 commitment_statement(
@@ -191,13 +218,35 @@ class ProverHandlers:
                 )
             )
             with session.lock:
+                session.check_alive()
                 session.committed = True
             yield AttributionCommitment(
                 attribution_digest=self.attribution_digest, signature=signature
             )
         finally:
             if not session.committed:  # the stream broke off: the session never existed
-                self.sessions.discard(session.session_id)
+                self.sessions.discard(session.session_id, "was never committed")
+            else:
+                self.sessions.end_call(session)
+
+    # ------------------------------------------------------- authorize, close
+    def authorize(self, session_id: str, token: bytes) -> Session:
+        """The session ``session_id`` if ``token`` is the token its Commit handed out.
+
+        Raises:
+            UnknownSession: no such session (never created, closed or expired).
+            PermissionDenied: the token is missing or wrong.
+        """
+        return self.sessions.authorize(session_id, token)
+
+    def close(self, session_id: str) -> None:
+        """Free a session and everything it holds (its token was checked by the caller).
+
+        Raises:
+            UnknownSession: no such session.
+        """
+        if not self.sessions.discard(session_id, "was closed by its client"):
+            raise UnknownSession(f"unknown session {show_id(session_id)}")
 
     # -------------------------------------------------------------- Challenge
     def challenge(self, request: ChallengeRequest) -> Iterator[ResultItem]:
@@ -214,17 +263,26 @@ class ProverHandlers:
         """
         session = self.sessions.get(request.session_id)
         plan = plan_from_request(request, task_p=self.task_p, max_points=self.limits.max_points)
-        results = session.start_challenge(plan, self.task.n_outputs)
-        step = self.limits.batch_points(request.chunk_points, self.task.n_outputs)
-        for first in range(request.start_point, plan.n_points, step):
-            stop = min(first + step, plan.n_points)
-            self._ensure(session, results, first, stop)
-            yield ResultBatch(
-                first_point=first,
-                outputs=results.outputs[first:stop].copy(),
-                weight_digests=results.weight_digests[first:stop].copy(),
+        with self.sessions.activity(session):
+            results = session.start_challenge(
+                plan, self.task.n_outputs, reserve=self.sessions.reserve, spill=self._spill
             )
-        yield self._root(session, results)
+            step = self.limits.batch_points(request.chunk_points, self.task.n_outputs)
+            for first in range(request.start_point, plan.n_points, step):
+                stop = min(first + step, plan.n_points)
+                self._ensure(session, results, first, stop)
+                session.check_alive()
+                yield ResultBatch(
+                    first_point=first,
+                    outputs=results.outputs[first:stop].copy(),
+                    weight_digests=results.weight_digests[first:stop].copy(),
+                )
+            root = self._root(session, results)
+            session.check_alive()
+            yield root
+
+    def _spill(self, n_points: int) -> WeightSpill | None:
+        return WeightSpill(n_points, self.spill_dir) if self.store is None else None
 
     def _ensure(self, session: Session, results: Results, start: int, stop: int) -> None:
         """Train (or read from the store) every point not done in a block covering [start, stop)."""
@@ -260,26 +318,20 @@ class ProverHandlers:
                 session.session_id, results.plan, points, res.outputs, res.weight_digests
             )
             with session.lock:
+                session.check_alive()
                 fresh = ~results.done[points]
+                if res.weights is not None and results.spill is not None:
+                    results.spill.write(points[fresh], res.weights[fresh])
                 results.outputs[points[fresh]] = outputs[fresh]
                 results.weight_digests[points[fresh]] = digests[fresh]
                 results.done[points[fresh]] = True
-                if res.weights is not None:
-                    if results.weights is None:
-                        results.weights = np.full((n, res.weights.shape[1]), np.nan)
-                    results.weights[points[fresh]] = res.weights[fresh]
 
     def _root(self, session: Session, results: Results) -> ResultRoot:
         """Build, sign and freeze the root once; later calls return the same root."""
         self._ensure_all(session, results)
         with session.lock:
             if results.root is None:
-                tree = MerkleTree(
-                    [
-                        result_leaf(i, results.outputs[i], results.weight_digests[i].tobytes())
-                        for i in range(results.plan.n_points)
-                    ]
-                )
+                tree = results.build_tree()
                 signature = self.signer.sign(
                     root_statement(
                         session_id=session.session_id,
@@ -322,8 +374,16 @@ class ProverHandlers:
         if tree is None:  # set together with the root
             raise ProverError(f"session {show_id(session_id)} lost its Merkle tree")
         indices = self._check_open(list(point_indices), tree.n_leaves)
+        with self.sessions.activity(session):
+            yield from self._openings(session, results, tree, indices)
+
+    def _openings(
+        self, session: Session, results: Results, tree: MerkleTree, indices: NDArray[np.int64]
+    ) -> Iterator[Opening]:
+        session_id = session.session_id
         for start in range(0, len(indices), self.limits.train_chunk):
             part = indices[start : start + self.limits.train_chunk]
+            session.check_alive()
             weights = self._weights(results, part)
             for i, w in zip(part.tolist(), weights, strict=True):
                 opening = Opening(
@@ -352,14 +412,23 @@ class ProverHandlers:
         return np.asarray(indices, dtype=np.int64)
 
     def _weights(self, results: Results, indices: NDArray[np.int64]) -> list[bytes]:
-        """Float64 little-endian weights of committed points (from the store or memory)."""
+        """Float64 little-endian weights of committed points (from the store or the spill)."""
         digests = [results.weight_digests[i].tobytes() for i in indices.tolist()]
         need = np.asarray([d != EMPTY_WEIGHT_DIGEST for d in digests], dtype=bool)
         out = [b""] * len(indices)
         if not need.any():
             return out
+        rows: NDArray[np.float64] | None
         if self.store is None:
-            rows = None if results.weights is None else results.weights[indices[need]]
+            spill = results.spill
+            if spill is None:
+                raise ProverError("no weights kept for points whose weight digest is not empty")
+            rows = np.stack(
+                [
+                    np.frombuffer(spill.read(int(indices[j])), dtype="<f8")
+                    for j in np.flatnonzero(need).tolist()
+                ]
+            )
         else:
             x, seeds = results.plan.points(indices[need], self.task.n_items)
             with self._train_lock:  # reads the stored weights; trains only what is missing

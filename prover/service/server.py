@@ -1,15 +1,23 @@
 """Start a gRPC server for the Prover: limits, keep-alive, TLS, health and reflection.
 
 The server runs the ``pacda.v1.Prover`` service (:mod:`prover.service.servicer`),
-the standard health service (``grpc.health.v1.Health``; the overall status and
-the Prover's report ``SERVING``) and server reflection (so ``grpcurl`` can list
-and call the service).  Bind port 0 to get any free port; the bound port is on
-the returned :class:`RunningServer`.
+the standard health service (``grpc.health.v1.Health``) and server reflection
+(so ``grpcurl`` can list and call the service).  Bind port 0 to get any free
+port; the bound port is on the returned :class:`RunningServer`.  The port is
+bound exclusively (``grpc.so_reuseport`` = 0): a second server on a port in use
+fails to start instead of silently sharing its connections.
+
+Health (``""`` and ``"pacda.v1.Prover"``) is ``SERVING`` while the Prover can
+take a new audit, and ``NOT_SERVING`` while it cannot: the session table is
+full, every stream slot is taken (:mod:`prover.service.streams`), or it is
+shutting down.  A housekeeping thread frees expired sessions and cancels
+streams past their write deadline every ``housekeeping_s`` seconds.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +29,7 @@ from grpc_reflection.v1alpha import reflection
 from protocol.errors import InvalidArgument
 from prover.service.handlers import ProverHandlers
 from prover.service.servicer import register
+from prover.service.streams import StreamGate
 
 __all__ = ["RunningServer", "ServerOptions", "TlsFiles", "start_server"]
 
@@ -55,7 +64,14 @@ class ServerOptions:
     Attributes:
         host: interface to bind (``"[::]"`` for all, ``"127.0.0.1"`` for local).
         port: TCP port; 0 picks a free one.
-        max_workers: threads serving RPCs at once.
+        max_workers: threads serving RPCs at once (>= 2).
+        max_streams: streaming calls (Commit, Challenge, Open) at once; default
+            ``max_workers - 2``, so that two threads always serve health checks,
+            DescribeTask and Close.  Must be below ``max_workers``.
+        write_timeout_s: a stream whose client has not taken a message for this
+            long is cancelled.
+        housekeeping_s: how often expired sessions are freed and stalled streams
+            cancelled.
         max_receive_bytes: largest request message accepted (larger ones are
             refused by gRPC with ``RESOURCE_EXHAUSTED``).
         max_send_bytes: largest answer message sent.
@@ -68,6 +84,9 @@ class ServerOptions:
     host: str = "[::]"
     port: int = 0
     max_workers: int = 8
+    max_streams: int | None = None
+    write_timeout_s: float = 60.0
+    housekeeping_s: float = 1.0
     max_receive_bytes: int = 4 << 20
     max_send_bytes: int = 64 << 20
     keepalive_time_s: float = 30.0
@@ -81,13 +100,34 @@ class ServerOptions:
         for name in ("max_workers", "max_receive_bytes", "max_send_bytes"):
             if getattr(self, name) < 1:
                 raise InvalidArgument(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("keepalive_time_s", "keepalive_timeout_s", "min_client_ping_interval_s"):
+        if self.max_workers < 2:
+            raise InvalidArgument(f"max_workers must be >= 2, got {self.max_workers}")
+        if self.max_streams is not None and not 1 <= self.max_streams < self.max_workers:
+            raise InvalidArgument(
+                f"max_streams must lie in [1, max_workers - 1 = {self.max_workers - 1}], "
+                f"got {self.max_streams}"
+            )
+        for name in (
+            "keepalive_time_s",
+            "keepalive_timeout_s",
+            "min_client_ping_interval_s",
+            "write_timeout_s",
+            "housekeeping_s",
+        ):
             if not getattr(self, name) > 0:
                 raise InvalidArgument(f"{name} must be > 0, got {getattr(self, name)}")
 
+    @property
+    def stream_slots(self) -> int:
+        """``max_streams``, or its default ``max(1, max_workers - 2)``."""
+        if self.max_streams is not None:
+            return self.max_streams
+        return max(1, self.max_workers - 2)
+
     def channel_options(self) -> list[tuple[str, int]]:
-        """gRPC core options: message limits and keep-alive."""
+        """gRPC core options: exclusive port, message limits and keep-alive."""
         return [
+            ("grpc.so_reuseport", 0),
             ("grpc.max_receive_message_length", self.max_receive_bytes),
             ("grpc.max_send_message_length", self.max_send_bytes),
             ("grpc.keepalive_time_ms", int(self.keepalive_time_s * 1000)),
@@ -110,12 +150,18 @@ class RunningServer:
         host: the bound host, as given.
         port: the bound port.
         health: the health servicer (set statuses on it, e.g. at shutdown).
+        handlers: the Prover's handlers.
+        gate: the stream slots.
     """
 
     server: grpc.Server
     host: str
     port: int
     health: health.HealthServicer
+    handlers: ProverHandlers
+    gate: StreamGate
+    _stopping: threading.Event
+    _housekeeper: threading.Thread
 
     @property
     def address(self) -> str:
@@ -123,9 +169,12 @@ class RunningServer:
         return f"{self.host}:{self.port}"
 
     def stop(self, grace_s: float | None = 5.0) -> None:
-        """Report NOT_SERVING, then stop accepting RPCs and wait for running ones."""
+        """Report NOT_SERVING, stop accepting RPCs, wait for running ones, free all sessions."""
+        self._stopping.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace_s).wait()
+        self._housekeeper.join()
+        self.handlers.sessions.clear()
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until the server stops (True) or ``timeout_s`` passes (False)."""
@@ -143,7 +192,8 @@ def start_server(handlers: ProverHandlers, options: ServerOptions | None = None)
         futures.ThreadPoolExecutor(max_workers=opts.max_workers, thread_name_prefix="pacda-rpc"),
         options=opts.channel_options(),
     )
-    service = register(server, handlers)
+    gate = StreamGate(max_streams=opts.stream_slots, write_timeout_s=opts.write_timeout_s)
+    service = register(server, handlers, gate)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -158,9 +208,48 @@ def start_server(handlers: ProverHandlers, options: ServerOptions | None = None)
     except RuntimeError as err:
         raise InvalidArgument(f"cannot bind {target}: {err}") from err
     if port == 0:
-        raise InvalidArgument(f"cannot bind {target}")
+        raise InvalidArgument(f"cannot bind {target}: the address is in use or unavailable")
     server.start()
-    for name in ("", service):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    stopping = threading.Event()
+    health_lock = threading.Lock()
+    serving: list[bool | None] = [None]
+
+    def update_health() -> None:
+        ok = not (handlers.sessions.full or gate.full or stopping.is_set())
+        with health_lock:
+            if serving[0] is ok or stopping.is_set():
+                return
+            serving[0] = ok
+            status = health_pb2.HealthCheckResponse.SERVING if ok else _NOT_SERVING
+            for name in ("", service):
+                health_servicer.set(name, status)
+        if not ok:
+            log.warning(
+                "NOT_SERVING: %d sessions (cap %d), %d of %d stream slots taken",
+                len(handlers.sessions),
+                handlers.limits.max_sessions,
+                len(gate),
+                gate.max_streams,
+            )
+
+    def housekeeping() -> None:
+        while not stopping.wait(opts.housekeeping_s):
+            try:
+                gate.reap()
+                handlers.sessions.expire()
+                update_health()
+            except Exception:  # pragma: no cover - a bug must not stop housekeeping
+                log.exception("housekeeping failed")
+
+    handlers.sessions.add_listener(update_health)
+    gate.add_listener(update_health)
+    update_health()
+    housekeeper = threading.Thread(target=housekeeping, name="pacda-housekeeping", daemon=True)
+    housekeeper.start()
     log.info("serving %s on %s (%s)", service, target, "TLS" if opts.tls else "plaintext")
-    return RunningServer(server, opts.host, port, health_servicer)
+    return RunningServer(
+        server, opts.host, port, health_servicer, handlers, gate, stopping, housekeeper
+    )
+
+
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

@@ -18,7 +18,7 @@ from typing import Any, Final, NoReturn, TypeVar
 import grpc
 
 from protocol.errors import InvalidArgument, PacdaError
-from prover.service.errors import ServerBusy, SessionStateError, UnknownSession
+from prover.service.errors import PermissionDenied, ServerBusy, SessionStateError, UnknownSession
 
 __all__ = ["INTERNAL_MESSAGE", "STATUS_TABLE", "status_for", "translate_errors"]
 
@@ -26,7 +26,8 @@ log = logging.getLogger("prover.service")
 
 #: Domain error -> gRPC status code; the first row whose class matches wins.
 STATUS_TABLE: Final[tuple[tuple[type[BaseException], grpc.StatusCode], ...]] = (
-    (UnknownSession, grpc.StatusCode.NOT_FOUND),
+    (UnknownSession, grpc.StatusCode.NOT_FOUND),  # SessionExpired too
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (SessionStateError, grpc.StatusCode.FAILED_PRECONDITION),
     (ServerBusy, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),

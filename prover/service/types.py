@@ -48,9 +48,14 @@ class TaskDescription:
 
 @dataclass(frozen=True, kw_only=True)
 class AttributionHeader:
-    """First message of Commit: the fresh session id and the matrix shape (Z, N)."""
+    """First message of Commit: the fresh session id and token, and the matrix shape (Z, N).
+
+    ``session_token`` is a secret of the Verifier that opened the session: its
+    Challenge, Open and Close requests must carry it.
+    """
 
     session_id: str
+    session_token: bytes
     n_outputs: int
     n_items: int
     method: str
@@ -88,6 +93,7 @@ class ChallengeRequest:
         pairs_per_node: pairs at each node; pairs are laid out node by node.
         start_point: first point to stream (resume), ``0 <= start_point <= n_points``.
         chunk_points: points per result batch wanted; 0 means the server default.
+        session_token: the token of the session's Commit header.
     """
 
     session_id: str
@@ -97,6 +103,7 @@ class ChallengeRequest:
     pairs_per_node: tuple[int, ...]
     start_point: int = 0
     chunk_points: int = 0
+    session_token: bytes = b""
 
 
 @dataclass(frozen=True, kw_only=True)

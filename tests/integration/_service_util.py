@@ -18,6 +18,10 @@ from prover.tasks.base import Task
 ROOT = Path(__file__).resolve().parents[2]
 SYNTHETIC_TOML = ROOT / "examples" / "tasks" / "synthetic.toml"
 
+#: Session tokens handed out by the Commit streams run through :func:`commit`, by session id;
+#: :func:`challenge_request` and :func:`open_points` present them unless told otherwise.
+TOKENS: dict[str, bytes] = {}
+
 
 def make_scores(task: Task, path: Path) -> Scores:
     """Some (not optimal) scores of ``task``, saved at ``path``."""
@@ -55,6 +59,7 @@ def commit(stub: pb_grpc.ProverStub, task_digest: str, mode: str = "committed") 
         assert c.values.offset == len(values)
         values.extend(c.values.values)
     matrix = np.asarray(values).reshape(header.n_outputs, header.n_items + 1)
+    TOKENS[header.session_id] = bytes(header.session_token)
     return Committed(header, matrix, chunks[-1].commitment, len(chunks))
 
 
@@ -67,9 +72,11 @@ def challenge_request(
     pairs: Sequence[int] = (4, 6, 3),
     start_point: int = 0,
     chunk_points: int = 0,
+    token: bytes | None = None,
 ) -> pb.ChallengeRequest:
-    """A ChallengeRequest (default plan: 13 pairs, 26 points)."""
+    """A ChallengeRequest (default plan: 13 pairs, 26 points; default token: the Commit's)."""
     return pb.ChallengeRequest(
+        session_token=TOKENS.get(session_id, b"") if token is None else token,
         session_id=session_id,
         seed=seed,
         p=p,
@@ -113,10 +120,14 @@ def challenge(stub: pb_grpc.ProverStub, request: pb.ChallengeRequest) -> Results
 
 
 def open_points(
-    stub: pb_grpc.ProverStub, session_id: str, indices: Sequence[int]
+    stub: pb_grpc.ProverStub, session_id: str, indices: Sequence[int], token: bytes | None = None
 ) -> list[pb.Opening]:
-    """Run Open."""
-    req = pb.OpenRequest(session_id=session_id, point_indices=list(indices))
+    """Run Open (default token: the Commit's)."""
+    req = pb.OpenRequest(
+        session_id=session_id,
+        point_indices=list(indices),
+        session_token=TOKENS.get(session_id, b"") if token is None else token,
+    )
     return list(stub.Open(req, timeout=60))
 
 

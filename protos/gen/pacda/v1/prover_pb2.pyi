@@ -10,6 +10,10 @@ Message order of one audit (committed mode; paper mode is the same order):
                                      P streams per-point results, then a signed Merkle root
   4. Open                   V -> P   spot-check point indices, sent only after the root;
                                      P streams weights + inclusion proofs
+  5. Close (optional)       V -> P   the audit is over: P frees the session
+Sessions: Commit hands out a session id and a secret session token; Challenge,
+Open and Close must carry both (another client is refused with PERMISSION_DENIED).
+Idle or old sessions are freed by the Prover (docs/wire.md, "Sessions").
 Points: pair k of the plan has points 2k (x) and 2k+1 (its partner x').
 Every large payload is streamed in bounded chunks.  Encodings: subsets never
 travel (both sides expand the seed with pacda-prg-v1, docs/prg.md);
@@ -152,6 +156,7 @@ class AttributionHeader(_message.Message):
     N_ITEMS_FIELD_NUMBER: _builtins.int
     METHOD_FIELD_NUMBER: _builtins.int
     META_JSON_FIELD_NUMBER: _builtins.int
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """fresh, random, unique per Commit call"""
     n_outputs: _builtins.int
@@ -162,6 +167,8 @@ class AttributionHeader(_message.Message):
     """e.g. "datamodel" """
     meta_json: _builtins.str
     """method metadata (canonical JSON)"""
+    session_token: _builtins.bytes
+    """32 random bytes; a secret of the Verifier that called Commit"""
     def __init__(
         self,
         *,
@@ -170,10 +177,11 @@ class AttributionHeader(_message.Message):
         n_items: _builtins.int = ...,
         method: _builtins.str = ...,
         meta_json: _builtins.str = ...,
+        session_token: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["meta_json", b"meta_json", "method", b"method", "n_items", b"n_items", "n_outputs", b"n_outputs", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["meta_json", b"meta_json", "method", b"method", "n_items", b"n_items", "n_outputs", b"n_outputs", "session_id", b"session_id", "session_token", b"session_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -240,6 +248,7 @@ class ChallengeRequest(_message.Message):
     PAIRS_PER_NODE_FIELD_NUMBER: _builtins.int
     START_POINT_FIELD_NUMBER: _builtins.int
     CHUNK_POINTS_FIELD_NUMBER: _builtins.int
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     seed: _builtins.bytes
     """32 bytes, fresh, drawn after the commitment"""
@@ -248,6 +257,8 @@ class ChallengeRequest(_message.Message):
     """resume a dropped stream from this point index"""
     chunk_points: _builtins.int
     """points per ResultBatch (server caps it)"""
+    session_token: _builtins.bytes
+    """from the AttributionHeader"""
     @_builtins.property
     def nodes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """rho_j"""
@@ -264,10 +275,11 @@ class ChallengeRequest(_message.Message):
         pairs_per_node: _abc.Iterable[_builtins.int] | None = ...,
         start_point: _builtins.int = ...,
         chunk_points: _builtins.int = ...,
+        session_token: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_points", b"chunk_points", "nodes", b"nodes", "p", b"p", "pairs_per_node", b"pairs_per_node", "seed", b"seed", "session_id", b"session_id", "start_point", b"start_point"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_points", b"chunk_points", "nodes", b"nodes", "p", b"p", "pairs_per_node", b"pairs_per_node", "seed", b"seed", "session_id", b"session_id", "session_token", b"session_token", "start_point", b"start_point"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -369,7 +381,10 @@ class OpenRequest(_message.Message):
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
     POINT_INDICES_FIELD_NUMBER: _builtins.int
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
+    session_token: _builtins.bytes
+    """from the AttributionHeader"""
     @_builtins.property
     def point_indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
     def __init__(
@@ -377,10 +392,11 @@ class OpenRequest(_message.Message):
         *,
         session_id: _builtins.str = ...,
         point_indices: _abc.Iterable[_builtins.int] | None = ...,
+        session_token: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["point_indices", b"point_indices", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["point_indices", b"point_indices", "session_id", b"session_id", "session_token", b"session_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -423,3 +439,41 @@ class Opening(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Opening: _TypeAlias = Opening  # noqa: Y015
+
+@_typing.final
+class CloseRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    session_token: _builtins.bytes
+    """from the AttributionHeader"""
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        session_token: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id", "session_token", b"session_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseRequest: _TypeAlias = CloseRequest  # noqa: Y015
+
+@_typing.final
+class CloseResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseResponse: _TypeAlias = CloseResponse  # noqa: Y015

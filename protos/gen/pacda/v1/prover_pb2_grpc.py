@@ -54,6 +54,11 @@ class ProverStub:
                 request_serializer=pacda_dot_v1_dot_prover__pb2.OpenRequest.SerializeToString,
                 response_deserializer=pacda_dot_v1_dot_prover__pb2.Opening.FromString,
                 _registered_method=True)
+        self.Close = channel.unary_unary(
+                '/pacda.v1.Prover/Close',
+                request_serializer=pacda_dot_v1_dot_prover__pb2.CloseRequest.SerializeToString,
+                response_deserializer=pacda_dot_v1_dot_prover__pb2.CloseResponse.FromString,
+                _registered_method=True)
 
 
 class ProverServicer:
@@ -83,6 +88,12 @@ class ProverServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Close(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProverServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +116,11 @@ def add_ProverServicer_to_server(servicer, server):
                     servicer.Open,
                     request_deserializer=pacda_dot_v1_dot_prover__pb2.OpenRequest.FromString,
                     response_serializer=pacda_dot_v1_dot_prover__pb2.Opening.SerializeToString,
+            ),
+            'Close': grpc.unary_unary_rpc_method_handler(
+                    servicer.Close,
+                    request_deserializer=pacda_dot_v1_dot_prover__pb2.CloseRequest.FromString,
+                    response_serializer=pacda_dot_v1_dot_prover__pb2.CloseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +231,33 @@ class Prover:
             '/pacda.v1.Prover/Open',
             pacda_dot_v1_dot_prover__pb2.OpenRequest.SerializeToString,
             pacda_dot_v1_dot_prover__pb2.Opening.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Close(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pacda.v1.Prover/Close',
+            pacda_dot_v1_dot_prover__pb2.CloseRequest.SerializeToString,
+            pacda_dot_v1_dot_prover__pb2.CloseResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -10,6 +10,10 @@ Message order of one audit (committed mode; paper mode is the same order):
                                      P streams per-point results, then a signed Merkle root
   4. Open                   V -> P   spot-check point indices, sent only after the root;
                                      P streams weights + inclusion proofs
+  5. Close (optional)       V -> P   the audit is over: P frees the session
+Sessions: Commit hands out a session id and a secret session token; Challenge,
+Open and Close must carry both (another client is refused with PERMISSION_DENIED).
+Idle or old sessions are freed by the Prover (docs/wire.md, "Sessions").
 Points: pair k of the plan has points 2k (x) and 2k+1 (its partner x').
 Every large payload is streamed in bounded chunks.  Encodings: subsets never
 travel (both sides expand the seed with pacda-prg-v1, docs/prg.md);
@@ -48,6 +52,7 @@ class ProverStub:
     Commit: _grpc.UnaryStreamMultiCallable[_prover_pb2.CommitRequest, _prover_pb2.CommitChunk]
     Challenge: _grpc.UnaryStreamMultiCallable[_prover_pb2.ChallengeRequest, _prover_pb2.ResultChunk]
     Open: _grpc.UnaryStreamMultiCallable[_prover_pb2.OpenRequest, _prover_pb2.Opening]
+    Close: _grpc.UnaryUnaryMultiCallable[_prover_pb2.CloseRequest, _prover_pb2.CloseResponse]
 
 @_typing.type_check_only
 class ProverAsyncStub(ProverStub):
@@ -56,6 +61,7 @@ class ProverAsyncStub(ProverStub):
     Commit: _aio.UnaryStreamMultiCallable[_prover_pb2.CommitRequest, _prover_pb2.CommitChunk]  # type: ignore[assignment]
     Challenge: _aio.UnaryStreamMultiCallable[_prover_pb2.ChallengeRequest, _prover_pb2.ResultChunk]  # type: ignore[assignment]
     Open: _aio.UnaryStreamMultiCallable[_prover_pb2.OpenRequest, _prover_pb2.Opening]  # type: ignore[assignment]
+    Close: _aio.UnaryUnaryMultiCallable[_prover_pb2.CloseRequest, _prover_pb2.CloseResponse]  # type: ignore[assignment]
 
 class ProverServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -85,5 +91,12 @@ class ProverServicer(metaclass=_abc_1.ABCMeta):
         request: _prover_pb2.OpenRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_prover_pb2.Opening], _abc.AsyncIterator[_prover_pb2.Opening]]: ...
+
+    @_abc_1.abstractmethod
+    def Close(
+        self,
+        request: _prover_pb2.CloseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_prover_pb2.CloseResponse, _abc.Awaitable[_prover_pb2.CloseResponse]]: ...
 
 def add_ProverServicer_to_server(servicer: ProverServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
