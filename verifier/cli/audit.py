@@ -15,7 +15,13 @@ from verifier.cli._plan_args import (
     plan_gate,
     plan_options,
 )
-from verifier.cli.common import atomic_write, details_document, details_path, load_signing_key
+from verifier.cli.common import (
+    atomic_write,
+    check_output,
+    details_document,
+    details_path,
+    load_signing_key,
+)
 
 HELP = "audit a Prover over gRPC and write the signed report"
 DESCRIPTION = """\
@@ -68,7 +74,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--key", type=Path, default=None, help="Verifier signing key (default: per-user key)"
     )
-    parser.add_argument("--report", required=True, type=Path, help="where to write the report")
+    parser.add_argument(
+        "--report",
+        required=True,
+        type=Path,
+        help="where to write the signed report (and REPORT.details.json beside it)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace an existing --report (default: refuse)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress display")
 
 
@@ -87,8 +101,18 @@ def _channel(address: str, tls_ca: Path | None):  # type: ignore[no-untyped-def]
     return grpc.secure_channel(address, creds, options=KEEPALIVE_OPTIONS)
 
 
-def run(args: argparse.Namespace) -> int:
+def check_address(address: str) -> None:
+    """``HOST:PORT`` with a port in 1..65535, else :class:`InvalidArgument` (exit 2)."""
     from protocol.errors import InvalidArgument
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise InvalidArgument(
+            f"--prover must be HOST:PORT with a port in 1..65535, got {address[:80]!r}"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
     from prover.tasks.registry import load_task
     from verifier.cli import EXIT_ABORT, EXIT_OK, EXIT_TRANSPORT, EXIT_USAGE
     from verifier.cli.progress import ProgressDisplay
@@ -97,8 +121,9 @@ def run(args: argparse.Namespace) -> int:
     from verifier.preview import PlanDeclined
     from verifier.render import render_text
 
-    if ":" not in args.prover:
-        raise InvalidArgument(f"--prover must be HOST:PORT, got {args.prover!r}")
+    check_output(args.report, force=args.force, what="--report")
+    check_output(details_path(args.report), force=args.force, what="--report's details")
+    check_address(args.prover)
     config = AuditConfig(
         **epsilon_options(args),
         delta=args.delta,

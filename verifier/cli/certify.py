@@ -24,7 +24,7 @@ from verifier.cli._plan_args import (
     plan_gate,
     plan_options,
 )
-from verifier.cli.common import atomic_write, load_signing_key
+from verifier.cli.common import atomic_write, check_output, load_signing_key
 
 HELP = "local mode: certify a scores file by training everything locally (no Prover)"
 DESCRIPTION = __doc__
@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_plan_arguments(parser)
     parser.add_argument("--key", type=Path, default=None, help="signing key (default: per-user)")
     parser.add_argument("--report", type=Path, default=None, help="write the signed report here")
+    parser.add_argument(
+        "--force", action="store_true", help="replace an existing --report (default: refuse)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from verifier.preview import PlanDeclined
     from verifier.render import render_text
 
+    if args.report is not None:
+        check_output(args.report, force=args.force, what="--report")
     task = load_task(args.task)
     scores = load_scores(
         args.scores, task_digest=task.digest, n_items=task.n_items, n_outputs=task.n_outputs

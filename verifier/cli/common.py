@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from protocol.signing import key_id, load_or_create_default_key, load_private_ke
 
 __all__ = [
     "atomic_write",
+    "check_output",
     "details_document",
     "details_path",
     "load_signing_key",
@@ -43,6 +45,32 @@ def read_file(path: Path, what: str) -> bytes:
         return path.read_bytes()
     except OSError as err:
         raise InvalidArgument(f"cannot read {what} {path}: {err.strerror}") from None
+
+
+def check_output(path: Path, *, force: bool, what: str) -> Path:
+    """Refuse, before any work, an output path that cannot or must not be written.
+
+    ``what`` names the option in messages (``--report``).  An existing file is
+    replaced only with ``force``; a directory never; the nearest existing
+    parent must be a writable directory (missing ones are created on writing).
+
+    Raises:
+        InvalidArgument: one line naming the option, the path and the remedy.
+    """
+    if path.is_dir():
+        raise InvalidArgument(f"{what} {path} is a directory")
+    if path.exists() and not force:
+        raise InvalidArgument(
+            f"{what} {path} already exists; refusing to overwrite it (use --force)"
+        )
+    parent = path.parent.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InvalidArgument(f"cannot write {what} {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidArgument(f"cannot write {what} {path}: directory {parent} is not writable")
+    return path
 
 
 def atomic_write(path: Path, data: bytes) -> None:
