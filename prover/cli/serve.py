@@ -3,6 +3,8 @@
 Prints ``listening on HOST:PORT`` on stdout (one line, flushed) once the server
 accepts connections, so scripts can start it with ``--port 0`` and read the
 port; everything else goes to stderr.  SIGTERM or SIGINT stop it gracefully.
+The port is bound exclusively: a second ``serve`` on a port in use exits 2.
+Sessions, streams and memory are capped (``--help``, docs/wire.md "Limits").
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--store",
         type=Path,
         help="result store directory (resumable training; keeps weights). Without it, "
-        "results and weights of open sessions are kept in memory",
+        "results of open sessions are kept in memory and their weights in spill files "
+        "(--spill-dir), until the session is freed",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument(
@@ -60,15 +63,81 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--executor", choices=("inprocess", "ray"), default="inprocess", help="training farm"
     )
     parser.add_argument("--ray-address", help="Ray cluster address (with --executor ray)")
-    parser.add_argument("--workers", type=int, default=8, help="concurrent RPCs (default 8)")
+    d, o = ServiceLimits(), ServerOptions()
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=o.max_workers,
+        help=f"worker threads serving RPCs (default {o.max_workers}, at least 2)",
+    )
+    parser.add_argument(
+        "--max-streams",
+        type=int,
+        default=None,
+        help="Commit/Challenge/Open streams at once; more are refused with RESOURCE_EXHAUSTED "
+        "(default: workers - 2, so two threads always answer health checks and DescribeTask)",
+    )
+    parser.add_argument(
+        "--write-timeout",
+        type=float,
+        default=o.write_timeout_s,
+        metavar="SECONDS",
+        help="cancel a stream whose client has not taken a message for this long "
+        f"(default {o.write_timeout_s:g})",
+    )
     parser.add_argument(
         "--max-points",
         type=int,
-        default=ServiceLimits().max_points,
-        help="most challenge points served per challenge",
+        default=d.max_points,
+        help=f"most challenge points served per challenge (default {d.max_points:,})",
     )
     parser.add_argument(
-        "--max-open", type=int, default=ServiceLimits().max_open, help="most indices per Open"
+        "--max-open",
+        type=int,
+        default=d.max_open,
+        help=f"most indices per Open (default {d.max_open})",
+    )
+    parser.add_argument(
+        "--max-sessions",
+        type=int,
+        default=d.max_sessions,
+        help=f"most sessions kept at once, all clients (default {d.max_sessions})",
+    )
+    parser.add_argument(
+        "--max-sessions-per-client",
+        type=int,
+        default=d.max_sessions_per_client,
+        help=f"most sessions kept at once per client host (default {d.max_sessions_per_client})",
+    )
+    parser.add_argument(
+        "--session-idle",
+        type=float,
+        default=d.session_idle_s,
+        metavar="SECONDS",
+        help="free a session after this long without a call in progress; covers the "
+        f"Verifier's pilot and spot-check retraining (default {d.session_idle_s:g})",
+    )
+    parser.add_argument(
+        "--session-lifetime",
+        type=float,
+        default=d.session_lifetime_s,
+        metavar="SECONDS",
+        help=f"free every session this long after its Commit (default {d.session_lifetime_s:g})",
+    )
+    parser.add_argument(
+        "--max-memory",
+        type=int,
+        default=d.max_memory_bytes >> 20,
+        metavar="MIB",
+        help="memory for the per-point state of all sessions together (about "
+        "8 Z + 97 bytes per challenge point); a challenge that does not fit is refused "
+        f"(default {d.max_memory_bytes >> 20})",
+    )
+    parser.add_argument(
+        "--spill-dir",
+        type=Path,
+        help="where a Prover without --store keeps challenge weights until they are opened "
+        "(unlinked temporary files; default: the system's temp directory)",
     )
     parser.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
@@ -116,8 +185,25 @@ def run(args: argparse.Namespace) -> int:
     )
     adversaries = [parse_adversary(text) for text in args.adversary]  # usage errors first
     tls = _tls(args)
-    options = ServerOptions(host=args.host, port=args.port, max_workers=args.workers, tls=tls)
-    limits = ServiceLimits(max_points=args.max_points, max_open=args.max_open)
+    options = ServerOptions(
+        host=args.host,
+        port=args.port,
+        max_workers=args.workers,
+        max_streams=args.max_streams,
+        write_timeout_s=args.write_timeout,
+        tls=tls,
+    )
+    if args.max_memory < 1:
+        raise InvalidArgument(f"--max-memory must be >= 1 MiB, got {args.max_memory}")
+    limits = ServiceLimits(
+        max_points=args.max_points,
+        max_open=args.max_open,
+        max_sessions=args.max_sessions,
+        max_sessions_per_client=args.max_sessions_per_client,
+        session_idle_s=args.session_idle,
+        session_lifetime_s=args.session_lifetime,
+        max_memory_bytes=args.max_memory << 20,
+    )
     task = load_task(args.task)
     task_toml = args.task.read_text(encoding="utf-8")
     scores = load_scores(
@@ -158,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
             executor=executor,
             limits=limits,
             policy=armed.policy if armed is not None else None,
+            spill_dir=args.spill_dir,
         )
         server = start_server(handlers, options)
         stop = threading.Event()
