@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 import torch
 
+from protocol.report import AuditReport, verify_report
 from protocol.scores import Scores
-from protocol.signing import generate_private_key, write_keypair
+from protocol.signing import generate_private_key, load_public_key, write_keypair
 from prover.service import Ed25519Signer, ServerOptions, start_server
 from prover.service.plan import ChallengePlan
 from prover.service.policy import ResultPolicy
@@ -198,3 +199,51 @@ def test_help_states_the_default_caps(capsys: pytest.CaptureFixture[str]) -> Non
         assert "--max-retrainings N" in text and "[50000]" in text
         assert "--max-prover-evaluations N" in text and "[2000000]" in text
         assert "--yes" in text and "--plan-only" in text
+
+
+def _relative_report(path: Path, key: Path) -> AuditReport:
+    report = verify_report(path.read_bytes(), load_public_key(key.with_suffix(".pub")))
+    assert report.plan is not None and report.variance_verified is not None
+    assert report.epsilon_relative == pytest.approx(0.5, rel=1e-12)
+    assert report.plan["epsilon"] == pytest.approx(0.5 * report.variance_verified, rel=1e-12)
+    return report
+
+
+def test_epsilon_relative_in_local_mode(
+    tmp_path: Path, key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scores = write_scores(tmp_path / "s.npz", 1.0)
+    report = tmp_path / "r.json"
+    args = ["certify", "--task", str(SYNTHETIC), "--scores", str(scores), "--epsilon-relative",
+            "0.5", "--delta", "0.05", "--key", str(key), "--report", str(report)]  # fmt: skip
+    code = main(args)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    done = _relative_report(report, key)
+    assert f"epsilon                  {done.plan['epsilon']:.6g} = 0.5 x max_z Var(f_z)" in out
+
+
+def test_epsilon_relative_over_grpc(
+    served: Served, key: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "r.json"
+    code = main(audit_args(served, key, report, "--epsilon-relative", "0.5"))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    _relative_report(report, key)
+    assert "0.5 x Var(f)" in out
+
+
+def test_epsilon_options_are_exclusive_and_need_a_pilot(
+    served: Served, key: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "r.json"
+    with pytest.raises(SystemExit) as both:
+        main(audit_args(served, key, report, "--epsilon", "0.3", "--epsilon-relative", "0.5"))
+    assert both.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    for extra in (["--planning", "rigorous"], ["--variance", "1.0"]):
+        code = main(audit_args(served, key, report, "--epsilon-relative", "0.5", *extra))
+        assert code == 2
+        assert "epsilon_relative needs the Verifier's pilot" in capsys.readouterr().err
+    assert not report.exists()
