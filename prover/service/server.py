@@ -205,10 +205,10 @@ def start_server(handlers: ProverHandlers, options: ServerOptions | None = None)
             port = server.add_insecure_port(target)
         else:
             port = server.add_secure_port(target, opts.tls.credentials())
-    except RuntimeError as err:
-        raise InvalidArgument(f"cannot bind {target}: {err}") from err
+    except RuntimeError as err:  # gRPC says only "Failed to bind to address ..."
+        raise InvalidArgument(f"cannot bind {target}: {_IN_USE}") from err
     if port == 0:
-        raise InvalidArgument(f"cannot bind {target}: the address is in use or unavailable")
+        raise InvalidArgument(f"cannot bind {target}: {_IN_USE}")
     server.start()
     stopping = threading.Event()
     health_lock = threading.Lock()
@@ -253,3 +253,4 @@ def start_server(handlers: ProverHandlers, options: ServerOptions | None = None)
 
 
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+_IN_USE = "the address is in use (another server?) or not available on this machine"

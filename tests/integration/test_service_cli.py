@@ -178,3 +178,21 @@ def test_serve_usage_errors_exit_2(tmp_path: Path) -> None:
     done = _run(["serve", "--task", str(SYNTHETIC_TOML), "--scores", str(missing), "--port", "0"])
     assert done.returncode == 2
     assert done.stderr == f"pacda-prover serve: error: {missing}: no such scores file\n"
+
+
+def test_a_second_serve_on_the_same_port_fails_clearly(tmp_path: Path) -> None:
+    task = load_task(SYNTHETIC_TOML)
+    make_scores(task, tmp_path / "scores.npz")
+    args = ["--task", str(SYNTHETIC_TOML), "--scores", str(tmp_path / "scores.npz")]
+    with serve(args, tmp_path / "serve.log") as served:
+        done = _run(["serve", *args, "--port", str(served.port)])
+        assert done.returncode == 2
+        assert done.stderr.splitlines()[-1] == (
+            f"pacda-prover serve: error: cannot bind 127.0.0.1:{served.port}: the address is "
+            "in use (another server?) or not available on this machine"
+        )
+        assert done.stdout == ""  # never said "listening on"
+        with grpc.insecure_channel(served.address) as ch:  # the first one still serves
+            d = pb_grpc.ProverStub(ch).DescribeTask(pb.DescribeTaskRequest(), timeout=30)
+            assert d.task_digest == task.digest
+    assert served.proc.returncode == 0
