@@ -78,6 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: workers - 2, so two threads always answer health checks and DescribeTask)",
     )
     parser.add_argument(
+        "--max-streams-per-client",
+        type=int,
+        default=None,
+        help="of which one client host may run (default: half of --max-streams, at least 1)",
+    )
+    parser.add_argument(
         "--write-timeout",
         type=float,
         default=o.write_timeout_s,
@@ -132,6 +138,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="memory for the per-point state of all sessions together (about "
         "8 Z + 97 bytes per challenge point); a challenge that does not fit is refused "
         f"(default {d.max_memory_bytes >> 20})",
+    )
+    parser.add_argument(
+        "--max-client-memory",
+        type=int,
+        default=d.max_client_memory_bytes >> 20,
+        metavar="MIB",
+        help="the same for the sessions of one client host "
+        f"(default {d.max_client_memory_bytes >> 20})",
     )
     parser.add_argument(
         "--spill-dir",
@@ -190,11 +204,14 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         max_workers=args.workers,
         max_streams=args.max_streams,
+        max_streams_per_client=args.max_streams_per_client,
         write_timeout_s=args.write_timeout,
         tls=tls,
     )
-    if args.max_memory < 1:
-        raise InvalidArgument(f"--max-memory must be >= 1 MiB, got {args.max_memory}")
+    memory = {"--max-memory": args.max_memory, "--max-client-memory": args.max_client_memory}
+    for flag, mib in memory.items():
+        if mib < 1:
+            raise InvalidArgument(f"{flag} must be >= 1 MiB, got {mib}")
     limits = ServiceLimits(
         max_points=args.max_points,
         max_open=args.max_open,
@@ -203,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
         session_idle_s=args.session_idle,
         session_lifetime_s=args.session_lifetime,
         max_memory_bytes=args.max_memory << 20,
+        max_client_memory_bytes=args.max_client_memory << 20,
     )
     task = load_task(args.task)
     task_toml = args.task.read_text(encoding="utf-8")

@@ -154,6 +154,7 @@ class ProverHandlers:
             idle_s=lim.session_idle_s,
             lifetime_s=lim.session_lifetime_s,
             max_memory_bytes=lim.max_memory_bytes,
+            max_client_memory_bytes=lim.max_client_memory_bytes,
         )
         self.spill_dir = spill_dir
         self.stats = ServiceStats()

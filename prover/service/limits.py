@@ -30,6 +30,7 @@ class ServiceLimits:
         max_memory_bytes: most bytes of per-point session state held in memory,
             all sessions together (:meth:`point_bytes` per challenge point); a
             challenge that would exceed it is refused before anything is allocated.
+        max_client_memory_bytes: the same budget for the sessions of one client.
         default_chunk_points: points per result batch when the request says 0.
         max_chunk_points: cap on a request's ``chunk_points``.
         max_batch_bytes: result batches are also cut so that ``outputs`` and
@@ -47,6 +48,7 @@ class ServiceLimits:
     session_idle_s: float = 600.0
     session_lifetime_s: float = 14_400.0
     max_memory_bytes: int = 1 << 30
+    max_client_memory_bytes: int = 1 << 29
     default_chunk_points: int = 1024
     max_chunk_points: int = 16384
     max_batch_bytes: int = 1 << 20

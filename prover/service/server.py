@@ -68,6 +68,8 @@ class ServerOptions:
         max_streams: streaming calls (Commit, Challenge, Open) at once; default
             ``max_workers - 2``, so that two threads always serve health checks,
             DescribeTask and Close.  Must be below ``max_workers``.
+        max_streams_per_client: of which one client (peer host) may run; default
+            half of the stream slots (at least 1).
         write_timeout_s: a stream whose client has not taken a message for this
             long is cancelled.
         housekeeping_s: how often expired sessions are freed and stalled streams
@@ -85,6 +87,7 @@ class ServerOptions:
     port: int = 0
     max_workers: int = 8
     max_streams: int | None = None
+    max_streams_per_client: int | None = None
     write_timeout_s: float = 60.0
     housekeeping_s: float = 1.0
     max_receive_bytes: int = 4 << 20
@@ -107,6 +110,10 @@ class ServerOptions:
                 f"max_streams must lie in [1, max_workers - 1 = {self.max_workers - 1}], "
                 f"got {self.max_streams}"
             )
+        if self.max_streams_per_client is not None and self.max_streams_per_client < 1:
+            raise InvalidArgument(
+                f"max_streams_per_client must be >= 1, got {self.max_streams_per_client}"
+            )
         for name in (
             "keepalive_time_s",
             "keepalive_timeout_s",
@@ -123,6 +130,13 @@ class ServerOptions:
         if self.max_streams is not None:
             return self.max_streams
         return max(1, self.max_workers - 2)
+
+    @property
+    def stream_slots_per_client(self) -> int:
+        """``max_streams_per_client``, or its default ``max(1, stream_slots // 2)``."""
+        if self.max_streams_per_client is not None:
+            return self.max_streams_per_client
+        return max(1, self.stream_slots // 2)
 
     def channel_options(self) -> list[tuple[str, int]]:
         """gRPC core options: exclusive port, message limits and keep-alive."""
@@ -192,7 +206,11 @@ def start_server(handlers: ProverHandlers, options: ServerOptions | None = None)
         futures.ThreadPoolExecutor(max_workers=opts.max_workers, thread_name_prefix="pacda-rpc"),
         options=opts.channel_options(),
     )
-    gate = StreamGate(max_streams=opts.stream_slots, write_timeout_s=opts.write_timeout_s)
+    gate = StreamGate(
+        max_streams=opts.stream_slots,
+        max_streams_per_client=opts.stream_slots_per_client,
+        write_timeout_s=opts.write_timeout_s,
+    )
     service = register(server, handlers, gate)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -233,7 +233,7 @@ class Session:
         plan: ChallengePlan,
         n_outputs: int,
         *,
-        reserve: Callable[[int], None],
+        reserve: Callable[[str, int], None],
         spill: Callable[[int], WeightSpill | None],
     ) -> Results:
         """Fix the plan on the first call; later calls must bring the same plan (a resume).
@@ -241,8 +241,8 @@ class Session:
         Args:
             plan: the validated challenge.
             n_outputs: Z.
-            reserve: takes the results' memory from the budget (may raise ServerBusy);
-                called before anything is allocated.
+            reserve: ``reserve(client, nbytes)`` takes the results' memory from the
+                budget (may raise ServerBusy); called before anything is allocated.
             spill: makes the weight spill of ``n_points`` points (or None).
 
         Raises:
@@ -259,7 +259,7 @@ class Session:
                 )
             if self.results is None:
                 nbytes = plan.n_points * ServiceLimits.point_bytes(n_outputs)
-                reserve(nbytes)
+                reserve(self.client, nbytes)
                 self.reserved = nbytes
                 self.results = Results.empty(plan, n_outputs, spill(plan.n_points))
             elif self.results.plan != plan:
@@ -295,6 +295,7 @@ class SessionRegistry:
         idle_s: free a session idle (no call in progress) this long.
         lifetime_s: free a session this long after its Commit.
         max_memory_bytes: budget of all sessions' results (:meth:`ServiceLimits.point_bytes`).
+        max_client_memory_bytes: budget of one client's sessions' results.
         clock: monotonic seconds (tests may pass their own).
     """
 
@@ -306,6 +307,7 @@ class SessionRegistry:
         idle_s: float = math.inf,
         lifetime_s: float = math.inf,
         max_memory_bytes: int | None = None,
+        max_client_memory_bytes: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._max = max_sessions
@@ -313,6 +315,8 @@ class SessionRegistry:
         self.idle_s = idle_s
         self.lifetime_s = lifetime_s
         self._budget = max_memory_bytes
+        self._client_budget = max_client_memory_bytes
+        self._client_memory: dict[str, int] = {}
         self._clock = clock
         self._sessions: dict[str, Session] = {}
         self._per_client: dict[str, int] = {}
@@ -431,21 +435,29 @@ class SessionRegistry:
             session.active -= 1
             session.last_active = self._clock()
 
-    def reserve(self, nbytes: int) -> None:
-        """Take ``nbytes`` from the memory budget.
+    def reserve(self, client: str, nbytes: int) -> None:
+        """Take ``nbytes`` from the memory budget, in total and of ``client``.
 
         Raises:
             ServerBusy: the budget cannot hold them.
         """
+        mib = 1 << 20
         with self._lock:
             if self._budget is not None and self._memory + nbytes > self._budget:
-                mib = 1 << 20
                 raise ServerBusy(
                     f"not enough memory: this challenge needs {nbytes / mib:.1f} MiB of session "
                     f"state; {(self._budget - self._memory) / mib:.1f} MiB of the Prover's "
                     f"{self._budget / mib:.1f} MiB are free"
                 )
+            mine = self._client_memory.get(client, 0)
+            if self._client_budget is not None and mine + nbytes > self._client_budget:
+                raise ServerBusy(
+                    f"not enough memory: this challenge needs {nbytes / mib:.1f} MiB of session "
+                    f"state; {(self._client_budget - mine) / mib:.1f} MiB of the "
+                    f"{self._client_budget / mib:.1f} MiB per client are free"
+                )
             self._memory += nbytes
+            self._client_memory[client] = mine + nbytes
 
     def discard(self, session_id: str, reason: str = "was closed") -> bool:
         """Free a session (no-op if absent); True if it was there."""
@@ -475,6 +487,11 @@ class SessionRegistry:
     def _memory_release(self, session: Session) -> None:
         with self._lock:
             self._memory -= session.reserved
+            left = self._client_memory.get(session.client, 0) - session.reserved
+            if left > 0:
+                self._client_memory[session.client] = left
+            else:
+                self._client_memory.pop(session.client, None)
         session.reserved = 0
 
     def expire(self) -> int:

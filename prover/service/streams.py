@@ -8,8 +8,9 @@ other client.  Two rules prevent it:
 
 * at most ``max_streams`` streaming calls (Commit, Challenge, Open) run at once,
   fewer than the worker threads, so some threads always remain for
-  ``DescribeTask``, ``Close`` and health checks; another stream is refused at
-  once with ``RESOURCE_EXHAUSTED``;
+  ``DescribeTask``, ``Close`` and health checks, and at most
+  ``max_streams_per_client`` of one client (peer host), so one client cannot
+  take every slot; another stream is refused at once with ``RESOURCE_EXHAUSTED``;
 * a message the client has not accepted within ``write_timeout_s`` seconds gets
   its call cancelled (the client sees ``CANCELLED``); the thread and the slot
   are free again.  Time spent computing (training) does not count.
@@ -32,6 +33,7 @@ import grpc
 
 from protocol.errors import InvalidArgument
 from prover.service.errors import ServerBusy
+from prover.service.session import client_of
 
 __all__ = ["StreamGate"]
 
@@ -44,6 +46,7 @@ T = TypeVar("T")
 class _Stream:
     method: str
     peer: str
+    client: str
     context: grpc.ServicerContext
     writing_since: float | None = None
     cancelled: bool = False
@@ -54,6 +57,7 @@ class StreamGate:
 
     Args:
         max_streams: streaming calls allowed at once.
+        max_streams_per_client: of which one client (:func:`client_of` its peer) may run.
         write_timeout_s: longest wait for the client to accept one message.
         clock: monotonic seconds.
     """
@@ -62,6 +66,7 @@ class StreamGate:
         self,
         *,
         max_streams: int,
+        max_streams_per_client: int | None = None,
         write_timeout_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -70,6 +75,13 @@ class StreamGate:
         if not write_timeout_s > 0:
             raise InvalidArgument(f"write_timeout_s must be > 0, got {write_timeout_s}")
         self.max_streams = max_streams
+        self.max_streams_per_client = (
+            max_streams if max_streams_per_client is None else max_streams_per_client
+        )
+        if self.max_streams_per_client < 1:
+            raise InvalidArgument(
+                f"max_streams_per_client must be >= 1, got {self.max_streams_per_client}"
+            )
         self.write_timeout_s = write_timeout_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -98,13 +110,23 @@ class StreamGate:
 
     def _enter(self, method: str, context: grpc.ServicerContext) -> _Stream:
         with self._lock:
+            peer = context.peer()
+            client = client_of(peer)
             if len(self._streams) >= self.max_streams:
                 self.n_refused += 1
                 raise ServerBusy(
                     f"too many streams: this Prover runs at most {self.max_streams} "
                     "Commit/Challenge/Open streams at once; try again later"
                 )
-            stream = _Stream(method=method, peer=context.peer(), context=context)
+            mine = sum(1 for s in self._streams.values() if s.client == client)
+            if mine >= self.max_streams_per_client:
+                self.n_refused += 1
+                raise ServerBusy(
+                    f"too many streams from {client[:60]}: this Prover runs at most "
+                    f"{self.max_streams_per_client} Commit/Challenge/Open streams per client "
+                    "at once; try again later"
+                )
+            stream = _Stream(method=method, peer=peer, client=client, context=context)
             self._streams[id(stream)] = stream
         self._changed()
         return stream

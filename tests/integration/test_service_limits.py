@@ -225,7 +225,12 @@ def test_a_session_is_bound_to_the_client_that_opened_it(tmp_path: Path) -> None
 # ------------------------------------------------------- streams and threads
 def test_never_read_streams_cannot_starve_the_server(tmp_path: Path) -> None:
     options = ServerOptions(
-        host="[::]", port=0, max_workers=4, write_timeout_s=1.0, housekeeping_s=0.1
+        host="[::]",
+        port=0,
+        max_workers=4,
+        max_streams_per_client=2,
+        write_timeout_s=1.0,
+        housekeeping_s=0.1,
     )
     limits = ServiceLimits(max_sessions_per_client=64)
     with (
@@ -260,6 +265,33 @@ def test_never_read_streams_cannot_starve_the_server(tmp_path: Path) -> None:
         assert health_of(ch) == SERVING
         res = challenge(stub, challenge_request(sids[2], _seed("after")))
         assert res.root.n_leaves == 26
+
+
+def test_one_client_cannot_take_every_stream_slot(tmp_path: Path) -> None:
+    options = ServerOptions(host="[::]", port=0, max_workers=8)  # 6 slots, 3 per client
+    with (
+        serving(tmp_path, ServiceLimits(), options) as server,
+        stub_at(f"127.0.0.1:{server.port}") as (v4, _),
+        stub_at(f"[::1]:{server.port}") as (v6, _),
+    ):
+        assert (server.gate.max_streams, server.gate.max_streams_per_client) == (6, 3)
+        sids = [commit(v4, DIGEST).header.session_id for _ in range(4)]
+        calls = []
+        for s in sids[:3]:
+            call = v4.Challenge(challenge_request(s, nodes=[0.0], pairs=[50_000]), timeout=60)
+            next(call)  # the stream runs
+            calls.append(call)
+        err = rpc_error(lambda: v4.Challenge(challenge_request(sids[3])))
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert err.details() == (
+            "too many streams from ipv4:127.0.0.1: this Prover runs at most 3 "
+            "Commit/Challenge/Open streams per client at once; try again later"
+        )
+        sid = commit(v6, DIGEST).header.session_id  # another client still gets a stream
+        assert challenge(v6, challenge_request(sid, _seed("v6"))).root.n_leaves == 26
+        for call in calls:
+            call.cancel()
+        wait_until(lambda: len(server.gate) == 0)
 
 
 def test_a_cancelled_stream_frees_its_slot(tmp_path: Path) -> None:
