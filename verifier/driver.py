@@ -26,7 +26,6 @@ reason; :class:`AuditResult.transport_failure` tells network failures apart.
 
 from __future__ import annotations
 
-import itertools
 import secrets
 import time
 from collections.abc import Callable
@@ -61,21 +60,34 @@ from verifier.planning import task_p
 from verifier.preview import PlanHook, preview_plan
 from verifier.report_builder import AuditState, build_report, sign
 from verifier.results import ChallengeResults, ResultCollector
-from verifier.retrain import private_points, train_points
+from verifier.retrain import challenge_points, private_points, train_points
 from verifier.spotcheck import (
     SpotCheckResult,
     check_openings,
     draw_spot_checks,
     retrain_and_compare,
 )
-from verifier.wire import ProverClient, TaskInfo
+from verifier.wire import Opening, ProverClient, TaskInfo
 
-__all__ = ["AuditResult", "Auditor", "Progress"]
+__all__ = ["REFUSED_OPEN", "AuditResult", "Auditor", "OpenRefused", "Progress"]
 
 Progress = Callable[[str, int, int], object]
 """``progress(stage, done, total)``; ``total == 0`` marks a stage without a count."""
 
 RESUME_CONNECT_TIMEOUT_S = 30.0
+
+#: The reason of every audit whose Prover would not open spot checks after its signed root.
+REFUSED_OPEN = "Prover refused to open spot checks"
+#: Points named in that reason as evidence (the count is always complete).
+EVIDENCE_POINTS = 10
+
+
+class OpenRefused(VerificationError):
+    """After its signed Merkle root, the Prover refused, failed or disconnected on ``Open``.
+
+    The message starts with :data:`REFUSED_OPEN` and records what the
+    Verifier's own retraining of the requested points found.
+    """
 
 
 @dataclass(frozen=True)
@@ -160,6 +172,8 @@ class Auditor:
         try:
             decision = self._protocol(run)
             state.decision = decision
+        except OpenRefused as err:  # after the signed root: an abort, not a transport failure
+            state.reason = str(err)
         except TransportError as err:
             transport = True
             state.reason = f"transport failure: {err}"
@@ -364,13 +378,18 @@ class Auditor:
         self._note("open", 0, len(indices))
         step = self.config.open_batch
         batches = [indices[i : i + step].tolist() for i in range(0, len(indices), step)]
-        opened = check_openings(
-            itertools.chain.from_iterable(
-                run.client.open(session_id=commitment.session_id, point_indices=b) for b in batches
-            ),
-            indices,
-            results,
-        )
+        openings: list[Opening] = []
+        try:
+            for b in batches:
+                openings.extend(run.client.open(session_id=commitment.session_id, point_indices=b))
+        except ProverError as err:  # a refusal, an error status or a broken connection
+            raise self._refused(run, results, plan, seed, indices, f"Open failed: {err}") from None
+        answered = {op.point_index for op in openings}
+        missing = [int(i) for i in indices if int(i) not in answered]
+        if missing:
+            why = f"{len(missing)} of {len(indices)} requested points not opened"
+            raise self._refused(run, results, plan, seed, indices, why)
+        opened = check_openings(openings, indices, results)
         k = len(indices)
         run.state.verifier_retrainings += k
         spot = retrain_and_compare(
@@ -385,6 +404,52 @@ class Auditor:
             progress=self._counter("spot checks", k),
         )
         return spot
+
+    def _refused(
+        self,
+        run: _Run,
+        results: ChallengeResults,
+        plan: Plan,
+        seed: bytes,
+        indices: NDArray[np.int64],
+        why: str,
+    ) -> OpenRefused:
+        """Retrain the requested points anyway and state the mismatches as evidence."""
+        k = len(indices)
+        self._note("retraining refused spot checks", 0, k)
+        x, seeds = challenge_points(
+            seed, indices, n_items=self.task.n_items, p=task_p(self.task),
+            rho_of_pair=plan.rho_of_pair(),
+        )  # fmt: skip
+        own = train_points(
+            self.task,
+            x,
+            seeds,
+            chunk_size=self.config.train_chunk_size,
+            progress=self._counter("retraining refused spot checks", k),
+        ).outputs
+        run.state.verifier_retrainings += k
+        run.own_outputs.append(own)
+        diff = np.max(np.abs(results.outputs[indices] - own), axis=1)
+        nan = np.full(k, np.nan)
+        spot = SpotCheckResult(indices, diff, nan, own)  # weights were never opened
+        run.spot = run.state.spot = spot if run.spot is None else merge_spot_checks(run.spot, spot)
+        tau = self.task.output_tolerance
+        bad = np.flatnonzero(diff > tau)
+        if bad.size:
+            shown = ", ".join(str(int(indices[r])) for r in bad[:EVIDENCE_POINTS])
+            more = ", ..." if bad.size > EVIDENCE_POINTS else ""
+            evidence = (
+                f"{bad.size} of the {k} requested points disagree with the Prover's signed "
+                f"results beyond tau={tau:g} (points {shown}{more}; largest difference "
+                f"{float(diff.max()):.6g})"
+            )
+        else:
+            evidence = f"all {k} agree with the Prover's signed results within tau={tau:g}"
+        return OpenRefused(
+            f"{REFUSED_OPEN} after its signed Merkle root ({why}); the Verifier retrained "
+            f"the {k} requested points itself: {evidence}"
+        )
 
     def _decide_paper(
         self, run: _Run, commitment: Commitment, plan: Plan, results: ChallengeResults

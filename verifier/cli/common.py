@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -96,10 +97,16 @@ def details_document(result: Any) -> bytes:
     if spot is not None:
         body["spot_checks"] = {
             "point_index": [int(i) for i in spot.indices],
-            "output_diff": [float(d) for d in spot.output_diff],
-            "weight_diff": [float(d) for d in spot.weight_diff],
+            "output_diff": [_number(d) for d in spot.output_diff],
+            # null: the weights were never opened (a Prover that refused to open)
+            "weight_diff": [_number(d) for d in spot.weight_diff],
         }
     return (json.dumps(body, indent=1) + "\n").encode()
+
+
+def _number(value: Any) -> float | None:
+    x = float(value)
+    return x if math.isfinite(x) else None
 
 
 def read_details(report: Path) -> list[float]:
