@@ -5,8 +5,9 @@
    ridge datamodel fitted here on ``--trainings`` models (Ilyas et al. 2022);
 2. starts ``pacda-prover serve --port 0`` as a subprocess and reads its port;
 3. audits it with ``pacda-verifier audit`` (committed mode, practical
-   planning), with epsilon set to ``--epsilon-fraction`` x Var(f) measured on a
-   small pilot so that the plan stays affordable on a laptop;
+   planning) with ``--epsilon-relative``: epsilon is ``--epsilon-fraction`` x
+   max_z Var(f_z) measured on the Verifier's own pilot, so that the plan stays
+   affordable on a laptop;
 4. prints the verdict and where the signed report is, stops the server.
 
 Exit status 0 iff the audit accepted.
@@ -47,8 +48,8 @@ def _tool(name: str) -> str:
     return str(path) if path.exists() else (shutil.which(name) or name)
 
 
-def ridge_scores(task_path: Path, out: Path, trainings: int) -> float:
-    """Fit theta0 + theta x by ridge regression on fresh trainings; return max_z Var(f)."""
+def ridge_scores(task_path: Path, out: Path, trainings: int) -> None:
+    """Fit theta0 + theta x by ridge regression on fresh trainings."""
     from protocol.prg import expand_points
     from protocol.scores import Scores, save_scores
     from prover.engine import train
@@ -67,21 +68,9 @@ def ridge_scores(task_path: Path, out: Path, trainings: int) -> float:
     save_scores(out, Scores(theta0=theta0, theta=theta, task_digest=task.digest,
                             method="ridge-datamodel"), overwrite=True)  # fmt: skip
     print(f"ridge datamodel on {trainings} trainings in {time.perf_counter() - t0:.1f}s -> {out}")
-    return float(y.var(axis=0, ddof=1).max())
 
 
-def pilot_variance(task_path: Path, n: int = 200) -> float:
-    from protocol.prg import expand_points
-    from prover.engine import train
-    from prover.tasks.registry import load_task
-
-    task = load_task(task_path)
-    p = float(getattr(task, "spec").p)  # noqa: B009
-    pts = expand_points(secrets.token_bytes(32), np.arange(n), task.n_items, p)
-    return float(train(task, pts.x, pts.seeds).outputs.var(axis=0, ddof=1).max())
-
-
-def compute_scores(args: argparse.Namespace, scores: Path) -> float:
+def compute_scores(args: argparse.Namespace, scores: Path) -> None:
     help_run = subprocess.run([_tool("pacda-prover"), "attribute", "--help"], capture_output=True)
     if help_run.returncode == 0:
         cmd = [
@@ -91,9 +80,9 @@ def compute_scores(args: argparse.Namespace, scores: Path) -> float:
         ]  # fmt: skip
         print("$", " ".join(cmd))
         if subprocess.run(cmd).returncode == 0 and scores.exists():
-            return pilot_variance(args.task)
+            return
         print("pacda-prover attribute failed; fitting a ridge datamodel here instead")
-    return ridge_scores(args.task, scores, args.trainings)
+    ridge_scores(args.task, scores, args.trainings)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,9 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     scores = args.out / "scores.npz"
-    var_f = compute_scores(args, scores)
-    epsilon = args.epsilon_fraction * var_f
-    print(f"Var(f) ~ {var_f:.4g} (max over outputs); epsilon = {epsilon:.4g}")
+    compute_scores(args, scores)
     key = args.out / "verifier"
     if not (args.out / "verifier.key").exists():
         subprocess.run([_tool("pacda-verifier"), "keygen", "--out", str(key)], check=True)
@@ -122,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         report = args.out / "report.json"
         cmd = [
             _tool("pacda-verifier"), "audit", "--prover", address, "--task", str(args.task),
-            "--epsilon", f"{epsilon:.6g}", "--delta", str(args.delta), "--mode", args.mode,
-            "--key", f"{key}.key", "--report", str(report),
+            "--epsilon-relative", f"{args.epsilon_fraction:g}", "--delta", str(args.delta),
+            "--mode", args.mode, "--key", f"{key}.key", "--report", str(report), "--force",
         ]  # fmt: skip
         print("$", " ".join(cmd))
         code = subprocess.run(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
