@@ -56,9 +56,9 @@ def render_text(report: AuditReport) -> str:
     if report.reason:
         lines.append(f"reason:  {report.reason}")
     lines.append(f"mode: {report.mode}  planning: {report.planning}")
-    lines.append(f"task:         {report.task_digest}")
+    lines.append(f"task digest:        {report.task_digest}")
     if report.attribution_digest:
-        lines.append(f"attributions: {report.attribution_digest}")
+        lines.append(f"attribution digest: {report.attribution_digest}")
     if eps is not None:
         rel = report.epsilon_relative
         rel_text = f" ({rel:.3g} x Var(f), Verifier's own runs)" if rel else ""

@@ -18,6 +18,7 @@ import functools
 import sys
 from pathlib import Path
 
+from protocol.digests import attribution_digest
 from protocol.errors import InvalidArgument
 from protocol.scores import save_scores
 from prover.attribution import (
@@ -152,14 +153,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _summary(result: AttributionResult, path: Path) -> None:
     s = result.scores
-    print(f"method        {s.method}")
-    print(f"scores        {path}  (Z={s.n_outputs}, N={s.n_items}, encoding={s.encoding})")
-    print(f"scores digest {s.digest()}")
-    print(f"task digest   {s.task_digest}")
-    print(f"models        {result.n_trained} trained, {result.n_from_store} from the store")
-    print("seconds       " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
+    print(f"method             {s.method}")
+    print(f"scores             {path}  (Z={s.n_outputs}, N={s.n_items}, encoding={s.encoding})")
+    # The digest the Prover commits to and the audit report records as attribution_digest.
+    print(f"attribution digest {attribution_digest(s.theta0, s.theta)}")
+    print(f"task digest        {s.task_digest}")
+    print(f"models             {result.n_trained} trained, {result.n_from_store} from the store")
+    print("seconds            " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
     if result.check is None:
-        print("self-check    skipped (--check-samples 0)")
+        print("self-check         skipped (--check-samples 0)")
         return
     print("self-check on held-out retrainings (err = mse - B>=2, direct gap estimator):")
     print(result.check.table())

@@ -177,3 +177,34 @@ def test_ray_executor_gives_the_same_scores(tmp_path: Path, task_file: Path) -> 
     assert a.digest() == b.digest()
     usage = cli(*common, "--out", tmp_path / "x.npz", "--ray-address", "auto")
     assert usage.returncode == 2 and "--ray-address needs --executor ray" in usage.stderr
+
+
+def verifier_exe() -> str:
+    return str(Path(prover_exe()).with_name("pacda-verifier"))
+
+
+def test_printed_attribution_digest_is_the_reports(tmp_path: Path, task_file: Path) -> None:
+    """One digest, one name: ``attribute`` prints what the report records and ``show`` shows."""
+    out = tmp_path / "scores.npz"
+    made = cli("--task", task_file, "--method", "datamodel", "--samples", "100",
+               "--check-samples", "0", "--out", out)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    found = re.search(r"^attribution digest +(sha256:[0-9a-f]{64})$", made.stdout, re.M)
+    assert found is not None, made.stdout
+    assert "scores digest" not in made.stdout
+    digest = found.group(1)
+    report = tmp_path / "r.json"
+    env = {"PACDA_HOME": str(tmp_path), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [verifier_exe(), "certify", "--task", str(task_file), "--scores", str(out),
+         "--epsilon-relative", "0.5", "--delta", "0.05", "--report", str(report)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    assert f"attribution digest: {digest}" in done.stdout
+    shown = subprocess.run(
+        [verifier_exe(), "show", str(report)], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"attribution digest: {digest}" in shown.stdout
+    assert f'"attribution_digest":"{digest}"' in report.read_text()
