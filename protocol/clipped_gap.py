@@ -70,7 +70,7 @@ __all__ = [
 FloatArray = NDArray[np.float64]
 
 #: Clip levels the planner considers, as multiples kappa of E[q^2].
-CLIP_MULTIPLES = (6.0, 8.0, 10.0, 12.0, 15.0, 20.0, 25.0, 30.0, 40.0)
+CLIP_MULTIPLES = (6.0, 8.0, 10.0, 12.0, 15.0, 20.0, 25.0, 30.0, 40.0, 60.0, 80.0, 120.0, 160.0)
 #: Second stage (:func:`protocol.decision.escalation`): clip levels as multiples of the planned.
 ESCALATION_MULTIPLES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 #: Share of each failure probability (spot checks, sampling, tail) kept by the first stage.

@@ -28,7 +28,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from protocol.concentration import empirical_bernstein_deviation
-from protocol.decision_clipped import Escalation, clipped_verdict, escalation, verified_matrix
+from protocol.decision_clipped import (
+    Escalation,
+    clipped_verdict,
+    escalation,
+    hopeless_output,
+    verified_matrix,
+)
 from protocol.errors import InvalidArgument
 from protocol.estimators import (
     Estimate,
@@ -49,6 +55,7 @@ __all__ = [
     "decide_committed",
     "decide_paper",
     "escalation",
+    "hopeless_output",
 ]
 
 MAX_CLIPPED_FRACTION = 0.01

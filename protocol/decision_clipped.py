@@ -12,9 +12,13 @@ from protocol import clipped_gap as cg
 from protocol.plan import Plan
 from protocol.verdict import OutputDecision, as_matrix, check_outputs
 
-__all__ = ["Escalation", "clipped_verdict", "escalation", "verified_matrix"]
+__all__ = ["Escalation", "clipped_verdict", "escalation", "hopeless_output", "verified_matrix"]
 
 FloatArray = NDArray[np.float64]
+
+#: The second stage may spend up to this many times the cheapest option's spot
+#: checks on a higher clip level (:func:`escalation`).
+ROBUST_COST = 2.0
 
 
 @dataclass(frozen=True)
@@ -132,18 +136,26 @@ def escalation(
     first_predictions: FloatArray,
     second_predictions: FloatArray,
     verified_residuals: FloatArray | None,
+    max_spot_checks: float = math.inf,
 ) -> Escalation | None:
     """The cheapest second stage under which every output could still be accepted.
 
     For each clip multiple g of :data:`protocol.clipped_gap.ESCALATION_MULTIPLES`
-    every output's margin ``epsilon - (err_hat + dev + clip_bias + tolerance +
-    bias_down)`` at the second stage's failure probabilities must be positive;
+    every output's margin ``epsilon - (err_hat + dev + 2 clip_bias + tolerance +
+    bias_down)`` at the second stage's failure probabilities must be positive
+    (the clipping term counted twice: the second stage's own spot checks
+    re-estimate the tail, and a heavy tail seen once is likely seen again);
     it buys ``m*_g = min_z floor(margin_z / Lambda_z)`` tolerated corruptions,
     which take ``k = ceil(2n ln(1/delta_spot2) / (m*_g + 1))`` spot checks in all.
-    Soundness does not depend on the choice: the spot checks fail only if the
-    first ``2n ln(1/delta_spot2) / |L|`` draws miss all |L| lies (one event,
-    whatever g), and sampling and tail are split over the multiples.
-    ``None`` when no multiple leaves every margin positive.
+    Among those it takes the highest clip that costs at most
+    :data:`ROBUST_COST` times the cheapest and at most ``max_spot_checks``
+    (a first stage fails on a heavy tail, and the second stage's larger
+    sample sees more of it: a higher clip is what keeps it from failing
+    again); the cheapest multiple if none qualifies.  Soundness does not depend on the choice:
+    the spot checks fail only if the first ``2n ln(1/delta_spot2) / |L|``
+    draws miss all |L| lies (one event, whatever g), and sampling and tail are
+    split over the multiples.  ``None`` when no multiple leaves every margin
+    positive.
     """
     if plan.clip_levels is None:
         return None
@@ -157,25 +169,73 @@ def escalation(
         plan.delta_spot, plan.delta_sampling, plan.delta_tail
     )
     eps, fixed = plan.request.epsilon, plan.tolerance_slack + abs(plan.bias_lower)
-    best: Escalation | None = None
+    options: list[Escalation] = []
     for g in cg.ESCALATION_MULTIPLES:
         tolerated = math.inf
         for z in range(Z):
             q1, q2 = f1[:, z] - g1[:, z], f2[:, z] - g2[:, z]
             t = _clipped_terms(plan, z, q1, q2, verified, g, d_sampling, d_tail)
-            margin = eps - (t.value + t.deviation + t.clip_bias + fixed)
+            # The second stage's own spot checks re-estimate the tail: reserve as
+            # much again as it charges now, so that they rarely undo the choice.
+            margin = eps - (t.value + t.deviation + 2.0 * t.clip_bias + fixed)
             tolerated = min(tolerated, math.floor(margin / t.leverage) if margin > 0 else -1)
         if tolerated < 0:
             continue
         m = int(tolerated)
         n_points = 2 * n
         k = min(n_points, math.ceil(n_points * math.log(1.0 / d_spot) / (m + 1)))
-        if best is None or k < best.spot_checks:
-            best = Escalation(multiple=g, tolerated=m, spot_checks=k)
-    return best
+        options.append(Escalation(multiple=g, tolerated=m, spot_checks=k))
+    if not options:
+        return None
+    cheapest = min(options, key=lambda e: e.spot_checks)
+    limit = min(max_spot_checks, ROBUST_COST * cheapest.spot_checks)
+    affordable = [e for e in options if e.spot_checks <= limit]
+    return max(affordable, key=lambda e: e.multiple) if affordable else cheapest
 
 
 def verified_matrix(verified_residuals: FloatArray | None, n_outputs: int) -> FloatArray | None:
     if verified_residuals is None:
         return None
     return np.asarray(verified_residuals, dtype=np.float64).reshape(-1, n_outputs)
+
+
+def hopeless_output(
+    plan: Plan,
+    *,
+    first_outputs: FloatArray,
+    second_outputs: FloatArray,
+    first_predictions: FloatArray,
+    second_predictions: FloatArray,
+) -> int | None:
+    """An output that no spot-check outcome can accept, or ``None``: a cheap rejection.
+
+    Before any spot check the Verifier can bound every certified upper bound it
+    could compute later from below: at the first stage's clip level
+    ``U >= err_hat + dev + ||w||_1 T_planned + tolerance + bias_down`` (the
+    decision's tail is at least the planned one, its deviation at least the
+    planned one, and corruption is charged ``>= 0``), and at a second stage's
+    multiple ``g`` the same without the tail, with the first stage's (larger)
+    failure probabilities.  If for some output that lower bound reaches
+    epsilon at every level, the audit rejects whatever the spot checks show,
+    so they are skipped: rejecting bad scores costs the Verifier its pilot
+    only.  Rejecting never weakens soundness; an honest Prover accepted by the
+    full procedure is never rejected here, since each bound is below the
+    corresponding ``U``.
+    """
+    if plan.clip_levels is None:
+        return None
+    n, Z = plan.n_pairs, plan.request.n_outputs
+    f1 = check_outputs("first_outputs", first_outputs, plan, n)
+    f2 = check_outputs("second_outputs", second_outputs, plan, n)
+    g1 = as_matrix("first_predictions", first_predictions, n, Z)
+    g2 = as_matrix("second_predictions", second_predictions, n, Z)
+    eps, fixed = plan.request.epsilon, plan.tolerance_slack + abs(plan.bias_lower)
+    for z in range(Z):
+        q1, q2 = f1[:, z] - g1[:, z], f2[:, z] - g2[:, z]
+        lowest = math.inf
+        for g in cg.ESCALATION_MULTIPLES:
+            t = _clipped_terms(plan, z, q1, q2, None, g, plan.delta_sampling, plan.delta_tail)
+            lowest = min(lowest, t.value + t.deviation + t.clip_bias + fixed)
+        if lowest >= eps:
+            return z
+    return None

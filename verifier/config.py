@@ -71,7 +71,7 @@ class AuditConfig:
     completeness_radius: float | None = None
     tail_fraction: float = 0.1
     prover_weight: float = 0.025
-    escalation_factor: float = 10.0
+    escalation_factor: float = 40.0
     variance: float | None = None
     pilot_trainings: int = 200
     variance_inflation: float = 1.5

@@ -10,7 +10,10 @@ local mode :func:`verifier.local.certify_local`, the benchmarks under
    ``err >= epsilon`` (a cheap rejection, before any challenge);
 2. :func:`plan_audit` — the plan (:func:`protocol.plan.make_plan`), refused when
    it needs more Prover evaluations than the configuration allows;
-3. the challenge, the commitment checks and the spot checks (the caller's);
+3. the challenge and the commitment checks (the caller's); clipped-gap plans
+   then reject at once, without a spot check, when
+   :func:`protocol.decision.hopeless_output` shows that no spot-check outcome
+   could accept (a cheap rejection of bad scores), else the spot checks;
 4. :func:`verified_residuals` and :func:`decide_committed_audit` /
    :func:`decide_paper_audit` — the verdict (:mod:`protocol.decision`);
 5. clipped-gap plans, after a first-stage rejection: :func:`plan_escalation`
@@ -29,7 +32,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from protocol.decision import Decision, Escalation, decide_committed, decide_paper, escalation
+from protocol.decision import (
+    Decision,
+    Escalation,
+    decide_committed,
+    decide_paper,
+    escalation,
+    hopeless_output,
+)
 from protocol.errors import StatisticalRejection
 from protocol.plan import Plan, make_plan
 from protocol.prg import ExpandedPairs
@@ -53,6 +63,7 @@ __all__ = [
     "decide_paper_audit",
     "draw_more_spot_checks",
     "merge_spot_checks",
+    "no_spot_checks",
     "pilot_from_runs",
     "plan_audit",
     "plan_escalation",
@@ -190,8 +201,14 @@ def plan_escalation(
     """
     if plan.clip_levels is None or config.escalation_factor <= 1.0:
         return None
-    esc = escalation(plan, **_pair_arrays(commitment, pairs, outputs), verified_residuals=verified)
-    if esc is None or esc.spot_checks > config.escalation_factor * plan.spot_checks:
+    cap = config.escalation_factor * plan.spot_checks
+    esc = escalation(
+        plan,
+        **_pair_arrays(commitment, pairs, outputs),
+        verified_residuals=verified,
+        max_spot_checks=cap,
+    )
+    if esc is None or esc.spot_checks > cap:
         return None
     return esc  # esc.spot_checks <= plan.spot_checks: the first-stage draws already suffice
 
@@ -205,6 +222,16 @@ def merge_spot_checks(first: SpotCheckResult, second: SpotCheckResult) -> SpotCh
         output_diff=np.concatenate([first.output_diff, second.output_diff])[order],
         weight_diff=np.concatenate([first.weight_diff, second.weight_diff])[order],
         own_outputs=np.concatenate([first.own_outputs, second.own_outputs])[order],
+    )
+
+
+def no_spot_checks(n_outputs: int) -> SpotCheckResult:
+    """The result of drawing no spot check at all (an audit rejected before them)."""
+    return SpotCheckResult(
+        indices=np.zeros(0, dtype=np.int64),
+        output_diff=np.zeros(0),
+        weight_diff=np.zeros(0),
+        own_outputs=np.zeros((0, n_outputs)),
     )
 
 
@@ -266,13 +293,25 @@ def spot_check_and_decide(
     (:func:`plan_escalation`), whose spot checks are checked and whose decision
     is final.  Returns the decision and every spot check made.
     """
-    first = draw_spot_checks(rng, plan.prover_evaluations, plan.spot_checks)
-    spot = check(first)
 
     def verified(s: SpotCheckResult) -> FloatArray | None:
         return verified_residuals(
             commitment, pairs, pilot=pilot, spot_indices=s.indices, spot_outputs=s.own_outputs
         )
+
+    hopeless = hopeless_output(plan, **_pair_arrays(commitment, pairs, outputs))
+    if hopeless is not None:  # no spot-check outcome could accept: reject at the pilot's cost
+        none = no_spot_checks(plan.request.n_outputs)
+        decision = decide_committed_audit(plan, commitment, pairs, outputs, verified(none))
+        if decision.accept:  # hopeless_output bounds every certified bound from below
+            raise AssertionError("hopeless_output disagrees with the decision")
+        if note is not None:
+            note(
+                f"output {hopeless}: rejected before any spot check (no outcome of the spot "
+                "checks could bring its certified bound below epsilon)"
+            )
+        return decision, none
+    spot = check(draw_spot_checks(rng, plan.prover_evaluations, plan.spot_checks))
 
     decision = decide_committed_audit(plan, commitment, pairs, outputs, verified(spot))
     if decision.accept:

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from protocol import clipped_gap as cg
-from protocol.decision import decide_committed, escalation
+from protocol.decision import Escalation, decide_committed, escalation, hopeless_output
+from protocol.decision_clipped import ROBUST_COST
 from protocol.errors import InvalidArgument
 from protocol.fourier import cube_points, cube_probabilities
 from protocol.hypercube import partner_probabilities, rho_max
@@ -202,3 +203,53 @@ def test_escalation_buys_a_higher_clip_level_for_a_heavy_tail() -> None:
     assert second.accept, second.reason
     worse = {**kw, "first_outputs": f1 + 3.0, "second_outputs": f2 + 3.0}  # err ~ 9 >> eps
     assert escalation(plan, **worse) is None  # type: ignore[arg-type]
+
+
+def test_escalation_prefers_a_higher_clip_within_twice_the_cheapest() -> None:
+    """The chosen second stage clips at the highest level costing <= ROBUST_COST x the cheapest."""
+    plan = make_plan(_request(epsilon=0.12))
+    assert plan.clip_levels is not None
+    f1, f2, g1, g2 = _honest(np.random.default_rng(8), plan.n_pairs, 4, 0.05)
+    verified = np.random.default_rng(9).normal(0.0, 0.05, size=(3000, 4))
+    verified[:10, :] = 5.0 * np.sqrt(plan.clip_levels)
+    kw = {"first_outputs": f1, "second_outputs": f2, "first_predictions": g1,
+          "second_predictions": g2, "verified_residuals": verified}  # fmt: skip
+    esc = escalation(plan, **kw)  # type: ignore[arg-type]
+    assert esc is not None
+    cheapest = escalation(plan, max_spot_checks=0, **kw)  # type: ignore[arg-type]
+    assert cheapest is not None  # none affordable: the cheapest option itself
+    assert esc.multiple >= cheapest.multiple
+    assert esc.spot_checks <= ROBUST_COST * cheapest.spot_checks
+    # a second stage sized with the clipping term counted twice accepts
+    assert decide_committed(plan, escalated=esc, **kw).accept  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("err_over_eps", [0.0, 0.5, 0.9, 1.2, 3.0])
+def test_hopeless_output_never_rejects_what_spot_checks_could_accept(err_over_eps: float) -> None:
+    """The cheap rejection fires only when every stage's certified bound reaches epsilon.
+
+    A constant offset ``c`` per output gives ``err_hat ~ c^2``; for every offset
+    the first stage (any verified tail) and every second stage, with no corruption
+    tolerated (the most favourable spot-check outcome), must reject whenever
+    :func:`hopeless_output` names an output, and it must name one for scores far
+    beyond epsilon.
+    """
+    plan = make_plan(_request())
+    eps = plan.request.epsilon
+    f1, f2, g1, g2 = _honest(np.random.default_rng(11), plan.n_pairs, 4, 0.02)
+    shift = math.sqrt(err_over_eps * eps)
+    arrays = {"first_outputs": f1 + shift, "second_outputs": f2 + shift,
+              "first_predictions": g1, "second_predictions": g2}  # fmt: skip
+    hopeless = hopeless_output(plan, **arrays)  # type: ignore[arg-type]
+    best_first = decide_committed(plan, **arrays)  # type: ignore[arg-type]
+    stages = [
+        decide_committed(plan, escalated=Escalation(g, 0, plan.prover_evaluations), **arrays)  # type: ignore[arg-type]
+        for g in cg.ESCALATION_MULTIPLES
+    ]
+    could_accept = best_first.accept or any(d.accept for d in stages)
+    if hopeless is not None:
+        assert not could_accept
+    if err_over_eps >= 3.0:
+        assert hopeless is not None
+    if err_over_eps == 0.0:
+        assert hopeless is None and best_first.accept
