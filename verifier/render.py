@@ -177,13 +177,33 @@ def spot_checks_svg(diffs: Sequence[float], tolerance: float | None) -> str:
     return "".join(parts)
 
 
-def render_html(report: AuditReport, spot_check_diffs: Sequence[float] = ()) -> str:
+def _signature_banner(signature: str | None) -> str:
+    if signature is None:
+        return (
+            "<div id='unverified' style='background:#b00;color:#fff;padding:12px;"
+            "font-size:1.4em;font-weight:bold'>UNVERIFIED: the signature of this report was "
+            "not checked; anyone could have written it. Render it with "
+            "<code>pacda-verifier show --public-key KEY.pub</code> or check it with "
+            "<code>pacda-verifier check-report</code>.</div>"
+        )
+    return (
+        "<div id='verified' style='background:#070;color:#fff;padding:8px'>"
+        f"{html.escape(signature)}</div>"
+    )
+
+
+def render_html(
+    report: AuditReport, spot_check_diffs: Sequence[float] = (), *, signature: str | None = None
+) -> str:
     """A self-contained HTML page: verdict, plots, plan and the full text rendering.
 
     Args:
         report: the report.
         spot_check_diffs: per spot check ``max_z |f_prover - f_own|`` (from the
             unsigned ``<report>.details.json`` the audit writes beside the report).
+        signature: what the caller verified about the signature (shown in a
+            green band); ``None``: nothing was verified, and a red UNVERIFIED
+            banner heads the page.
     """
     plan = report.plan or {}
     eps = _get(plan, "epsilon")
@@ -200,7 +220,9 @@ def render_html(report: AuditReport, spot_check_diffs: Sequence[float] = ()) -> 
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>pacda audit report</title>"
         "<style>body{font-family:sans-serif;max-width:760px;margin:2em auto}"
         "td{padding:2px 8px;border-bottom:1px solid #ddd;font-family:monospace}</style></head>"
-        f"<body><h1>pacda audit: <span style='color:{colour}'>{verdict}</span></h1>"
+        "<body>"
+        + _signature_banner(signature)
+        + f"<h1>pacda audit: <span style='color:{colour}'>{verdict}</span></h1>"
         f"<p>{html.escape(report.reason)}</p>"
         "<h2>Estimates per output</h2>"
         + estimates_svg(_outputs(report), eps)

@@ -8,7 +8,8 @@ Example::
 Everything is validated before any model is trained: the output path (an
 existing file is never replaced without ``--force``), the method, the task
 file and the budget (``--samples`` against N).  Stage lines go to stderr, the
-quality summary (the self-check table) to stdout.
+quality summary (the self-check table) to stdout.  Ctrl-C ends it with one
+line on stderr and exit status 130 (models already in ``--store`` are kept).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ HELP = "compute attribution scores (datamodel, empirical influence, influence fu
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``attribute``."""
+    parser.epilog = (
+        "exit codes: 0 success, 1 failure of the job, 2 usage error (checked before any "
+        "training), 130 interrupted (Ctrl-C; models already in --store are kept)"
+    )
     parser.add_argument("--task", required=True, type=Path, help="task file (TOML)")
     parser.add_argument("--method", required=True, help=f"one of: {', '.join(METHODS)}")
     parser.add_argument(
@@ -110,8 +115,25 @@ def _log(msg: str) -> None:
     print(f"[attribute] {msg}", file=sys.stderr, flush=True)
 
 
+#: Exit status after Ctrl-C (128 + SIGINT), with one line on stderr.
+EXIT_INTERRUPTED = 130
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the command; see the module docstring."""
+    """Run the command; see the module docstring.  Ctrl-C: one line, exit 130."""
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        kept = (
+            f"; models trained so far are kept in --store {args.store} (rerun to resume)"
+            if args.store is not None
+            else "; nothing was written (use --store DIR to keep trained models)"
+        )
+        print(f"pacda-prover attribute: interrupted{kept}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
     out = _check_out(args.out, args.force)
     config = _config(args)
     if args.ray_address is not None and args.executor != "ray":

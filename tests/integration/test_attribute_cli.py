@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -208,3 +209,36 @@ def test_printed_attribution_digest_is_the_reports(tmp_path: Path, task_file: Pa
     assert shown.returncode == 0, shown.stderr
     assert f"attribution digest: {digest}" in shown.stdout
     assert f'"attribution_digest":"{digest}"' in report.read_text()
+
+
+def test_ctrl_c_exits_130_with_one_line(tmp_path: Path) -> None:
+    """SIGINT while training: one line on stderr (no traceback), exit 130, no scores file."""
+    task = tmp_path / "logreg.toml"
+    task.write_text(LOGREG)
+    out = tmp_path / "s.npz"
+    with subprocess.Popen(
+        [prover_exe(), "attribute", "--task", str(task), "--method", "datamodel",
+         "--samples", "2000000", "--out", str(out), "--store", str(tmp_path / "store"),
+         "--no-progress"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    ) as proc:  # fmt: skip
+        assert proc.stderr is not None
+        lines = []
+        for line in proc.stderr:  # the stage line says training has begun
+            lines.append(line)
+            if line.startswith("[attribute] training "):
+                break
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=120) == 130, "".join(lines) + rest
+    assert rest.strip().splitlines() == [
+        f"pacda-prover attribute: interrupted; models trained so far are kept in --store "
+        f"{tmp_path / 'store'} (rerun to resume)"
+    ], rest
+    assert not out.exists()
+
+
+def test_attribute_help_states_the_exit_codes() -> None:
+    done = subprocess.run([prover_exe(), "attribute", "--help"], capture_output=True, text=True)
+    text = " ".join(done.stdout.split())
+    assert "2 usage error" in text and "130 interrupted" in text

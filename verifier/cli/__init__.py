@@ -6,8 +6,10 @@ task implementations) only inside ``run``: ``check-report`` and ``show``
 work with nothing but :mod:`protocol` installed.
 
 Exit codes: 0 success / accept, 1 abort or failed check, 2 usage errors
-(argparse and :class:`protocol.errors.InvalidArgument`), 3 transport failure
-(the Prover was unreachable or the connection broke).
+(argparse and :class:`protocol.errors.InvalidArgument`, refused output paths,
+plans above the cost caps without ``--yes``), 3 transport failure before the
+Prover's signed root (after it, a broken ``Open`` is an abort), 130 interrupted
+(Ctrl-C).  Each subcommand's ``--help`` states its own.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from collections.abc import Sequence
 
 from protocol.errors import InvalidArgument, PacdaError
 
-__all__ = ["EXIT_ABORT", "EXIT_OK", "EXIT_TRANSPORT", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_ABORT", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_TRANSPORT", "EXIT_USAGE", "main"]
 
 EXIT_OK, EXIT_ABORT, EXIT_USAGE, EXIT_TRANSPORT = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130
 
 COMMANDS: dict[str, str] = {
     "audit": "verifier.cli.audit",
@@ -33,7 +36,8 @@ COMMANDS: dict[str, str] = {
 
 EPILOG = (
     "exit codes: 0 accept / success, 1 abort or failed check, 2 usage error, "
-    "3 transport failure (Prover unreachable)"
+    "3 transport failure before the Prover's signed root, 130 interrupted (Ctrl-C); "
+    "each command's --help states its own"
 )
 
 
@@ -71,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ABORT
     except KeyboardInterrupt:
         print(f"pacda-verifier {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -24,7 +24,12 @@ from verifier.cli._plan_args import (
     plan_gate,
     plan_options,
 )
-from verifier.cli.common import atomic_write, check_output, load_signing_key
+from verifier.cli.common import (
+    atomic_write,
+    check_output,
+    check_scores_file,
+    load_signing_key,
+)
 
 HELP = "local mode: certify a scores file by training everything locally (no Prover)"
 DESCRIPTION = __doc__
@@ -62,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.report is not None:
         check_output(args.report, force=args.force, what="--report")
+    check_scores_file(args.scores)
     task = load_task(args.task)
     scores = load_scores(
         args.scores, task_digest=task.digest, n_items=task.n_items, n_outputs=task.n_outputs

@@ -18,6 +18,7 @@ from protocol.signing import key_id, load_or_create_default_key, load_private_ke
 __all__ = [
     "atomic_write",
     "check_output",
+    "check_scores_file",
     "details_document",
     "details_path",
     "load_signing_key",
@@ -71,6 +72,33 @@ def check_output(path: Path, *, force: bool, what: str) -> Path:
         raise InvalidArgument(f"cannot write {what} {path}: {parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InvalidArgument(f"cannot write {what} {path}: directory {parent} is not writable")
+    return path
+
+
+def check_scores_file(path: Path) -> Path:
+    """Refuse, with one clear line, a ``--scores`` file that is not an ``.npz`` archive.
+
+    :func:`protocol.scores.load_scores` checks everything inside the archive;
+    this catches what NumPy would misreport: a plain ``.npy`` array, or a
+    text (or other) file named ``.npz``.
+
+    Raises:
+        InvalidArgument: missing, unreadable, ``.npy`` or not a zip archive.
+    """
+    try:
+        with path.open("rb") as f:
+            head = f.read(6)
+    except FileNotFoundError:
+        raise InvalidArgument(f"--scores {path}: no such file") from None
+    except OSError as err:
+        raise InvalidArgument(f"--scores {path}: cannot read it: {err.strerror}") from None
+    remedy = "a pacda-scores/1 .npz file is written by pacda-prover attribute (docs/scores.md)"
+    if head.startswith(b"\x93NUMPY"):
+        raise InvalidArgument(
+            f"--scores {path}: a plain NumPy array (.npy), not a scores file; {remedy}"
+        )
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise InvalidArgument(f"--scores {path}: not an .npz (zip) archive; {remedy}")
     return path
 
 

@@ -10,6 +10,7 @@ from protocol.signing import key_id, load_public_key, write_keypair
 from verifier.cli.common import check_output
 
 HELP = "write a new Ed25519 key pair PREFIX.key (mode 0600) and PREFIX.pub"
+EPILOG = "exit codes: 0 written, 2 usage error (a key file exists without --force)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
