@@ -16,8 +16,11 @@ streams past their write deadline every ``housekeeping_s`` seconds.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,11 +254,15 @@ def start_server(handlers: ProverHandlers, options: ServerOptions | None = None)
             )
 
     def housekeeping() -> None:
+        freed = handlers.sessions.n_freed
         while not stopping.wait(opts.housekeeping_s):
             try:
                 gate.reap()
                 handlers.sessions.expire()
                 update_health()
+                if handlers.sessions.n_freed != freed:  # give freed session memory back
+                    freed = handlers.sessions.n_freed
+                    _trim_heap()
             except Exception:  # pragma: no cover - a bug must not stop housekeeping
                 log.exception("housekeeping failed")
 
@@ -271,4 +278,28 @@ def start_server(handlers: ProverHandlers, options: ServerOptions | None = None)
 
 
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        trim: Callable[[int], int] | None = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return trim
+
+
+_MALLOC_TRIM = _load_malloc_trim()
+
+
+def _trim_heap() -> None:
+    """Return free heap memory to the OS (glibc ``malloc_trim``; no-op elsewhere).
+
+    Freed sessions leave their numpy buffers and protobuf messages in glibc's
+    arenas, which keeps the process's RSS high long after they are gone.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 _IN_USE = "the address is in use (another server?) or not available on this machine"

@@ -324,6 +324,7 @@ class SessionRegistry:
         self._lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
         self.n_expired = 0
+        self.n_freed = 0
 
     # ----------------------------------------------------------- observers
     def add_listener(self, callback: Callable[[], None]) -> None:
@@ -468,6 +469,7 @@ class SessionRegistry:
             self._per_client[session.client] -= 1
             if not self._per_client[session.client]:
                 del self._per_client[session.client]
+        self.n_freed += 1  # under no lock: a hint for housekeeping, not an exact count
         with session.lock:
             session.freed = reason
             self._memory_release(session)
