@@ -28,12 +28,20 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from pacda.v1 import prover_pb2 as pb
 from pacda.v1 import prover_pb2_grpc as pb_grpc
 from protocol.scores import Scores, save_scores
 from protocol.signing import generate_private_key
 from prover.tasks.base import Task
 from prover.tasks.registry import load_task
-from tests.integration._service_util import SYNTHETIC_TOML, challenge_request, commit
+from tests.integration._service_util import (
+    ROOT,
+    SYNTHETIC_TOML,
+    TOKENS,
+    challenge_request,
+    commit,
+    make_scores,
+)
 from tests.integration.test_service_cli import serve
 from verifier import AuditConfig, Auditor
 
@@ -234,3 +242,30 @@ def test_honest_audits_accept_under_abuse_and_memory_stays_bounded(tmp_path: Pat
     assert peak[0] - baseline < PEAK_BOUND_MB, (baseline, peak[0])
     assert settled < baseline + SETTLE_BOUND_MB
     assert time.monotonic() - started < TEST_BOUND_S
+
+
+#: A cancelled 1,000,000-point Challenge may leave at most this much RSS behind (MB); before
+#: issue 11 it pinned ~266 MB (the whole weight matrix of the plan) until the Prover stopped.
+CANCELLED_BOUND_MB = 60.0
+
+
+def test_a_cancelled_million_point_challenge_pins_no_memory(tmp_path: Path) -> None:
+    toml = ROOT / "tests" / "adversarial" / "logreg_small.toml"
+    task = load_task(toml)
+    make_scores(task, tmp_path / "scores.npz")
+    args = ["--task", str(toml), "--scores", str(tmp_path / "scores.npz"), "--host", "[::]"]
+    with serve(args, tmp_path / "serve.log") as served:
+        with grpc.insecure_channel(f"[::1]:{served.port}") as channel:
+            stub = pb_grpc.ProverStub(channel)
+            commit(stub, task.digest)
+            baseline = rss_mb(served.proc.pid)
+            sid = commit(stub, task.digest).header.session_id
+            call = stub.Challenge(challenge_request(sid, nodes=[0.0], pairs=[500_000]), timeout=120)
+            first = next(call)
+            call.cancel()
+            assert first.batch.first_point == 0
+            after = rss_mb(served.proc.pid)
+            request = pb.CloseRequest(session_id=sid, session_token=TOKENS[sid])
+            stub.Close(request, timeout=10)
+        print(f"\ncancelled 1M-point challenge: RSS {baseline:.0f} -> {after:.0f} MB")
+        assert after - baseline < CANCELLED_BOUND_MB
