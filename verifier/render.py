@@ -16,7 +16,7 @@ from typing import Any
 
 from protocol.report import AuditReport
 
-__all__ = ["render_html", "render_text"]
+__all__ = ["render_html", "render_text", "verdict_sentence"]
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -31,14 +31,27 @@ def _fmt(x: Any) -> str:
     return str(x)
 
 
+def _num(x: Any) -> str:
+    """A number for reading: 4 significant digits, integers with thousands separators."""
+    if isinstance(x, bool) or x is None:
+        return str(x)
+    if isinstance(x, int):
+        return f"{x:,d}"
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
 def _outputs(report: AuditReport) -> list[dict[str, Any]]:
+    """Per-output rows; intervals of err (>= 0) are clipped at 0 for display."""
     rows = []
     for o in report.outputs or ():
+        low = _get(o, "interval_low")
         rows.append(
             {
                 "output": _get(o, "output"),
                 "estimate": _get(o, "estimate"),
-                "low": _get(o, "interval_low"),
+                "low": max(0.0, low) if low is not None else None,
                 "high": _get(o, "interval_high"),
                 "certified": _get(o, "certified_upper"),
                 "accept": _get(o, "accept"),
@@ -47,12 +60,38 @@ def _outputs(report: AuditReport) -> list[dict[str, Any]]:
     return rows
 
 
+def verdict_sentence(report: AuditReport) -> str:
+    """One sentence: what this verdict certifies (ACCEPT) or that nothing is (ABORT)."""
+    plan = report.plan or {}
+    if report.decision != "accept":
+        return (
+            "The scores are not certified: the audit ended without a certificate "
+            "for the reason below."
+        )
+    basis = (
+        "under the paper's range-based guarantee"
+        if report.planning == "rigorous"
+        else "under the practical-mode assumptions listed under 'soundness'"
+    )
+    delta = _get(plan, "delta")
+    confidence = (
+        f"with probability >= {1 - delta:.4g}" if delta is not None else "with high probability"
+    )
+    return (
+        f"ACCEPT certifies that, {confidence} over the Verifier's own randomness, the "
+        f"committed scores' err (mean squared error beyond the best linear datamodel) is "
+        f"below epsilon = {_num(_get(plan, 'epsilon'))} on each of the "
+        f"{_get(plan, 'n_outputs', len(report.outputs))} outputs, at most "
+        f"{_num(report.certified_upper_bound)} (the certified upper bound), {basis}."
+    )
+
+
 def render_text(report: AuditReport) -> str:
-    """A readable verdict with the key numbers."""
+    """A readable verdict with the key numbers (rounded; the report holds them exactly)."""
     plan = report.plan or {}
     eps = _get(plan, "epsilon")
     verdict = "ACCEPT" if report.decision == "accept" else "ABORT"
-    lines = [f"verdict: {verdict}"]
+    lines = [f"verdict: {verdict}", "  " + verdict_sentence(report)]
     if report.reason:
         lines.append(f"reason:  {report.reason}")
     lines.append(f"mode: {report.mode}  planning: {report.planning}")
@@ -60,29 +99,40 @@ def render_text(report: AuditReport) -> str:
     if report.attribution_digest:
         lines.append(f"attribution digest: {report.attribution_digest}")
     if eps is not None:
-        rel = report.epsilon_relative
-        rel_text = f" ({rel:.3g} x Var(f), Verifier's own runs)" if rel else ""
-        lines.append(f"epsilon: {_fmt(eps)}{rel_text}  delta: {_fmt(_get(plan, 'delta'))}")
+        rel, var = report.epsilon_relative, report.variance_verified
+        rel_text = f" ({rel:.4g} x Var(f) = {var:.4g}, Verifier's own runs)" if rel and var else ""
+        lines.append(f"epsilon: {_num(eps)}{rel_text}  delta: {_num(_get(plan, 'delta'))}")
     if report.certified_upper_bound is not None:
         lines.append(
-            f"certified upper bound on err (all outputs): {_fmt(report.certified_upper_bound)}"
+            f"certified upper bound on err (all outputs): {_num(report.certified_upper_bound)}"
         )
     rows = _outputs(report)
     if rows:
-        lines.append("  output   err_hat        interval                       certified")
+        lines.append("  output    err_hat   interval (err >= 0)      certified")
         for r in rows:
             mark = "ok " if r["accept"] else "BAD"
+            interval = f"[{_num(r['low'])}, {_num(r['high'])}]"
             lines.append(
-                f"  {mark} {r['output']:>3}  {_fmt(r['estimate']):>12}  "
-                f"[{_fmt(r['low'])}, {_fmt(r['high'])}]".ljust(60)
-                + f"{_fmt(r['certified'])}"
+                f"  {mark} {r['output']:>3}  {_num(r['estimate']):>9}   {interval:<22} "
+                f"{_num(r['certified']):>9}"
             )
     costs = report.costs or {}
     if costs:
-        lines.append(
-            "costs: "
-            + ", ".join(f"{k.replace('_', ' ')} {_fmt(v)}" for k, v in sorted(costs.items()))
-        )
+        order = [
+            ("verifier_retrainings", "Verifier retrainings (pilot included)"),
+            ("prover_evaluations", "Prover evaluations"),
+            ("spot_checks", "spot checks"),
+            ("bytes_received", "bytes received"),
+        ]
+        parts = [f"{label} {_num(costs[k])}" for k, label in order if k in costs]
+        if "wall_seconds" in costs:
+            parts.append(f"wall {float(costs['wall_seconds']):.1f} s")
+        parts += [
+            f"{k.replace('_', ' ')} {_num(v)}"
+            for k, v in sorted(costs.items())
+            if k not in dict(order) and k != "wall_seconds"
+        ]
+        lines.append("costs: " + ", ".join(parts))
     if report.merkle_root:
         lines.append(f"merkle root: {report.merkle_root}")
     lines.append(f"soundness: {report.soundness_basis}")
@@ -223,6 +273,7 @@ def render_html(
         "<body>"
         + _signature_banner(signature)
         + f"<h1>pacda audit: <span style='color:{colour}'>{verdict}</span></h1>"
+        f"<p><b>{html.escape(verdict_sentence(report))}</b></p>"
         f"<p>{html.escape(report.reason)}</p>"
         "<h2>Estimates per output</h2>"
         + estimates_svg(_outputs(report), eps)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protocol.signing import write_keypair
+from protocol.report import verify_report
+from protocol.signing import load_public_key, write_keypair
 from tests.integration.test_audit_real import SYNTHETIC, write_scores
 
 BIN = Path(sys.executable).parent
@@ -105,3 +107,24 @@ def test_show_exit_codes_and_signature_banner(tmp_path: Path, home: Path) -> Non
                      home=home)  # fmt: skip
     assert wrong.returncode == 1 and wrong.stdout.startswith("INVALID:"), wrong.stdout
     assert "verdict" not in wrong.stdout and not (tmp_path / "w.html").exists()
+
+
+def test_show_is_readable(tmp_path: Path, home: Path) -> None:
+    """What ACCEPT certifies in one sentence, err intervals clipped at 0, rounded numbers."""
+    key, pub = write_keypair(tmp_path / "v")
+    report = tmp_path / "accept.json"
+    done = certify(write_scores(tmp_path / "s.npz", 1.0), home, "--key", key, "--report", report)
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = verifier("show", report, "--public-key", pub, home=home)
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout
+    assert "ACCEPT certifies that, with probability >= 0.95 over the Verifier's own " in out
+    assert "is below epsilon = 0.3 on each of the 2 outputs" in out
+    lows = [float(m) for m in re.findall(r"\[(-?[0-9.e+-]+), ", out)]
+    assert len(lows) == 2 and all(low >= 0 for low in lows), out
+    costs = next(line for line in out.splitlines() if line.startswith("costs: "))
+    signed = verify_report(report.read_bytes(), load_public_key(pub))
+    n = signed.costs["verifier_retrainings"]
+    assert n > 200 and f"Verifier retrainings (pilot included) {n:,d}, " in costs, costs
+    numbers = re.findall(r"\d+\.\d+", out.split("soundness:")[0].split("merkle root:")[0])
+    assert all(len(n.lstrip("0.").replace(".", "")) <= 4 for n in numbers), numbers
