@@ -3,8 +3,8 @@
 The real ``pacda-verifier audit`` process talks to a real gRPC Prover in this
 process.  Two ways of not opening, both after the Merkle root was signed:
 
-* :class:`~prover.adversaries.refuse_open.RefuseOpenPolicy` lies on 20% of the
-  results and answers every ``Open`` with an error status;
+* :class:`~prover.adversaries.refuse_open.RefuseOpenPolicy` shifts 20% of the
+  results by 1e-3 (beyond tau) and answers every ``Open`` with an error status;
 * an honest Prover behind a TCP relay that cuts every connection, and stops
   listening, the moment the first ``Open`` reaches the Prover (a disconnect).
 
@@ -149,7 +149,7 @@ def audit_cli(address: str, tmp: Path) -> tuple[subprocess.CompletedProcess[str]
 
 
 def test_refusal_after_the_root_is_an_abort_with_evidence(task: Task, tmp_path: Path) -> None:
-    policy = RefuseOpenPolicy(0.2, bound=task.bound, rng=np.random.default_rng(7))
+    policy = RefuseOpenPolicy(0.2, shift=1e-3, rng=np.random.default_rng(7))
     server = serve(task, policy)
     try:
         done, report = audit_cli(f"127.0.0.1:{server.port}", tmp_path)
