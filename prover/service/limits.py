@@ -44,7 +44,7 @@ class ServiceLimits:
     max_points: int = 4_000_000
     max_open: int = 4096
     max_sessions: int = 1024
-    max_sessions_per_client: int = 16
+    max_sessions_per_client: int = 64
     session_idle_s: float = 600.0
     session_lifetime_s: float = 14_400.0
     max_memory_bytes: int = 1 << 30
