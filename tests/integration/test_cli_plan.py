@@ -247,3 +247,19 @@ def test_epsilon_options_are_exclusive_and_need_a_pilot(
         assert code == 2
         assert "epsilon_relative needs the Verifier's pilot" in capsys.readouterr().err
     assert not report.exists()
+
+
+def test_plan_only_writes_nothing_and_needs_no_report(
+    served: Served, key: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["audit", "--prover", served.address, "--task", str(SYNTHETIC), "--delta", "0.05",
+            "--epsilon", "0.3", "--key", str(key), "--quiet"]  # fmt: skip
+    assert main([*base, "--plan-only"]) == 0
+    assert "pilot 200 (done)" in capsys.readouterr().out
+    existing = tmp_path / "r.json"
+    existing.write_text("keep me")
+    assert main([*base, "--plan-only", "--report", str(existing)]) == 0
+    assert existing.read_text() == "keep me"
+    capsys.readouterr()
+    assert main(base) == 2
+    assert "--report is required (except with --plan-only)" in capsys.readouterr().err

@@ -76,9 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--report",
-        required=True,
         type=Path,
-        help="where to write the signed report (and REPORT.details.json beside it)",
+        default=None,
+        help="where to write the signed report (and REPORT.details.json beside it); "
+        "required unless --plan-only",
     )
     parser.add_argument(
         "--force", action="store_true", help="replace an existing --report (default: refuse)"
@@ -113,6 +114,7 @@ def check_address(address: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from protocol.errors import InvalidArgument
     from prover.tasks.registry import load_task
     from verifier.cli import EXIT_ABORT, EXIT_OK, EXIT_TRANSPORT, EXIT_USAGE
     from verifier.cli.progress import ProgressDisplay
@@ -121,8 +123,12 @@ def run(args: argparse.Namespace) -> int:
     from verifier.preview import PlanDeclined
     from verifier.render import render_text
 
-    check_output(args.report, force=args.force, what="--report")
-    check_output(details_path(args.report), force=args.force, what="--report's details")
+    if args.report is None:
+        if not args.plan_only:
+            raise InvalidArgument("--report is required (except with --plan-only)")
+    elif not args.plan_only:  # --plan-only writes nothing
+        check_output(args.report, force=args.force, what="--report")
+        check_output(details_path(args.report), force=args.force, what="--report's details")
     check_address(args.prover)
     config = AuditConfig(
         **epsilon_options(args),
@@ -152,6 +158,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"pacda-verifier audit: error: {stop}", file=sys.stderr)
         return EXIT_USAGE
     display.close()
+    if args.plan_only:  # the audit ended before its plan (e.g. the pilot rejected the scores)
+        print(render_text(result.report))
+        print("--plan-only: the audit ended before a plan; no report written")
+        return EXIT_TRANSPORT if result.transport_failure else EXIT_ABORT
     atomic_write(args.report, result.document)
     atomic_write(details_path(args.report), details_document(result))
     print(render_text(result.report))

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from verifier.preview import PlanDeclined
     from verifier.render import render_text
 
-    if args.report is not None:
+    if args.report is not None and not args.plan_only:  # --plan-only writes nothing
         check_output(args.report, force=args.force, what="--report")
     check_scores_file(args.scores)
     task = load_task(args.task)
@@ -102,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     display.close()
     print(render_text(result.report))
+    if args.plan_only:  # the audit ended before its plan (e.g. the pilot rejected the scores)
+        print("--plan-only: the audit ended before a plan; no report written")
+        return EXIT_ABORT
     if args.report is not None:
         atomic_write(args.report, result.document)
         print(f"report written to {args.report}")
