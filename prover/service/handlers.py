@@ -258,9 +258,11 @@ class ProverHandlers:
         different seed or plan is refused.
 
         Raises:
-            UnknownSession: no such session.
+            UnknownSession: no such session (``SessionExpired``: it was freed while
+                the stream ran).
             InvalidArgument: a malformed plan (:func:`plan_from_request`).
             SessionStateError: no completed commitment, or a replayed session.
+            ServerBusy: the memory budget cannot hold the challenge's results.
         """
         session = self.sessions.get(request.session_id)
         plan = plan_from_request(request, task_p=self.task_p, max_points=self.limits.max_points)
@@ -331,8 +333,13 @@ class ProverHandlers:
         """Build, sign and freeze the root once; later calls return the same root."""
         self._ensure_all(session, results)
         with session.lock:
+            if results.root is not None:
+                return results.root
+        # Every point is done, so the results no longer change: hash them without the
+        # session's lock (a million leaves take seconds; housekeeping must not wait).
+        tree = results.build_tree()
+        with session.lock:
             if results.root is None:
-                tree = results.build_tree()
                 signature = self.signer.sign(
                     root_statement(
                         session_id=session.session_id,
