@@ -118,13 +118,17 @@ def test_lifetime_frees_a_session_that_keeps_busy(tmp_path: Path) -> None:
         sid = commit(stub, DIGEST).header.session_id
         seed = _seed("lifetime")
         challenge(stub, challenge_request(sid, seed))
-        while True:  # resuming keeps the session active; its lifetime still ends it
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # resuming keeps it active; its lifetime ends it
             try:
                 challenge(stub, challenge_request(sid, seed, start_point=20))
             except grpc.RpcError as err:
                 assert err.code() == grpc.StatusCode.NOT_FOUND
                 break
+        else:
+            raise AssertionError("the session outlived its lifetime by 19 s")
         assert len(server.handlers.sessions) == 0
+        assert server.handlers.sessions.n_expired == 1
 
 
 def test_per_client_cap_and_total_cap(tmp_path: Path) -> None:
