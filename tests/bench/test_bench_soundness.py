@@ -37,7 +37,9 @@ practical planning, estimator ``auto`` = ``lp``, the clipped direct gap):
    the audit: "caught"), :func:`verifier.core.verified_residuals` (pilot and
    spot checks), :func:`verifier.core.decide_committed_audit`, and after a
    first-stage rejection the second stage (:func:`verifier.core.plan_escalation`,
-   more spot checks, the decision again; column ``esc`` counts those audits).
+   more spot checks, the decision again; column ``esc`` counts those audits;
+   column ``early`` counts the audits rejected before any spot check because
+   no outcome of them could accept, :func:`protocol.decision.hopeless_output`).
 
 Tasks (exact err, :mod:`protocol.synthetic`): ``p0.5`` is the acceptance
 bench's task (N = 8, B_1 = 0.8, one degree-2 term of weight 0.2, seed noise
@@ -206,6 +208,7 @@ class Outcome:
     certified_upper: float  # max over outputs (nan when no decision)
     completeness_radius: float  # of the plan (nan without one)
     escalated: bool = False  # the decision is the second stage's
+    early: bool = False  # rejected before any spot check (no outcome of them could accept)
     accept_uncaught: bool | None = None  # MULT = 1: the decision with the spot checks ignored
     terms: tuple[float, ...] | None = None  # honest runs: certified_terms of the worst output
 
@@ -403,11 +406,12 @@ def audit_once(
             verifier_retrainings=pilot_n + check.retrained,
             accept_uncaught=False if mult == 1 else None,
         )
-    drawn = np.concatenate([s.indices for s in check.stages])
+    early = not check.stages  # rejected before any spot check (verifier.core)
+    drawn = np.concatenate([s.indices for s in check.stages]) if check.stages else np.zeros(0)
     assert check.caught == bool(np.isin(lies, drawn).any())
     upper, z = _upper(decision)
     terms = None
-    if mult == 0:
+    if mult == 0 and not early:
         verified = verified_residuals(
             com,
             pairs,
@@ -434,7 +438,8 @@ def audit_once(
         caught=check.caught,
         verifier_retrainings=pilot_n + check.retrained,
         certified_upper=upper if not check.caught else float("nan"),
-        escalated=bool(notes),
+        escalated=bool(notes) and not early,
+        early=early,
         accept_uncaught=decision.accept if mult == 1 else None,
         terms=terms,
     )
@@ -493,6 +498,7 @@ class Row:
     pilot_rejected: int
     no_plan: int
     escalated: int  # audits decided by the second stage
+    rejected_early: int  # audits rejected before any spot check (verifier.core: cheap rejection)
     bound_rate: float  # the asserted limit
     holds: bool  # the rate and, where measured, the uncaught rate are within their limits
     uncaught_accepted: int  # MULT = 1 soundness rows; -1 where not measured
@@ -545,6 +551,7 @@ def tabulate(point: Point, epsilon: float, outs: list[Outcome]) -> Row:
         pilot_rejected=pilot,
         no_plan=none,
         escalated=sum(o.escalated for o in outs),
+        rejected_early=sum(o.early for o in outs),
         bound_rate=limit,
         holds=holds,
         uncaught_accepted=ku,
@@ -654,7 +661,8 @@ def test_soundness_and_completeness() -> None:
     header = (
         f"{'claim':<12} {'task':<10} {'p':>4} {'err/eps':>7} {'MULT':>4} {'runs':>4} "
         f"{'acc':>4} {'rate':>6} {'limit':>6} {'caught':>6} {'rej.stat':>8} {'pilot':>5} "
-        f"{'noplan':>6} {'esc':>4} {'uncaught':>8} {'V retrain':>9} {'P evals':>9} {'spots':>7} "
+        f"{'noplan':>6} {'esc':>4} {'early':>5} {'uncaught':>8} {'V retrain':>9} "
+        f"{'P evals':>9} {'spots':>7} "
         f"{'tol':>5} {'lies':>6} "
         f"{'U/eps':>6} {'r/eps':>6}"
     )
@@ -664,7 +672,8 @@ def test_soundness_and_completeness() -> None:
             f"{r.claim:<12} {r.task:<10} {r.p:>4} {r.err_over_eps:>7.3f} {r.mult:>4g} "
             f"{r.runs:>4} {r.accepted:>4} {r.accept_rate:>6.3f} {r.bound_rate:>6.3f} "
             f"{r.caught:>6} {r.rejected_statistic:>8} {r.pilot_rejected:>5} {r.no_plan:>6} "
-            f"{r.escalated:>4} {_rate(r.uncaught_rate):>8} {r.mean_verifier_retrainings:>9,.0f} "
+            f"{r.escalated:>4} {r.rejected_early:>5} {_rate(r.uncaught_rate):>8} "
+            f"{r.mean_verifier_retrainings:>9,.0f} "
             f"{r.mean_prover_evaluations:>9,.0f} "
             f"{r.mean_spot_checks:>7,.0f} {r.mean_tolerated:>5.1f} {r.mean_lies:>6.1f} "
             f"{r.mean_certified_upper_over_eps:>6.3f} {r.mean_radius_over_eps:>6.3f}"
