@@ -52,6 +52,7 @@ __all__ = [
     "CLIP_MULTIPLES",
     "ESCALATION_MULTIPLES",
     "FIRST_STAGE_SHARE",
+    "LATER_STAGES",
     "chi2_tail_mean",
     "clip_bias",
     "clipped_products",
@@ -61,7 +62,7 @@ __all__ = [
     "node_second_moment_bound",
     "observed_variance_sum",
     "planned_variance_sum",
-    "second_stage_deltas",
+    "stage_deltas",
     "tail_mean_upper",
     "tail_upper",
     "variance_sum",
@@ -75,17 +76,27 @@ CLIP_MULTIPLES = (6.0, 8.0, 10.0, 12.0, 15.0, 20.0, 25.0, 30.0, 40.0, 60.0, 80.0
 ESCALATION_MULTIPLES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 #: Share of each failure probability (spot checks, sampling, tail) kept by the first stage.
 FIRST_STAGE_SHARE = 0.9
+#: Stages that may follow a first-stage rejection, sharing the rest equally.
+LATER_STAGES = 2
 
 
-def second_stage_deltas(spot: float, sampling: float, tail: float) -> tuple[float, float, float]:
-    """Failure probabilities of the second stage from the first stage's.
+def stage_deltas(
+    spot: float, sampling: float, tail: float, stage: int
+) -> tuple[float, float, float]:
+    """Failure probabilities of ``stage`` (1, 2, ...) from the first stage's.
 
-    The first stage holds :data:`FIRST_STAGE_SHARE` of each budget; the second
-    the rest — spot checks as one event (the first ``K(|L|)`` draws missing the
-    lies, whatever clip level is chosen), sampling and tail split over the
-    :data:`ESCALATION_MULTIPLES` it may choose among after seeing the data.
+    The first stage holds :data:`FIRST_STAGE_SHARE` of each budget; each of the
+    :data:`LATER_STAGES` later stages an equal part of the rest — spot checks as
+    one event per stage (the first ``K_s(|L|)`` draws of the Verifier's random
+    order missing the lies, whatever clip level and however many draws the
+    data led to), sampling and tail split over the :data:`ESCALATION_MULTIPLES`
+    a stage may choose among after seeing the data.
     """
-    rest = (1.0 - FIRST_STAGE_SHARE) / FIRST_STAGE_SHARE
+    if stage == 1:
+        return spot, sampling, tail
+    if not 2 <= stage <= 1 + LATER_STAGES:
+        raise InvalidArgument(f"stage must be 1 .. {1 + LATER_STAGES}, got {stage}")
+    rest = (1.0 - FIRST_STAGE_SHARE) / FIRST_STAGE_SHARE / LATER_STAGES
     g = len(ESCALATION_MULTIPLES)
     return spot * rest, sampling * rest / g, tail * rest / g
 

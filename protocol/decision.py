@@ -32,6 +32,7 @@ from protocol.decision_clipped import (
     Escalation,
     clipped_verdict,
     escalation,
+    first_stage,
     hopeless_output,
     verified_matrix,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "decide_committed",
     "decide_paper",
     "escalation",
+    "first_stage",
     "hopeless_output",
 ]
 
@@ -148,7 +150,9 @@ def decide_committed(
             clipped_verdict(plan, z, f1[:, z] - g1[:, z], f2[:, z] - g2[:, z], verified, escalated)
             for z in range(Z)
         ]
-        return Decision(all(v.accept for v in verdicts_c), plan.threshold, tuple(verdicts_c))
+        return Decision(
+            all(v.accept for v in verdicts_c), plan.threshold, tuple(verdicts_c), escalated
+        )
     node = plan.node_of_pair()
     verdicts = []
     for z in range(Z):

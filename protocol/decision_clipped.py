@@ -12,7 +12,14 @@ from protocol import clipped_gap as cg
 from protocol.plan import Plan
 from protocol.verdict import OutputDecision, as_matrix, check_outputs
 
-__all__ = ["Escalation", "clipped_verdict", "escalation", "hopeless_output", "verified_matrix"]
+__all__ = [
+    "Escalation",
+    "clipped_verdict",
+    "escalation",
+    "first_stage",
+    "hopeless_output",
+    "verified_matrix",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -23,17 +30,26 @@ ROBUST_COST = 2.0
 
 @dataclass(frozen=True)
 class Escalation:
-    """A second stage of spot checks at a higher clip level (clipped-gap plans).
+    """A stage of spot checks sized after the Prover's results (clipped-gap plans).
 
     Attributes:
         multiple: the clip levels are ``multiple * plan.clip_levels``.
-        tolerated: corrupted pairs the enlarged spot check tolerates.
-        spot_checks: total spot checks (first stage included) it needs.
+        tolerated: corrupted pairs its spot checks tolerate.
+        spot_checks: total spot checks (earlier stages included) it needs.
+        stage: 1 for the first stage sized from the data (:func:`first_stage`;
+            the plan's failure probabilities), 2, 3, ... for a later stage
+            after a rejection (:func:`escalation`; each its own,
+            :func:`protocol.clipped_gap.stage_deltas`).
     """
 
     multiple: float
     tolerated: int
     spot_checks: int
+    stage: int = 2
+
+    def deltas(self, plan: Plan) -> tuple[float, float, float]:
+        """This stage's failure probabilities: spot checks, sampling, tail."""
+        return cg.stage_deltas(plan.delta_spot, plan.delta_sampling, plan.delta_tail, self.stage)
 
 
 @dataclass(frozen=True)
@@ -100,7 +116,7 @@ def clipped_verdict(
     d_sampling, d_tail = plan.delta_sampling, plan.delta_tail
     if escalation is not None:
         multiple, tolerated = escalation.multiple, escalation.tolerated
-        _, d_sampling, d_tail = cg.second_stage_deltas(plan.delta_spot, d_sampling, d_tail)
+        _, d_sampling, d_tail = escalation.deltas(plan)
     t = _clipped_terms(plan, z, q1, q2, verified, multiple, d_sampling, d_tail)
     corruption = tolerated * t.leverage
     upper = (
@@ -137,25 +153,30 @@ def escalation(
     second_predictions: FloatArray,
     verified_residuals: FloatArray | None,
     max_spot_checks: float = math.inf,
+    stage: int = 2,
 ) -> Escalation | None:
-    """The cheapest second stage under which every output could still be accepted.
+    """A later stage (``stage`` 2, 3, ...) under which every output could still be accepted.
 
     For each clip multiple g of :data:`protocol.clipped_gap.ESCALATION_MULTIPLES`
     every output's margin ``epsilon - (err_hat + dev + 2 clip_bias + tolerance +
-    bias_down)`` at the second stage's failure probabilities must be positive
-    (the clipping term counted twice: the second stage's own spot checks
-    re-estimate the tail, and a heavy tail seen once is likely seen again);
-    it buys ``m*_g = min_z floor(margin_z / Lambda_z)`` tolerated corruptions,
-    which take ``k = ceil(2n ln(1/delta_spot2) / (m*_g + 1))`` spot checks in all.
+    bias_down)`` at the stage's failure probabilities must be positive (the
+    clipping term counted twice: the stage's own spot checks re-estimate the
+    tail, and a heavy tail seen once is likely seen again); it buys
+    ``m*_g = min_z floor(margin_z / Lambda_z)`` tolerated corruptions, which
+    take ``k = ceil(2n ln(1/delta_spot_s) / (m*_g + 1))`` spot checks in all.
     Among those it takes the highest clip that costs at most
     :data:`ROBUST_COST` times the cheapest and at most ``max_spot_checks``
-    (a first stage fails on a heavy tail, and the second stage's larger
-    sample sees more of it: a higher clip is what keeps it from failing
-    again); the cheapest multiple if none qualifies.  Soundness does not depend on the choice:
-    the spot checks fail only if the first ``2n ln(1/delta_spot2) / |L|``
-    draws miss all |L| lies (one event, whatever g), and sampling and tail are
-    split over the multiples.  ``None`` when no multiple leaves every margin
-    positive.
+    (the cheapest if none qualifies), raised to the lowest clip above every
+    verified ``q^2`` when that fits within ``max_spot_checks``: an earlier
+    stage fails on a heavy tail, and a larger sample sees more of it, so a
+    clip the tail already crosses would likely fail again.
+
+    Soundness does not depend on the choice: the stage's spot checks fail only
+    if the first ``2n ln(1/delta_spot_s) / |L|`` draws of the Verifier's random
+    order miss all |L| lies (one event per stage, whatever g and however the
+    data chose the number of draws), and sampling and tail are split over the
+    multiples and the stages (:func:`protocol.clipped_gap.stage_deltas`).
+    ``None`` when no multiple leaves every margin positive.
     """
     if plan.clip_levels is None:
         return None
@@ -165,8 +186,8 @@ def escalation(
     g1 = as_matrix("first_predictions", first_predictions, n, Z)
     g2 = as_matrix("second_predictions", second_predictions, n, Z)
     verified = verified_matrix(verified_residuals, Z)
-    d_spot, d_sampling, d_tail = cg.second_stage_deltas(
-        plan.delta_spot, plan.delta_sampling, plan.delta_tail
+    d_spot, d_sampling, d_tail = cg.stage_deltas(
+        plan.delta_spot, plan.delta_sampling, plan.delta_tail, stage
     )
     eps, fixed = plan.request.epsilon, plan.tolerance_slack + abs(plan.bias_lower)
     options: list[Escalation] = []
@@ -184,13 +205,26 @@ def escalation(
         m = int(tolerated)
         n_points = 2 * n
         k = min(n_points, math.ceil(n_points * math.log(1.0 / d_spot) / (m + 1)))
-        options.append(Escalation(multiple=g, tolerated=m, spot_checks=k))
+        options.append(Escalation(multiple=g, tolerated=m, spot_checks=k, stage=stage))
     if not options:
         return None
     cheapest = min(options, key=lambda e: e.spot_checks)
     limit = min(max_spot_checks, ROBUST_COST * cheapest.spot_checks)
     affordable = [e for e in options if e.spot_checks <= limit]
-    return max(affordable, key=lambda e: e.multiple) if affordable else cheapest
+    choice = max(affordable, key=lambda e: e.multiple) if affordable else cheapest
+    if verified is not None and verified.size:
+        # a tail already seen: clip above every verified q^2 if the cap allows
+        above = [
+            e
+            for e in options
+            if e.spot_checks <= max_spot_checks
+            and bool(np.all(e.multiple * np.asarray(plan.clip_levels) > (verified**2).max(axis=0)))
+        ]
+        if above:
+            lowest = min(above, key=lambda e: e.multiple)
+            if lowest.multiple > choice.multiple:
+                choice = lowest
+    return choice
 
 
 def verified_matrix(verified_residuals: FloatArray | None, n_outputs: int) -> FloatArray | None:
@@ -239,3 +273,48 @@ def hopeless_output(
         if lowest >= eps:
             return z
     return None
+
+
+def first_stage(
+    plan: Plan,
+    *,
+    first_outputs: FloatArray,
+    second_outputs: FloatArray,
+    first_predictions: FloatArray,
+    second_predictions: FloatArray,
+) -> Escalation:
+    """The first stage's spot checks, sized from the Prover's results (at most the plan's).
+
+    The plan buys enough spot checks for the worst honest case it must pass
+    (err at the completeness radius, the statistic at its upper deviation).
+    Once the results are in, the Verifier knows each output's actual margin
+    ``epsilon - (err_hat + dev + 2 clip_bias + tolerance + bias_down)`` at the
+    planned clip level (the clipping term counted twice: with fewer spot checks
+    its verified bound is wider); it tolerates ``m* = max(planned m*,
+    min_z floor(margin_z / Lambda_z))`` corrupted pairs and draws
+    ``k = min(planned k, ceil(2n ln(1/delta_spot) / (m* + 1)))``.
+
+    Soundness is unchanged: the results, and so ``m*``, are fixed before the
+    private spot-check indices are drawn, so if more than ``m*`` pairs are
+    corrupted the ``k`` uniform draws all miss them with probability at most
+    ``delta_spot``; otherwise corruption moves the statistic by at most
+    ``m* Lambda``, which the decision charges.  Honest results far inside
+    epsilon thus cost fewer spot checks than the plan's worst case.
+    """
+    assert plan.clip_levels is not None
+    n, Z = plan.n_pairs, plan.request.n_outputs
+    f1 = check_outputs("first_outputs", first_outputs, plan, n)
+    f2 = check_outputs("second_outputs", second_outputs, plan, n)
+    g1 = as_matrix("first_predictions", first_predictions, n, Z)
+    g2 = as_matrix("second_predictions", second_predictions, n, Z)
+    eps, fixed = plan.request.epsilon, plan.tolerance_slack + abs(plan.bias_lower)
+    tolerated = math.inf
+    for z in range(Z):
+        q1, q2 = f1[:, z] - g1[:, z], f2[:, z] - g2[:, z]
+        t = _clipped_terms(plan, z, q1, q2, None, 1.0, plan.delta_sampling, plan.delta_tail)
+        margin = eps - (t.value + t.deviation + 2.0 * t.clip_bias + fixed)
+        tolerated = min(tolerated, math.floor(margin / t.leverage) if margin > 0 else -1)
+    m = max(plan.tolerated_corruptions, int(tolerated))
+    n_points = 2 * n
+    k = min(n_points, math.ceil(n_points * math.log(1.0 / plan.delta_spot) / (m + 1)))
+    return Escalation(1.0, m, min(plan.spot_checks, k), stage=1)

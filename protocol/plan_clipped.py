@@ -28,10 +28,22 @@ spot checks must catch any Prover that corrupts more than
 
 The planner searches LP-optimal functionals (:mod:`protocol.lp_functional`:
 no downward bias, upward bias ``<= beta B_{>=3}``), clip multiples ``kappa``
-and pair counts n, and keeps the plan minimising ``k + prover_weight * 2 n``
-with ``2 n <= max_prover_evaluations``.  delta is split ``delta/2`` for the
-spot checks, ``delta / (4 Z)`` per output for the sampling deviation and as
-much for the tail estimate.
+and pair counts n, and keeps the plan minimising
+
+    k + prover_weight * (epsilon / max_z E[q_z^2]) * 2 n
+
+with ``2 n <= max_prover_evaluations``.  The factor ``epsilon / E[q^2]`` makes
+the trade scale-free: spot checks grow like ``E[q^2] / epsilon`` (the clip
+level over the corruption budget) and pairs like ``(E[q^2] / epsilon)^2`` (the
+variance of the products over the squared deviation), so with it the split
+of epsilon between the terms does not drift with epsilon, and the Verifier's
+retrainings grow like ``1 / epsilon`` (times the slow growth of the clip level
+a smaller epsilon needs) while the Prover's evaluations grow like
+``1 / epsilon^2``.  A fixed weight would instead hand ever more of a small
+epsilon to sampling and make the Verifier pay ever more per halving.
+
+delta is split ``delta/2`` for the spot checks, ``delta / (4 Z)`` per output
+for the sampling deviation and as much for the tail estimate.
 """
 
 from __future__ import annotations
@@ -136,6 +148,7 @@ class _Search:
         self.shift = 2.0 * (r.bound + r.g_bound) * tau + tau * tau
         self.max_pairs = r.max_prover_evaluations // 2
         self.inflation = r.moment_inflation
+        self.evaluation_weight = r.prover_weight * r.epsilon / float(self.m2.max())
 
     def tails_at(self, verified_runs: int) -> tuple[float, ...]:
         """The tail the decision will charge at each clip multiple with this many verified runs.
@@ -174,7 +187,7 @@ class _Search:
         lev = cg.leverage(f.weights, counts, clips)
         tolerated = int(np.floor(corruption / lev).min())
         k = min(n_points, math.ceil(n_points * math.log(1.0 / self.delta_spot) / (tolerated + 1)))
-        cost = k + r.prover_weight * n_points
+        cost = k + self.evaluation_weight * n_points
         return _Sized(
             cost, f, kappa, counts, tolerated, k, dev, beta, corruption, dev_honest, shift
         )

@@ -74,7 +74,8 @@ class PlanRequest:
             upward bias (soundness does not depend on it).
         max_prover_evaluations: ``lp`` planning: cap on ``2 * n_pairs``.
         prover_weight: ``lp`` planning: the planner minimises ``Verifier
-            retrainings + prover_weight * Prover evaluations`` under the cap.
+            retrainings + prover_weight * (epsilon / max_z E[q_z^2]) * Prover
+            evaluations`` under the cap (scale-free: :mod:`protocol.plan_clipped`).
     """
 
     epsilon: float
@@ -97,7 +98,7 @@ class PlanRequest:
     completeness_radius: float | None = None
     tail_fraction: float = 0.1
     max_prover_evaluations: int = 20_000_000
-    prover_weight: float = 0.025
+    prover_weight: float = 0.05
     moment_inflation: float = 1.5
 
     def __post_init__(self) -> None:

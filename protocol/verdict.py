@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from protocol.errors import InvalidArgument, VerificationError
 from protocol.plan import Plan
+
+if TYPE_CHECKING:
+    from protocol.decision_clipped import Escalation
 
 __all__ = ["Decision", "OutputDecision", "as_matrix", "check_outputs"]
 
@@ -42,11 +46,17 @@ class OutputDecision:
 
 @dataclass(frozen=True)
 class Decision:
-    """All outputs' verdicts; ``accept`` iff every output accepts."""
+    """All outputs' verdicts; ``accept`` iff every output accepts.
+
+    ``stage``: clipped-gap plans, the stage of spot checks the verdict was
+    reached at (its clip multiple, tolerated corruptions and failure
+    probabilities); ``None`` for the plan's own first stage.
+    """
 
     accept: bool
     threshold: float
     outputs: tuple[OutputDecision, ...]
+    stage: Escalation | None = None
 
     @property
     def reason(self) -> str:

@@ -35,7 +35,8 @@ class AuditConfig:
         tail_fraction: ``lp`` plans, completeness sizing only: assume
             ``B_{>=3}(q) <= tail_fraction * E[q^2]``.
         prover_weight: ``lp`` plans: the planner minimises ``Verifier retrainings
-            + prover_weight * Prover evaluations`` (under ``max_prover_evaluations``).
+            + prover_weight * (epsilon / max_z E[q_z^2]) * Prover evaluations``
+            (under ``max_prover_evaluations``).
         escalation_factor: ``lp`` plans: after a first-stage rejection the
             Verifier may draw a second stage of spot checks at a higher clip
             level, up to this many times the planned spot checks in all (1 or
@@ -70,7 +71,7 @@ class AuditConfig:
     estimator: str = "auto"
     completeness_radius: float | None = None
     tail_fraction: float = 0.1
-    prover_weight: float = 0.025
+    prover_weight: float = 0.05
     escalation_factor: float = 40.0
     variance: float | None = None
     pilot_trainings: int = 200

@@ -13,7 +13,9 @@ local mode :func:`verifier.local.certify_local`, the benchmarks under
 3. the challenge and the commitment checks (the caller's); clipped-gap plans
    then reject at once, without a spot check, when
    :func:`protocol.decision.hopeless_output` shows that no spot-check outcome
-   could accept (a cheap rejection of bad scores), else the spot checks;
+   could accept (a cheap rejection of bad scores), else the spot checks the
+   results call for (:func:`protocol.decision.first_stage`: at most the
+   plan's, fewer when the results sit well inside epsilon);
 4. :func:`verified_residuals` and :func:`decide_committed_audit` /
    :func:`decide_paper_audit` — the verdict (:mod:`protocol.decision`);
 5. clipped-gap plans, after a first-stage rejection: :func:`plan_escalation`
@@ -32,12 +34,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from protocol.clipped_gap import LATER_STAGES
 from protocol.decision import (
     Decision,
     Escalation,
     decide_committed,
     decide_paper,
     escalation,
+    first_stage,
     hopeless_output,
 )
 from protocol.errors import StatisticalRejection
@@ -192,12 +196,14 @@ def plan_escalation(
     pairs: ExpandedPairs,
     outputs: FloatArray,
     verified: FloatArray | None,
+    stage: int = 2,
 ) -> Escalation | None:
-    """A second stage of spot checks that could still accept, within the configured cap.
+    """A later stage of spot checks that could still accept, within the configured cap.
 
-    Clipped-gap plans only, after a first-stage rejection: the cheapest
-    :func:`protocol.decision.escalation` whose total spot checks stay within
-    ``config.escalation_factor * plan.spot_checks`` (``None`` otherwise).
+    Clipped-gap plans only, after a rejection by the stage before: the
+    :func:`protocol.decision.escalation` for ``stage`` whose total spot checks
+    stay within ``config.escalation_factor * plan.spot_checks`` (``None``
+    otherwise).
     """
     if plan.clip_levels is None or config.escalation_factor <= 1.0:
         return None
@@ -207,10 +213,11 @@ def plan_escalation(
         **_pair_arrays(commitment, pairs, outputs),
         verified_residuals=verified,
         max_spot_checks=cap,
+        stage=stage,
     )
     if esc is None or esc.spot_checks > cap:
         return None
-    return esc  # esc.spot_checks <= plan.spot_checks: the first-stage draws already suffice
+    return esc
 
 
 def merge_spot_checks(first: SpotCheckResult, second: SpotCheckResult) -> SpotCheckResult:
@@ -287,11 +294,16 @@ def spot_check_and_decide(
 ) -> tuple[Decision, SpotCheckResult]:
     """Committed mode after the signed root: spot checks, decision, and a second stage.
 
-    Draws ``plan.spot_checks`` indices from the Verifier's private ``rng``, has
-    ``check`` verify them (a disagreement raises and ends the audit), decides;
-    a clipped-gap plan rejected at the first stage may buy a second stage
-    (:func:`plan_escalation`), whose spot checks are checked and whose decision
-    is final.  Returns the decision and every spot check made.
+    Rejects at once when no spot-check outcome could accept
+    (:func:`protocol.decision.hopeless_output`); otherwise draws the spot checks
+    the results call for (:func:`protocol.decision.first_stage`, at most
+    ``plan.spot_checks``) from the Verifier's private ``rng``, has ``check``
+    verify them (a disagreement raises and ends the audit), decides;
+    a clipped-gap plan rejected at the first stage may buy up to
+    :data:`protocol.clipped_gap.LATER_STAGES` later stages
+    (:func:`plan_escalation`), each with more spot checks at a clip level
+    chosen from the data so far, until one accepts or none can.  Returns the
+    decision and every spot check made.
     """
 
     def verified(s: SpotCheckResult) -> FloatArray | None:
@@ -311,18 +323,32 @@ def spot_check_and_decide(
                 "checks could bring its certified bound below epsilon)"
             )
         return decision, none
-    spot = check(draw_spot_checks(rng, plan.prover_evaluations, plan.spot_checks))
-
-    decision = decide_committed_audit(plan, commitment, pairs, outputs, verified(spot))
+    stage = first_stage(plan, **_pair_arrays(commitment, pairs, outputs))
+    if note is not None and stage.spot_checks < plan.spot_checks:
+        note(
+            f"the results call for {stage.spot_checks:,d} of the planned {plan.spot_checks:,d} "
+            f"spot checks (tolerating {stage.tolerated:,d} corrupted pairs)"
+        )
+    spot = check(draw_spot_checks(rng, plan.prover_evaluations, stage.spot_checks))
+    decision = decide_committed_audit(plan, commitment, pairs, outputs, verified(spot), stage)
     if decision.accept:
         return decision, spot
-    esc = plan_escalation(config, plan, commitment, pairs, outputs, verified(spot))
-    if esc is None:
-        return decision, spot
-    if note is not None:
-        note(f"second stage: clip x{esc.multiple:g}, {esc.spot_checks:,d} spot checks in all")
-    k_more = esc.spot_checks - len(spot.indices)
-    if k_more > 0:
-        more = draw_more_spot_checks(rng, plan.prover_evaluations, spot.indices, k_more)
-        spot = merge_spot_checks(spot, check(more))
-    return decide_committed_audit(plan, commitment, pairs, outputs, verified(spot), esc), spot
+    for stage_number in range(2, 2 + LATER_STAGES):
+        esc = plan_escalation(
+            config, plan, commitment, pairs, outputs, verified(spot), stage_number
+        )
+        if esc is None:
+            return decision, spot
+        if note is not None:
+            note(
+                f"stage {stage_number}: clip x{esc.multiple:g}, "
+                f"{esc.spot_checks:,d} spot checks in all"
+            )
+        k_more = esc.spot_checks - len(spot.indices)
+        if k_more > 0:
+            more = draw_more_spot_checks(rng, plan.prover_evaluations, spot.indices, k_more)
+            spot = merge_spot_checks(spot, check(more))
+        decision = decide_committed_audit(plan, commitment, pairs, outputs, verified(spot), esc)
+        if decision.accept:
+            break
+    return decision, spot

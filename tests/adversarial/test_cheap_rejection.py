@@ -3,7 +3,7 @@
 Scores with exact err three times epsilon (synthetic task): the Verifier's
 certified bound cannot go below epsilon whatever its spot checks would show,
 so the audit aborts right after the Prover's signed root, having retrained
-only its pilot.  Scores just inside epsilon keep their spot checks.
+only its pilot.  Exact scores are still spot-checked.
 """
 
 from __future__ import annotations
@@ -33,9 +33,12 @@ def test_scores_far_beyond_epsilon_are_rejected_without_spot_checks(
     assert report.costs["prover_evaluations"] == result.plan.prover_evaluations
 
 
-def test_honest_scores_keep_their_spot_checks(synthetic: Task, synthetic_honest: Scores) -> None:
+def test_honest_scores_are_spot_checked_as_their_results_call_for(
+    synthetic: Task, synthetic_honest: Scores
+) -> None:
+    """Exact scores (err = 0): accepted, with spot checks, at most the planned number."""
     var = float(np.max(synthetic.function.variance()))  # type: ignore[attr-defined]
     result = audit(synthetic, SYNTHETIC_TOML, synthetic_honest, None, epsilon=0.2 * var)[0]
     assert result.report.decision == "accept", result.report.reason
     assert result.plan is not None
-    assert result.report.costs["spot_checks"] >= result.plan.spot_checks > 0
+    assert 0 < result.report.costs["spot_checks"] <= result.plan.spot_checks

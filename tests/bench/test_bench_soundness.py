@@ -113,7 +113,6 @@ from verifier.core import (
     check_pilot,
     pilot_from_runs,
     plan_audit,
-    plan_escalation,
     spot_check_and_decide,
     verified_residuals,
 )
@@ -258,7 +257,7 @@ def certified_terms(
     d_sampling, d_tail = plan.delta_sampling, plan.delta_tail
     if esc is not None:
         multiple, tolerated = esc.multiple, esc.tolerated
-        _, d_sampling, d_tail = cg.second_stage_deltas(plan.delta_spot, d_sampling, d_tail)
+        _, d_sampling, d_tail = esc.deltas(plan)
     clip, w = plan.clip_levels[z] * multiple, plan.functional.weights
     q1 = outputs[0::2, z] - com.predict(pairs.first)[:, z]
     q2 = outputs[1::2, z] - com.predict(pairs.second)[:, z]
@@ -419,17 +418,7 @@ def audit_once(
             spot_indices=drawn,
             spot_outputs=np.concatenate([s.own_outputs for s in check.stages]),
         )
-        esc = None
-        if notes:  # second stage: recover its Escalation as the core computed it
-            first = verified_residuals(
-                com,
-                pairs,
-                pilot=pilot,
-                spot_indices=check.stages[0].indices,
-                spot_outputs=check.stages[0].own_outputs,
-            )
-            esc = plan_escalation(cfg, plan, com, pairs, sent, first)
-        terms = certified_terms(plan, com, pairs, sent, verified, z, esc)
+        terms = certified_terms(plan, com, pairs, sent, verified, z, decision.stage)
         if not math.isclose(sum(terms[: len(TERMS)]), upper, rel_tol=1e-9, abs_tol=1e-12):
             raise AssertionError(f"certified terms {terms} do not add up to {upper}")
     return dataclasses.replace(
@@ -438,7 +427,7 @@ def audit_once(
         caught=check.caught,
         verifier_retrainings=pilot_n + check.retrained,
         certified_upper=upper if not check.caught else float("nan"),
-        escalated=bool(notes) and not early,
+        escalated=decision.stage is not None and decision.stage.stage >= 2,
         early=early,
         accept_uncaught=decision.accept if mult == 1 else None,
         terms=terms,

@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from protocol import clipped_gap as cg
-from protocol.decision import Escalation, decide_committed, escalation, hopeless_output
+from protocol.decision import (
+    Escalation,
+    decide_committed,
+    escalation,
+    first_stage,
+    hopeless_output,
+)
 from protocol.decision_clipped import ROBUST_COST
 from protocol.errors import InvalidArgument
 from protocol.fourier import cube_points, cube_probabilities
@@ -253,3 +259,32 @@ def test_hopeless_output_never_rejects_what_spot_checks_could_accept(err_over_ep
         assert hopeless is not None
     if err_over_eps == 0.0:
         assert hopeless is None and best_first.accept
+
+
+def test_first_stage_buys_fewer_spot_checks_for_results_well_inside_epsilon() -> None:
+    """Honest results far below the radius tolerate more corruption; worse ones the plan's."""
+    plan = make_plan(_request())
+    good = _honest(np.random.default_rng(12), plan.n_pairs, 4, 0.01)
+    kw = dict(zip(("first_outputs", "second_outputs", "first_predictions",
+                   "second_predictions"), good, strict=True))  # fmt: skip
+    stage = first_stage(plan, **kw)  # type: ignore[arg-type]
+    assert stage.stage == 1 and stage.multiple == 1.0
+    assert stage.tolerated > plan.tolerated_corruptions
+    assert stage.spot_checks < plan.spot_checks
+    n_points = plan.prover_evaluations
+    assert stage.spot_checks == math.ceil(
+        n_points * math.log(1 / plan.delta_spot) / (stage.tolerated + 1)
+    )
+    d = decide_committed(plan, escalated=stage, **kw)  # type: ignore[arg-type]
+    assert d.accept
+    # the certified bound charges the larger tolerated count: corruption m* Lambda
+    plain = decide_committed(plan, **kw)  # type: ignore[arg-type]
+    for o_stage, o_plan in zip(d.outputs, plain.outputs, strict=True):
+        assert o_stage.certified_upper > o_plan.certified_upper
+        assert o_stage.certified_upper < plan.request.epsilon
+    # results near epsilon: the plan's own count, never more than planned
+    shift = math.sqrt(0.8 * plan.request.epsilon)
+    near = {**kw, "first_outputs": good[0] + shift, "second_outputs": good[1] + shift}
+    worse = first_stage(plan, **near)  # type: ignore[arg-type]
+    assert worse.tolerated == plan.tolerated_corruptions
+    assert worse.spot_checks <= plan.spot_checks

@@ -99,8 +99,9 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prover-weight",
         type=float,
-        default=0.025,
-        help="lp plans: minimise Verifier retrainings + this x Prover evaluations [%(default)s]",
+        default=0.05,
+        help="lp plans: minimise Verifier retrainings + this x (epsilon / E[q^2]) x Prover "
+        "evaluations [%(default)s]",
     )
     parser.add_argument(
         "--max-retrainings",
