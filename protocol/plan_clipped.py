@@ -149,6 +149,9 @@ class _Search:
         self.max_pairs = r.max_prover_evaluations // 2
         self.inflation = r.moment_inflation
         self.evaluation_weight = r.prover_weight * r.epsilon / float(self.m2.max())
+        self._sampling_memo: dict[
+            tuple[NodeFunctional, int], tuple[tuple[int, ...], np.ndarray, np.ndarray] | None
+        ] = {}
 
     def tails_at(self, verified_runs: int) -> tuple[float, ...]:
         """The tail the decision will charge at each clip multiple with this many verified runs.
@@ -163,18 +166,34 @@ class _Search:
             for m, s in zip(self.tail_means, self.tail_spread, strict=True)
         )
 
+    def _sampling(
+        self, f: NodeFunctional, n: int
+    ) -> tuple[tuple[int, ...], np.ndarray, np.ndarray] | None:
+        """Pair counts and the soundness and honest deviations at ``n`` pairs (memoised)."""
+        key = (f, n)
+        if key not in self._sampling_memo:
+            counts = tuple(f.allocation(n))
+            if 2 * sum(counts) > self.r.max_prover_evaluations:
+                self._sampling_memo[key] = None
+            else:
+                variance = self.inflation * cg.planned_variance_sum(
+                    f.weights, counts, f.nodes, self.m2, self.m4
+                )
+                self._sampling_memo[key] = (
+                    counts,
+                    cg.deviation(variance, self.delta_sampling),  # soundness side, in U
+                    cg.deviation(variance, self.delta_honest),  # completeness side
+                )
+        return self._sampling_memo[key]
+
     def size(self, f: NodeFunctional, kappa: float, tail: float, n: int) -> _Sized | None:
         r = self.r
-        counts = f.allocation(n)
-        n_points = 2 * sum(counts)
-        if n_points > r.max_prover_evaluations:
+        sampled = self._sampling(f, n)
+        if sampled is None:
             return None
+        counts, dev, dev_honest = sampled
+        n_points = 2 * sum(counts)
         clips = kappa * self.m2
-        variance = self.inflation * cg.planned_variance_sum(
-            f.weights, counts, f.nodes, self.m2, self.m4
-        )
-        dev = cg.deviation(variance, self.delta_sampling)  # soundness side, in U
-        dev_honest = cg.deviation(variance, self.delta_honest)  # completeness side
         beta = cg.clip_bias(f.weights, tail * self.m2)  # charged in U: the tail's bound
         # The honest statistic itself moves by the tail's expectation, not its bound.
         shift = cg.clip_bias(f.weights, self.tail_means[self.kappa_index[kappa]] * self.m2)

@@ -290,6 +290,52 @@ class Plan:
         """Node value rho of every pair: float64 ``(n_pairs,)`` (:mod:`protocol.challenge`)."""
         return rho_of_pair(self.functional.nodes, self.pairs_per_node)
 
+    def _epsilon_split(self) -> list[str]:
+        """Clipped-gap plans: where epsilon goes, in numbers rounded to what they mean.
+
+        For each output the terms add up to epsilon (the planner leaves no
+        slack); shown is each term's largest value over the outputs.
+        """
+        r = self.request
+        eps = r.epsilon
+
+        def row(name: str, value: float, note: str) -> str:
+            value = 0.0 if abs(value) < 1e-9 * eps else value
+            return f"    {name:<24} {value:>9.3g}  {100 * value / eps:>5.1f}%  {note}"
+
+        honest = self.sampling_error_honest or 0.0
+        budget = {b.name: b for b in self.budget}
+        lines = [
+            f"  accept an output iff err_hat + sampling + clipping + corruption + tolerance "
+            f"< epsilon = {eps:.3g}",
+            "  where epsilon goes (largest value over the outputs; % of epsilon):",
+            "   kept for honest scores (completeness):",
+            row(
+                "completeness radius",
+                self.completeness_radius,
+                f"scores with err up to this pass w.p. >= {1 - r.delta:g}",
+            ),
+            row("honest sampling noise", honest, "how far err_hat may land above err"),
+            row(
+                "upward bias allowance",
+                self.bias_upper,
+                f"degree >= 3 terms, assumed <= {r.tail_fraction:g} E[q^2]",
+            ),
+            row("clipping shift", self.clip_shift or 0.0, "the tail's expected effect"),
+            "   charged in every certified bound (soundness):",
+            row("sampling", self.sampling_error, budget["sampling (Prover)"].note),
+            row("clipping bias", self.clip_bias or 0.0, budget["clipping bias"].note),
+            row("corruption", self.corruption_budget, budget["corruption"].note),
+            row("tolerance", self.tolerance_slack, f"tau = {r.tolerance:.3g} per evaluation"),
+        ]
+        if abs(self.bias_lower) >= 1e-9 * eps:
+            lines.append(row("bias (downward)", abs(self.bias_lower), "LP round-off"))
+        lines.append(
+            f"  spot checks: up to {self.spot_checks:,d}; fewer when the results sit well "
+            "inside epsilon (the Verifier sizes them after the results arrive)"
+        )
+        return lines
+
     def table(self) -> str:
         """A readable, itemised account of the plan and where epsilon goes."""
         r = self.request
@@ -311,19 +357,15 @@ class Plan:
         if self.clip_levels is None:
             lines.append(f"  accept iff err_hat <= {self.threshold:.6g} for every output")
             lines.append("  soundness margin (eps/2) spent on:")
-        else:
+            for item in self.budget:
+                lines.append(f"    {item.name:<22} {item.value:>12.6g}  {item.note}")
+            lines.append(f"    {'slack':<22} {self.slack:>12.6g}  unused margin")
             lines.append(
-                f"  accept iff err_hat + certified terms < epsilon (planned: err_hat <= "
-                f"{self.threshold:.6g})"
+                f"  completeness: honest err <= {self.completeness_radius:.6g} accepted "
+                f"w.p. >= {1 - r.delta:.6g}"
             )
-            lines.append(f"  soundness margin (epsilon - {self.threshold:.6g}) spent on:")
-        for item in self.budget:
-            lines.append(f"    {item.name:<22} {item.value:>12.6g}  {item.note}")
-        lines.append(f"    {'slack':<22} {self.slack:>12.6g}  unused margin")
-        lines.append(
-            f"  completeness: honest err <= {self.completeness_radius:.6g} accepted "
-            f"w.p. >= {1 - r.delta:.6g}"
-        )
+        else:
+            lines.extend(self._epsilon_split())
         if self.assumptions:
             lines.append("  practical-mode assumptions:")
             lines.extend(f"    - {a}" for a in self.assumptions)

@@ -288,3 +288,18 @@ def test_first_stage_buys_fewer_spot_checks_for_results_well_inside_epsilon() ->
     worse = first_stage(plan, **near)  # type: ignore[arg-type]
     assert worse.tolerated == plan.tolerated_corruptions
     assert worse.spot_checks <= plan.spot_checks
+
+
+def test_table_shows_where_all_of_epsilon_goes() -> None:
+    """One output: the table's terms add up to epsilon (100%), each rounded to 3 digits."""
+    plan = make_plan(_request(n_outputs=1, second_moments=(0.14,), fourth_moments=(0.06,)))
+    text = plan.table()
+    rows = [line for line in text.splitlines() if line.rstrip().endswith("%") or "%  " in line]
+    shares = [float(line.split("%")[0].split()[-1]) for line in rows]
+    names = ("completeness radius", "honest sampling noise", "upward bias allowance",
+             "clipping shift", "sampling", "clipping bias", "corruption", "tolerance")  # fmt: skip
+    for name in names:
+        assert any(line.strip().startswith(name) for line in rows), name
+    assert sum(shares) == pytest.approx(100.0, abs=0.5)
+    assert f"up to {plan.spot_checks:,d}" in text
+    assert "e-1" not in text.split("where epsilon goes")[1].split("practical-mode")[0]
