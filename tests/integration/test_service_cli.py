@@ -108,7 +108,7 @@ def test_keygen_writes_a_private_key_0600_and_refuses_to_overwrite(tmp_path: Pat
     again = _run(["keygen", "--out", str(tmp_path / "prover")])
     assert again.returncode == 2
     assert again.stderr == (
-        f"pacda-prover keygen: error: refusing to overwrite existing key file {key}\n"
+        f"pacda-prover keygen: error: refusing to overwrite existing key file {key} (use --force)\n"
     )
 
 
