@@ -42,11 +42,13 @@ class PlanPreview:
         epsilon_relative: ``R`` when epsilon was set as ``R x max_z Var(f_z)`` of the pilot.
         pilot_variance: ``max_z Var(f_z)`` of the pilot's outputs (``None`` without a pilot).
         pilot_trainings: the Verifier's pilot trainings, already done.
-        retrainings: Verifier trainings still to come (spot checks and local
-            trainings; in local mode every point of the plan).
+        retrainings: Verifier trainings still to come, at most (the planned spot
+            checks, which the first stage may reduce, and local trainings; in
+            local mode every point of the plan).
         prover_evaluations: models the Prover trains for the challenge (0 in local mode).
-        second_stage: at most this many more spot checks, drawn only after a
-            first-stage rejection of a clipped-gap plan (not in ``retrainings``).
+        second_stage: at most this many more spot checks, drawn in later stages
+            only after a first-stage rejection of a clipped-gap plan (not in
+            ``retrainings``).
         seconds_per_training: the pilot's measured wall time per model (``None``
             without a pilot).
     """
@@ -85,13 +87,15 @@ class PlanPreview:
         plan = self.plan
         parts = [f"pilot {self.pilot_trainings:,d} (done)"]
         if self.prover_evaluations:
-            parts.append(f"spot checks {plan.spot_checks:,d}")
+            parts.append(f"spot checks up to {plan.spot_checks:,d}")
             if plan.local_trainings:
                 parts.append(f"local trainings {plan.local_trainings:,d}")
         else:
             parts.append(f"local evaluations {self.retrainings:,d}")
+        at_most = "at most " if self.prover_evaluations else ""
         lines.append(
-            f"  Verifier retrainings     {self.verifier_retrainings:,d} = " + " + ".join(parts)
+            f"  Verifier retrainings     {at_most}{self.verifier_retrainings:,d} = "
+            + " + ".join(parts)
         )
         if self.prover_evaluations:
             lines.append(f"  Prover evaluations       {self.prover_evaluations:,d}")
@@ -99,7 +103,7 @@ class PlanPreview:
             lines.append("  Prover evaluations       0 (local mode: no Prover)")
         if self.second_stage:
             lines.append(
-                f"  second stage             up to {self.second_stage:,d} more spot checks, "
+                f"  later stages             up to {self.second_stage:,d} more spot checks, "
                 "only after a first-stage rejection"
             )
         est = self.estimated_seconds

@@ -105,7 +105,7 @@ def test_plan_only_prints_the_cost_and_sends_no_challenge(
     out = capsys.readouterr().out
     assert code == 0, out
     assert "pacda plan:" in out
-    assert "Verifier retrainings" in out and "pilot 200 (done) + spot checks" in out
+    assert "Verifier retrainings" in out and "pilot 200 (done) + spot checks up to" in out
     assert "Prover evaluations" in out and "estimated Verifier time" in out
     assert "--plan-only: stopped before the challenge; no report written" in out
     assert "verdict" not in out

@@ -161,7 +161,8 @@ def test_refusal_after_the_root_is_an_abort_with_evidence(task: Task, tmp_path: 
     assert report.decision == "abort" and report.reason.startswith(REFUSED_OPEN)
     assert "this Prover does not open its results" in report.reason
     assert report.merkle_root and report.prover_root_signature  # the root was signed
-    k = report.plan["spot_checks"]  # type: ignore[index]
+    k = report.costs["spot_checks"]  # drawn: at most the planned (docs/protocol.md)
+    assert 0 < k <= report.plan["spot_checks"]  # type: ignore[index]
     assert f"the Verifier retrained the {k} requested points itself" in report.reason
     # About 20% of the k points were lies; far beyond tau, so they all show.
     found = re.search(r"itself: (\d+) of the (\d+) requested points", report.reason)
@@ -171,7 +172,6 @@ def test_refusal_after_the_root_is_an_abort_with_evidence(task: Task, tmp_path: 
         report.reason
     )
     assert report.costs["verifier_retrainings"] == 200 + k
-    assert report.costs["spot_checks"] == k
 
 
 def test_disconnect_on_open_is_an_abort_not_a_transport_failure(task: Task, tmp_path: Path) -> None:
@@ -187,5 +187,6 @@ def test_disconnect_on_open_is_an_abort_not_a_transport_failure(task: Task, tmp_
     assert report.decision == "abort" and report.reason.startswith(REFUSED_OPEN)
     assert "Open failed: transport failure in Open" in report.reason
     assert report.merkle_root and report.prover_root_signature
-    k = report.plan["spot_checks"]  # type: ignore[index]
+    k = report.costs["spot_checks"]
+    assert 0 < k <= report.plan["spot_checks"]  # type: ignore[index]
     assert f"all {k} agree with the Prover's signed results" in report.reason
