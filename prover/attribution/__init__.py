@@ -1,12 +1,18 @@
-"""The Prover's attribution methods and their self-check.
+"""The Prover's attribution methods, their registry and their self-check.
+
+Methods are :class:`Method` subclasses registered by name
+(:mod:`prover.attribution.registry`; plugins through the ``pacda.methods``
+entry-point group).  The built-ins:
 
 * ``datamodel`` — ridge (or lasso) regression on retrainings, strength chosen
-  on held-out rows (Ilyas et al. 2022): :func:`fit_datamodel`;
+  on held-out rows (Ilyas et al. 2022): :class:`DatamodelMethod`,
+  :func:`fit_datamodel`;
 * ``empirical-influence`` — differences of conditional means (Feldman & Zhang
-  2020): :func:`fit_empirical_influence`;
-* ``influence-function`` — gradients at a reference model, exact Hessian for
-  ``logreg`` and CG Hessian-vector products for ``mlp`` (Koh & Liang 2017):
-  :func:`fit_influence_function`;
+  2020): :class:`EmpiricalInfluenceMethod`, :func:`fit_empirical_influence`;
+* ``influence-function`` — gradients at a reference model through the task's
+  differentiable model (``Task.differentiable``), exact Hessian when small and
+  CG Hessian-vector products otherwise (Koh & Liang 2017):
+  :class:`InfluenceFunctionMethod`, :func:`fit_influence_function`;
 * the self-check (direct gap estimate of err with an interval, ``B_{>=2}``,
   the smallest acceptable audit epsilon, LDS): :func:`run_self_check`.
 
@@ -15,10 +21,29 @@
 """
 
 from prover.attribution.config import METHODS, AttributionConfig, check_method, min_samples
-from prover.attribution.datamodel import DatamodelFit, fit_datamodel
-from prover.attribution.empirical import fit_empirical_influence
-from prover.attribution.influence import InfluenceFit, fit_influence_function
+from prover.attribution.datamodel import (
+    DatamodelFit,
+    DatamodelMethod,
+    DatamodelOptions,
+    fit_datamodel,
+)
+from prover.attribution.empirical import EmpiricalInfluenceMethod, fit_empirical_influence
+from prover.attribution.influence import (
+    InfluenceFit,
+    InfluenceFunctionMethod,
+    InfluenceOptions,
+    fit_influence_function,
+)
+from prover.attribution.method import FitContext, Method, MethodFit, NoOptions
 from prover.attribution.pipeline import AttributionResult, attribute, check_functional
+from prover.attribution.registry import (
+    ENTRY_POINT_GROUP,
+    get_method,
+    method_class,
+    method_names,
+    register_method,
+    unregister_method,
+)
 from prover.attribution.sampling import CheckDesign, Streams, draw_check_pairs, draw_fit_design
 from prover.attribution.selfcheck import (
     OutputCheck,
@@ -28,12 +53,22 @@ from prover.attribution.selfcheck import (
 )
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "METHODS",
     "AttributionConfig",
     "AttributionResult",
     "CheckDesign",
     "DatamodelFit",
+    "DatamodelMethod",
+    "DatamodelOptions",
+    "EmpiricalInfluenceMethod",
+    "FitContext",
     "InfluenceFit",
+    "InfluenceFunctionMethod",
+    "InfluenceOptions",
+    "Method",
+    "MethodFit",
+    "NoOptions",
     "OutputCheck",
     "SelfCheck",
     "Streams",
@@ -45,7 +80,12 @@ __all__ = [
     "fit_datamodel",
     "fit_empirical_influence",
     "fit_influence_function",
+    "get_method",
     "linear_datamodeling_score",
+    "method_class",
+    "method_names",
     "min_samples",
+    "register_method",
     "run_self_check",
+    "unregister_method",
 ]

@@ -3,12 +3,17 @@
 An :class:`AttributionConfig` is frozen, validated and written into the
 ``meta`` of every scores file it produced, so a scores file says exactly how
 it was made (and a rerun with the same config and store trains nothing twice).
+
+The method's own options belong to the method (its ``options_class``, see
+:mod:`prover.attribution.method`): pass them as ``options``.  The flat fields
+``regularization``, ``validation_fraction``, ``n_lambdas`` (``datamodel``) and
+``damping``, ``cg_iterations`` (``influence-function``) are shortcuts for the
+built-in methods' options of the same names, read when ``options`` is None.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from protocol.errors import InvalidArgument
@@ -16,28 +21,31 @@ from protocol.errors import InvalidArgument
 __all__ = [
     "METHODS",
     "AttributionConfig",
-    "Method",
     "Regularization",
     "check_method",
     "min_samples",
 ]
 
-Method = Literal["datamodel", "empirical-influence", "influence-function"]
 Regularization = Literal["ridge", "lasso"]
 
-#: Every method :func:`prover.attribution.attribute` knows, in the order of ``--help``.
+#: The built-in methods, in the order of ``--help`` (every name: :func:`method_names`).
 METHODS: tuple[str, ...] = ("datamodel", "empirical-influence", "influence-function")
 
 
-def check_method(method: str) -> Method:
-    """Return ``method`` if known, else raise :class:`InvalidArgument` listing the known ones."""
-    if method not in METHODS:
-        raise InvalidArgument(f"unknown attribution method {method!r}; known: {', '.join(METHODS)}")
-    return method  # type: ignore[return-value]
+def check_method(method: str) -> str:
+    """Return ``method`` if registered, else raise :class:`InvalidArgument` listing the known ones.
+
+    Registered means a built-in, a :func:`~prover.attribution.registry.register_method`
+    registration or a ``pacda.methods`` entry point.
+    """
+    from prover.attribution.registry import method_class
+
+    method_class(method)
+    return method
 
 
 def min_samples(method: str, n_items: int) -> int:
-    """Fewest fitting retrainings ``M`` a method accepts for N items.
+    """Fewest fitting retrainings ``M`` a method accepts for N items (its ``min_samples``).
 
     * ``datamodel``: ``N + 2`` — the least-squares problem has N + 1 unknowns,
       and one more equation leaves a residual degree of freedom (with fewer,
@@ -46,12 +54,9 @@ def min_samples(method: str, n_items: int) -> int:
       occur, checked on the drawn subsets);
     * ``influence-function``: ``0`` (no retraining).
     """
-    check_method(method)
-    if method == "datamodel":
-        return n_items + 2
-    if method == "empirical-influence":
-        return 4
-    return 0
+    from prover.attribution.registry import get_method
+
+    return get_method(method).min_samples(n_items)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,8 +64,9 @@ class AttributionConfig:
     """How to compute and self-check attribution scores.
 
     Attributes:
-        method: ``datamodel`` (Ilyas et al. 2022), ``empirical-influence``
-            (Feldman & Zhang 2020) or ``influence-function`` (Koh & Liang 2017).
+        method: a registered method name: ``datamodel`` (Ilyas et al. 2022),
+            ``empirical-influence`` (Feldman & Zhang 2020), ``influence-function``
+            (Koh & Liang 2017) or a plugin's.
         samples: M, retrainings on B_p subsets used to fit the scores.
         check_samples: held-out retrainings (2 per correlated pair) for the
             self-check; 0 skips it.
@@ -81,9 +87,12 @@ class AttributionConfig:
             ``logreg``, 0.05 for the non-convex ``mlp``).
         cg_iterations: influence functions on ``mlp``: conjugate-gradient cap.
         chunk_size: models per training chunk.
+        options: the method's own options: an instance of its ``options_class``
+            or a mapping of its fields; None builds them from the shortcut
+            fields above (``regularization`` .. ``cg_iterations``).
     """
 
-    method: Method
+    method: str
     samples: int
     check_samples: int = 2000
     seed: int = 0
@@ -97,10 +106,11 @@ class AttributionConfig:
     damping: float | None = None
     cg_iterations: int = 200
     chunk_size: int = 512
+    options: Any = None
 
     def __post_init__(self) -> None:
         check_method(self.method)
-        for name in ("samples", "check_samples", "seed", "n_lambdas", "cg_iterations"):
+        for name in ("samples", "check_samples", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidArgument(f"{name} must be a non-negative integer, got {value!r}")
@@ -112,18 +122,9 @@ class AttributionConfig:
             raise InvalidArgument(
                 f"check_samples must be 0 (no self-check) or >= 8, got {self.check_samples}"
             )
-        if self.regularization not in ("ridge", "lasso"):
-            raise InvalidArgument(
-                f"regularization must be 'ridge' or 'lasso', got {self.regularization!r}"
-            )
+        _check_shortcuts(self)
         if self.regularization == "lasso" and self.method != "datamodel":
             raise InvalidArgument("regularization 'lasso' applies to the datamodel method only")
-        if not 0.0 < self.validation_fraction < 0.5:
-            raise InvalidArgument(
-                f"validation_fraction must lie in (0, 0.5), got {self.validation_fraction}"
-            )
-        if self.n_lambdas < 1:
-            raise InvalidArgument(f"n_lambdas must be >= 1, got {self.n_lambdas}")
         if not 2 <= self.check_degree <= 14:
             raise InvalidArgument(f"check_degree must lie in [2, 14], got {self.check_degree}")
         if not 0.0 < self.check_radius <= 1.0:
@@ -134,8 +135,24 @@ class AttributionConfig:
             raise InvalidArgument(
                 f"planning must be 'practical' or 'rigorous', got {self.planning!r}"
             )
-        if self.damping is not None and not (self.damping >= 0.0 and math.isfinite(self.damping)):
-            raise InvalidArgument(f"damping must be finite and >= 0, got {self.damping}")
+        if self.options is not None:
+            changed = [
+                f.name
+                for f in fields(self)
+                if f.name in SHORTCUTS and getattr(self, f.name) != f.default
+            ]
+            if changed:
+                raise InvalidArgument(
+                    f"give the method's options either as options or as the shortcut fields, "
+                    f"not both (shortcuts set: {', '.join(changed)})"
+                )
+        self.method_options()  # the method validates its own options
+
+    def method_options(self) -> Any:
+        """The method's options of this run (see ``options``), validated by the method."""
+        from prover.attribution.registry import get_method
+
+        return get_method(self.method).resolve_options(self)
 
     def check_budget(self, n_items: int) -> None:
         """Raise :class:`InvalidArgument` if ``samples`` is below :func:`min_samples` for N."""
@@ -147,5 +164,41 @@ class AttributionConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready mapping of every field."""
-        return asdict(self)
+        """JSON-ready mapping of every field; ``options`` holds the resolved method options."""
+        from prover.attribution.registry import get_method
+
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "options"}
+        method = get_method(self.method)
+        out["options"] = method.describe_options(method.resolve_options(self))
+        plain: dict[str, Any] = asdict(_Plain(out))["value"]
+        return plain
+
+
+#: The flat shortcut fields of the built-in methods' options.
+SHORTCUTS: tuple[str, ...] = (
+    "regularization",
+    "validation_fraction",
+    "n_lambdas",
+    "damping",
+    "cg_iterations",
+)
+
+
+def _check_shortcuts(config: AttributionConfig) -> None:
+    """Validate the shortcut fields by the options classes that own their rules."""
+    from prover.attribution.datamodel import DatamodelOptions
+    from prover.attribution.influence import InfluenceOptions
+
+    DatamodelOptions(
+        regularization=config.regularization,
+        validation_fraction=config.validation_fraction,
+        n_lambdas=config.n_lambdas,
+    )
+    InfluenceOptions(damping=config.damping, cg_iterations=config.cg_iterations)
+
+
+@dataclass(frozen=True)
+class _Plain:
+    """Wraps a mapping so that :func:`dataclasses.asdict` deep-copies it."""
+
+    value: dict[str, Any]

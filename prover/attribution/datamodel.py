@@ -30,13 +30,23 @@ the centred float64 design, ``O(M N)`` memory; it is meant for modest sizes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from protocol.errors import InvalidArgument
+from prover.attribution.method import FitContext, Method, MethodFit
 
-__all__ = ["DatamodelFit", "GramStats", "fit_datamodel", "gram_stats", "lambda_grid"]
+__all__ = [
+    "DatamodelFit",
+    "DatamodelMethod",
+    "DatamodelOptions",
+    "GramStats",
+    "fit_datamodel",
+    "gram_stats",
+    "lambda_grid",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -385,3 +395,75 @@ def fit_datamodel(
             x, y, n_lambdas=n_lambdas, validation_fraction=validation_fraction, rng=rng
         )
     raise InvalidArgument(f"regularization must be 'ridge' or 'lasso', got {regularization!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatamodelOptions:
+    """Options of the ``datamodel`` method.
+
+    Attributes:
+        regularization: ``ridge`` (streamed) or ``lasso``.
+        validation_fraction: share of the M retrainings held out to choose the
+            regularisation strength; the final fit uses all M.
+        n_lambdas: size of the log-spaced regularisation grid (plus 0 for ridge).
+    """
+
+    regularization: Literal["ridge", "lasso"] = "ridge"
+    validation_fraction: float = 0.1
+    n_lambdas: int = 24
+
+    def __post_init__(self) -> None:
+        if self.regularization not in ("ridge", "lasso"):
+            raise InvalidArgument(
+                f"regularization must be 'ridge' or 'lasso', got {self.regularization!r}"
+            )
+        if not 0.0 < self.validation_fraction < 0.5:
+            raise InvalidArgument(
+                f"validation_fraction must lie in (0, 0.5), got {self.validation_fraction}"
+            )
+        n = self.n_lambdas
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidArgument(f"n_lambdas must be >= 1, got {n!r}")
+
+
+class DatamodelMethod(Method):
+    """``datamodel``: regularised least squares on M retrainings (see the module docstring).
+
+    Needs ``M >= N + 2``: the least-squares problem has N + 1 unknowns, and one
+    more equation leaves a residual degree of freedom (with fewer, the fit
+    interpolates and its err is of the order of ``Var(f)``).
+    """
+
+    name: ClassVar[str] = "datamodel"
+    options_class: ClassVar[type[DatamodelOptions]] = DatamodelOptions
+    config_fields: ClassVar[tuple[str, ...]] = (
+        "regularization",
+        "validation_fraction",
+        "n_lambdas",
+    )
+
+    def min_samples(self, n_items: int) -> int:
+        return n_items + 2
+
+    def fit(self, ctx: FitContext, options: DatamodelOptions) -> MethodFit:
+        x, y = ctx.fit_design()
+        task = ctx.task
+        ctx.log(f"fitting datamodel (N={task.n_items}, Z={task.n_outputs}, M={ctx.samples})")
+        dm = fit_datamodel(
+            x,
+            y,
+            p=ctx.p,
+            rng=ctx.streams.generator("validation"),
+            regularization=options.regularization,
+            n_lambdas=options.n_lambdas,
+            validation_fraction=options.validation_fraction,
+        )
+        best = dm.validation_mse.min(axis=1)
+        meta = {
+            "regularization": dm.regularization,
+            "chosen_strength": dm.chosen.tolist(),
+            "validation_mse": best.tolist(),
+            "n_train": dm.n_train,
+            "n_validation": dm.n_validation,
+        }
+        return MethodFit(theta0=dm.theta0, theta=dm.theta, meta=meta)

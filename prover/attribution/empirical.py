@@ -17,12 +17,15 @@ Memory is ``O(N Z)`` beyond the inputs: the sums are accumulated block by block.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from numpy.typing import NDArray
 
 from protocol.errors import InvalidArgument
+from prover.attribution.method import FitContext, Method, MethodFit, NoOptions
 
-__all__ = ["fit_empirical_influence"]
+__all__ = ["EmpiricalInfluenceMethod", "fit_empirical_influence"]
 
 FloatArray = NDArray[np.float64]
 _BLOCK_ROWS = 4096
@@ -72,3 +75,25 @@ def fit_empirical_influence(x: NDArray[np.int8], y: FloatArray) -> tuple[FloatAr
     xbar = 2.0 * n_in / m - 1.0
     theta0 = shift - xbar @ theta
     return np.asarray(theta0), np.ascontiguousarray(theta.T)
+
+
+class EmpiricalInfluenceMethod(Method):
+    """``empirical-influence``: differences of conditional means; no options.
+
+    Needs ``M >= 4`` (both classes of every item must also occur, checked on
+    the drawn subsets by :func:`fit_empirical_influence`).
+    """
+
+    name: ClassVar[str] = "empirical-influence"
+
+    def min_samples(self, n_items: int) -> int:
+        return 4
+
+    def fit(self, ctx: FitContext, options: NoOptions) -> MethodFit:
+        x, y = ctx.fit_design()
+        task = ctx.task
+        ctx.log(
+            f"fitting empirical-influence (N={task.n_items}, Z={task.n_outputs}, M={ctx.samples})"
+        )
+        theta0, theta = fit_empirical_influence(x, y)
+        return MethodFit(theta0=theta0, theta=theta, meta={})

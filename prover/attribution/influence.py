@@ -1,7 +1,11 @@
 """Influence functions: attribution from gradients, without retraining (Koh & Liang 2017).
 
-Both built-in trained tasks minimise a *normalised* objective over the subset S
-(|S| = K items, per-item loss ``l_j``, regulariser R)::
+One implementation for every task that exposes its model through
+:meth:`prover.tasks.base.Task.differentiable` (a
+:class:`~prover.tasks.base.DifferentiableModel`: per-item training losses
+``l_j``, a regulariser R and the measured outputs, as torch functions of the
+flat weights).  The task's training minimises a *normalised* objective over
+the subset S (|S| = K items)::
 
     L_S(w) = (1/K) sum_{j in S} l_j(w) + R(w).
 
@@ -12,44 +16,73 @@ with the reweighting ``K -> K + 1`` of the normalisation), by
 
 with H the Hessian of L_S.  Subsets of B_p hold ``K ~ pN`` items and, because
 the loss is normalised, their objective is on average the full-data one, so
-all quantities are taken at the *reference model* w* trained on every item
-(gbar = mean gradient over all N items).  The pm-encoding score of output
-``f_z`` is half the effect of including item i:
+all quantities are taken at the *reference model* w* trained by the task on
+every item (gbar = mean gradient over all N items).  The pm-encoding score of
+output ``f_z`` is half the effect of including item i:
 
     theta_{z,i} = -(1/(2 p N)) grad f_z(w*)^T H^{-1} (grad l_i(w*) - gbar),
     theta0_z   = f_z(w*) - mu sum_i theta_{z,i},
 
 so that ``g_z`` at the mean subset ``E[x] = mu 1`` equals the reference output.
 
-* ``logreg``: the exact ``(d+1) x (d+1)`` Hessian
-  ``H = (1/N) sum_j s_j (1 - s_j) x_j x_j^T + lambda diag(1,..,1,0)``,
-  ``s_j = sigmoid(y_j w.x_j)``, solved directly (``damping`` added if given).
-* ``mlp``: Hessian-vector products by forward-over-reverse autodiff
-  (``torch.func``), and ``(H + damping I) u_z = grad f_z`` solved by conjugate
-  gradients for each output (Koh & Liang §3; the damping makes the non-convex
-  Hessian positive definite).  ``u_z^T grad l_i`` for all i is one JVP.
+``(H + damping I) u_z = grad f_z`` is solved by one of two strategies
+(:class:`InfluenceOptions` ``solver``):
 
-The scores use the task's public spec and data loaders: the data are reloaded
-from the spec and checked against the task's dataset digest, and the reference
-model is trained by the task itself; the outputs of this module's own forward
-pass are checked against the task's outputs before any score is computed.
+* ``exact``: the P x P Hessian, formed from Hessian-vector products against
+  the identity (in blocks of :data:`EXACT_BLOCK` columns), and a direct solve;
+* ``cg``: conjugate gradients on Hessian-vector products (reverse over reverse:
+  a double backward through ``grad L``, batched over the Z right-hand sides),
+  so memory stays ``O(N P)`` and no P x P matrix is formed;
+* ``auto`` (default) picks ``exact`` when ``P <= exact_max_params``.
+
+``u_z^T grad l_i`` for all i uses the ``(N, P)`` per-item gradients (one
+``jacrev``).  Forward-mode ``torch.func.jvp`` would also do, but in torch 2.13
+its first use emits a ``torch.jit.script`` DeprecationWarning.  A non-convex
+objective (``mlp``: SGD does not reach a stationary point either) needs
+``damping > 0`` (Koh & Liang §4.2); the task's ``default_damping`` applies
+when none is given (0 for ``logreg``, 0.05 for ``mlp``).
+
+Before any score, the outputs the hooks compute at the reference weights are
+checked against the outputs the task's own training reported.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from protocol.errors import InvalidArgument, ProverError
-from prover.tasks.base import Task
+from prover.attribution.method import FitContext, Method, MethodFit
+from prover.attribution.sampling import draw_seeds
+from prover.tasks.base import DifferentiableModel, Task
 
-__all__ = ["InfluenceFit", "fit_influence_function"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "EXACT_MAX_PARAMS",
+    "SOLVERS",
+    "InfluenceFit",
+    "InfluenceFunctionMethod",
+    "InfluenceOptions",
+    "conjugate_gradient",
+    "fit_influence_function",
+]
 
 FloatArray = NDArray[np.float64]
+Solver = Literal["auto", "exact", "cg"]
+#: The Hessian strategies (``auto`` chooses between the other two by P).
+SOLVERS: tuple[str, ...] = ("auto", "exact", "cg")
+#: ``auto`` forms the exact Hessian up to this many parameters.
+EXACT_MAX_PARAMS = 512
+#: Hessian columns formed per batched double backward by the exact strategy.
+EXACT_BLOCK = 128
 #: Reference outputs recomputed here must match the task's within this (absolute).
 FORWARD_TOLERANCE = 1e-6
 
@@ -74,51 +107,201 @@ class InfluenceFit:
     residuals: tuple[float, ...] = ()
 
 
+@dataclass(frozen=True, kw_only=True)
+class InfluenceOptions:
+    """Options of the ``influence-function`` method.
+
+    Attributes:
+        damping: Tikhonov damping added to the Hessian (Koh & Liang 2017 §4.2);
+            None means the task's ``default_damping``.
+        solver: ``auto``, ``exact`` or ``cg`` (see the module docstring).
+        exact_max_params: ``auto`` uses the exact Hessian up to this many parameters.
+        cg_iterations: conjugate-gradient iteration cap.
+        cg_tolerance: CG stops when ``||r|| <= tol ||b||``.
+    """
+
+    damping: float | None = None
+    solver: Solver = "auto"
+    exact_max_params: int = EXACT_MAX_PARAMS
+    cg_iterations: int = 200
+    cg_tolerance: float = 1e-8
+
+    def __post_init__(self) -> None:
+        if self.damping is not None and not (
+            isinstance(self.damping, int | float)
+            and self.damping >= 0.0
+            and math.isfinite(self.damping)
+        ):
+            raise InvalidArgument(f"damping must be finite and >= 0, got {self.damping}")
+        if self.solver not in SOLVERS:
+            raise InvalidArgument(
+                f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}"
+            )
+        for name in ("exact_max_params", "cg_iterations"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidArgument(f"{name} must be a non-negative integer, got {value!r}")
+        if not (self.cg_tolerance > 0.0 and math.isfinite(self.cg_tolerance)):
+            raise InvalidArgument(f"cg_tolerance must be finite and > 0, got {self.cg_tolerance}")
+
+
+class InfluenceFunctionMethod(Method):
+    """``influence-function``: no retraining beyond one reference model on every item."""
+
+    name: ClassVar[str] = "influence-function"
+    options_class: ClassVar[type[InfluenceOptions]] = InfluenceOptions
+    config_fields: ClassVar[tuple[str, ...]] = ("damping", "cg_iterations")
+    uses_samples: ClassVar[bool] = False
+
+    def fit(self, ctx: FitContext, options: InfluenceOptions) -> MethodFit:
+        ref_seed = int(draw_seeds(ctx.streams.generator("reference"), 1)[0])
+        ctx.log(f"influence functions: training the reference model (all {ctx.task.n_items} items)")
+        inf = fit_influence_function(
+            ctx.task,
+            reference_seed=ref_seed,
+            damping=options.damping,
+            solver=options.solver,
+            exact_max_params=options.exact_max_params,
+            cg_iterations=options.cg_iterations,
+            cg_tolerance=options.cg_tolerance,
+        )
+        meta = {
+            "solver": inf.solver,
+            "damping": inf.damping,
+            "reference_seed": str(ref_seed),
+            "cg_iterations": list(inf.iterations),
+            "cg_relative_residuals": list(inf.residuals),
+        }
+        return MethodFit(theta0=inf.theta0, theta=inf.theta, meta=meta)
+
+
+def _kind(task: Task) -> str:
+    return str(getattr(getattr(task, "spec", None), "kind", type(task).__name__))
+
+
 def fit_influence_function(
     task: Task,
     *,
     reference_seed: int,
     base_dir: Path | None = None,
     damping: float | None = None,
+    solver: str = "auto",
+    exact_max_params: int = EXACT_MAX_PARAMS,
     cg_iterations: int = 200,
     cg_tolerance: float = 1e-8,
 ) -> InfluenceFit:
-    """Influence-function scores of a ``logreg`` or ``mlp`` task.
+    """Influence-function scores of a task with a differentiable model.
 
     Args:
-        task: the task (its ``spec`` names the kind).
+        task: the task; ``task.differentiable()`` must return its model.
         reference_seed: training seed of the reference model (all items used).
-        base_dir: directory relative data paths of the spec resolve against.
-        damping: added to the Hessian; default 0 (logreg) and 0.05 (mlp; its Hessian at the
-            SGD solution of the example task has eigenvalues down to about -0.018).
-        cg_iterations: CG iteration cap (mlp).
-        cg_tolerance: CG stops when ``||r|| <= tol ||b||`` (mlp).
+        base_dir: unused (the data come from the task's hooks); kept for callers.
+        damping: added to the Hessian; default the model's ``default_damping``.
+        solver: ``auto``, ``exact`` or ``cg``.
+        exact_max_params: ``auto`` forms the exact Hessian up to this P.
+        cg_iterations: CG iteration cap.
+        cg_tolerance: CG stops when ``||r|| <= tol ||b||``.
 
     Raises:
-        InvalidArgument: the task kind has no influence-function implementation.
-        ProverError: the reloaded data or the recomputed outputs disagree with the task.
+        InvalidArgument: the task has no differentiable model, bad options, or
+            damping 0 on a non-convex objective.
+        ProverError: the hooks disagree with the task's training, a singular
+            Hessian, or CG meeting non-positive curvature.
     """
-    spec = getattr(task, "spec", None)
-    kind = getattr(spec, "kind", None)
-    if kind == "logreg":
-        from prover.attribution.influence_logreg import logreg_influence
+    import torch
+    from torch.func import jacrev
 
-        return logreg_influence(
-            task, reference_seed=reference_seed, base_dir=base_dir, damping=damping or 0.0
-        )
-    if kind == "mlp":
-        from prover.attribution.influence_mlp import mlp_influence
-
-        return mlp_influence(
-            task,
-            reference_seed=reference_seed,
-            damping=0.05 if damping is None else damping,
-            cg_iterations=cg_iterations,
-            cg_tolerance=cg_tolerance,
-        )
-    raise InvalidArgument(
-        f"method 'influence-function' supports task kinds 'logreg' and 'mlp', not {kind!r}"
+    options = InfluenceOptions(
+        damping=damping,
+        solver=solver,  # type: ignore[arg-type]
+        exact_max_params=exact_max_params,
+        cg_iterations=cg_iterations,
+        cg_tolerance=cg_tolerance,
     )
+    model = task.differentiable()
+    if model is None:
+        raise InvalidArgument(
+            "method 'influence-function' needs a task with a differentiable model "
+            f"(Task.differentiable); task kind {_kind(task)!r} has none"
+        )
+    damp = model.default_damping if options.damping is None else float(options.damping)
+    if not model.convex and not damp > 0.0:
+        raise InvalidArgument(
+            f"influence functions on {_kind(task)} need damping > 0 (the loss is not convex), "
+            f"got {damp}"
+        )
+    w_np, outputs = reference_model(task, reference_seed)
+    if w_np.shape != (model.n_params,):
+        raise ProverError(
+            f"{_kind(task)} weights have shape {w_np.shape}, its differentiable model "
+            f"expects ({model.n_params},)"
+        )
+    w = torch.as_tensor(w_np, dtype=torch.float64)
+    with torch.no_grad():
+        check_reference(task, model.outputs(w).detach().numpy(), outputs)
+    grads_f = jacrev(model.outputs)(w).detach().numpy()  # (Z, P)
+    system = _DampedHessian(model, w, damp)
+    use_exact = options.solver == "exact" or (
+        options.solver == "auto" and model.n_params <= options.exact_max_params
+    )
+    rhs = np.ascontiguousarray(grads_f.T)  # (P, Z)
+    iterations: tuple[int, ...] = ()
+    residuals: tuple[float, ...] = ()
+    if use_exact:
+        sol = _solve_exact(system, rhs)
+    else:
+        sol, used, res = conjugate_gradient(
+            system.matvec, rhs, iterations=options.cg_iterations, tolerance=options.cg_tolerance
+        )
+        iterations = tuple(int(i) for i in used)
+        residuals = tuple(float(r) for r in res)
+    per_item = jacrev(model.item_losses)(w).detach().numpy()  # (N, P)
+    directional = (per_item @ sol).T  # (Z, N): u_z^T grad l_i
+    theta0, theta = scores_from_directions(directional, outputs, task.p)
+    return InfluenceFit(
+        theta0=theta0,
+        theta=theta,
+        solver="exact" if use_exact else "cg",
+        damping=damp,
+        iterations=iterations,
+        residuals=residuals,
+    )
+
+
+class _DampedHessian:
+    """``V -> (H + damping I) V`` at w for blocks ``V (P, k)``: reverse over reverse."""
+
+    def __init__(self, model: DifferentiableModel, w: torch.Tensor, damping: float) -> None:
+        import torch
+
+        self._torch = torch
+        self.n_params = model.n_params
+        self.damping = damping
+        self._w = w.clone().requires_grad_(True)
+        (self._grad,) = torch.autograd.grad(model.objective(self._w), self._w, create_graph=True)
+
+    def matvec(self, vecs: FloatArray) -> FloatArray:
+        torch = self._torch
+        t = torch.as_tensor(np.ascontiguousarray(vecs.T), dtype=torch.float64)
+        (out,) = torch.autograd.grad(
+            self._grad, self._w, t, retain_graph=True, is_grads_batched=True
+        )
+        return np.asarray(out.detach().numpy().T + self.damping * vecs)
+
+
+def _solve_exact(system: _DampedHessian, rhs: FloatArray) -> FloatArray:
+    """``(H + damping I)^{-1} rhs`` with the Hessian formed column block by column block."""
+    p = system.n_params
+    eye = np.eye(p)
+    cols = [system.matvec(eye[:, s : s + EXACT_BLOCK]) for s in range(0, p, EXACT_BLOCK)]
+    hessian = np.concatenate(cols, axis=1)
+    hessian = 0.5 * (hessian + hessian.T)  # symmetric up to rounding; make it exactly so
+    try:
+        return np.asarray(np.linalg.solve(hessian, rhs))
+    except np.linalg.LinAlgError as err:
+        raise ProverError(
+            f"influence functions: the Hessian is singular ({err}); use --damping"
+        ) from err
 
 
 def reference_model(task: Task, reference_seed: int) -> tuple[FloatArray, FloatArray]:
@@ -144,8 +327,8 @@ def check_reference(task: Task, ours: FloatArray, theirs: FloatArray) -> None:
     if gap > tol:
         raise ProverError(
             f"influence functions: outputs recomputed from the reference weights differ from "
-            f"the task's by {gap:.3g} > {tol:.3g}; the task and "
-            "prover.attribution.influence disagree on the model"
+            f"the task's by {gap:.3g} > {tol:.3g}; the task's differentiable model and its "
+            "training disagree"
         )
 
 

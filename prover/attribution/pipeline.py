@@ -1,8 +1,12 @@
-"""One attribution run: train on B_p subsets through the farm, fit, self-check, package.
+"""One attribution run: look the method up, fit, self-check, package.
 
-:func:`attribute` is what ``pacda-prover attribute`` calls.  Training goes
-through :func:`prover.executors.run`, so it is resumable through a result
-store and runs in-process or on Ray; subsets and seeds come from
+:func:`attribute` is what ``pacda-prover attribute`` calls.  The method comes
+from the registry (:mod:`prover.attribution.registry`) by the config's name;
+it fits through a :class:`~prover.attribution.method.FitContext` and returns a
+:class:`~prover.attribution.method.MethodFit`, which this module turns into
+:class:`~protocol.scores.Scores`.  Training goes through
+:func:`prover.executors.run`, so it is resumable through a result store and
+runs in-process or on Ray; subsets and seeds come from
 :class:`~prover.attribution.sampling.Streams` of the config's root seed.
 """
 
@@ -23,10 +27,9 @@ from protocol.hypercube import rho_max
 from protocol.scores import Scores
 from protocol.taskspec import pacda_version
 from prover.attribution.config import AttributionConfig
-from prover.attribution.datamodel import fit_datamodel
-from prover.attribution.empirical import fit_empirical_influence
-from prover.attribution.influence import fit_influence_function
-from prover.attribution.sampling import Streams, draw_check_pairs, draw_fit_design, draw_seeds
+from prover.attribution.method import FitContext
+from prover.attribution.registry import get_method
+from prover.attribution.sampling import Streams, draw_check_pairs
 from prover.attribution.selfcheck import SelfCheck, run_self_check
 from prover.executors import Executor, TaskSource, run
 from prover.store import ResultStore
@@ -103,16 +106,19 @@ def attribute(
         config: method, budget, seed, self-check settings.
         source: what executors ship to workers (default ``task``; give a
             picklable factory such as ``functools.partial(load_task, path)`` for Ray).
-        base_dir: the task file's directory (influence functions reload data).
+        base_dir: the task file's directory (given to the method in its FitContext).
         store: result store of this task (resumable training), or None.
         executor: where to train (default in-process).
         progress: training progress bars (None: only on a terminal).
         log: receives one line per stage (e.g. ``print``).
 
     Raises:
-        InvalidArgument: unknown method, M too small for N, unsupported task kind.
+        InvalidArgument: unknown method, bad method options, M too small for N, a task
+            the method does not support, scores of the wrong shape.
     """
     say: Log = log if log is not None else (lambda _msg: None)
+    method = get_method(config.method)
+    options = config.method_options()
     config.check_budget(task.n_items)
     src: TaskSource = task if source is None else source
     p = task.p
@@ -121,57 +127,31 @@ def attribute(
     seconds: dict[str, float] = {}
     n_items, n_out = task.n_items, task.n_outputs
 
+    def retrain(x: NDArray[np.int8], seeds: NDArray[np.uint64]) -> NDArray[np.float64]:
+        return _train(src, x, seeds, config, store, executor, progress, counts)
+
+    ctx = FitContext(
+        task=task,
+        samples=config.samples,
+        streams=streams,
+        retrain=retrain,
+        base_dir=base_dir,
+        log=say,
+        seconds=seconds,
+    )
     t0 = time.perf_counter()
-    fit_meta: dict[str, Any]
-    if config.method == "influence-function":
-        ref_seed = int(draw_seeds(streams.generator("reference"), 1)[0])
-        say(f"influence functions: training the reference model (all {n_items} items)")
-        inf = fit_influence_function(
-            task,
-            reference_seed=ref_seed,
-            base_dir=base_dir,
-            damping=config.damping,
-            cg_iterations=config.cg_iterations,
+    fitted = method.fit(ctx, options)
+    seconds["fit"] = time.perf_counter() - t0 - seconds.get("train_fit", 0.0)
+    theta0, theta = fitted.theta0, fitted.theta
+    expected = (n_out,), (n_out, n_items)
+    if (np.shape(theta0), np.shape(theta)) != expected:
+        raise InvalidArgument(
+            f"method {config.method!r} returned scores of shapes {np.shape(theta0)} and "
+            f"{np.shape(theta)}, expected {expected[0]} and {expected[1]}"
         )
-        theta0, theta = inf.theta0, inf.theta
-        fit_meta = {
-            "solver": inf.solver,
-            "damping": inf.damping,
-            "reference_seed": str(ref_seed),
-            "cg_iterations": list(inf.iterations),
-            "cg_relative_residuals": list(inf.residuals),
-        }
-    else:
-        x, seeds = draw_fit_design(streams, config.samples, n_items, p)
-        say(f"training {config.samples} models on B_p subsets (p={p}) for the fit")
-        y = _train(src, x, seeds, config, store, executor, progress, counts)
-        seconds["train_fit"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        say(f"fitting {config.method} (N={n_items}, Z={n_out}, M={config.samples})")
-        if config.method == "datamodel":
-            dm = fit_datamodel(
-                x,
-                y,
-                p=p,
-                rng=streams.generator("validation"),
-                regularization=config.regularization,
-                n_lambdas=config.n_lambdas,
-                validation_fraction=config.validation_fraction,
-            )
-            theta0, theta = dm.theta0, dm.theta
-            best = dm.validation_mse.min(axis=1)
-            fit_meta = {
-                "regularization": dm.regularization,
-                "chosen_strength": dm.chosen.tolist(),
-                "validation_mse": best.tolist(),
-                "n_train": dm.n_train,
-                "n_validation": dm.n_validation,
-            }
-        else:
-            theta0, theta = fit_empirical_influence(x, y)
-            fit_meta = {}
-        del x, y
-    seconds["fit"] = time.perf_counter() - t0
+    if not (np.all(np.isfinite(theta0)) and np.all(np.isfinite(theta))):
+        raise InvalidArgument(f"method {config.method!r} produced non-finite scores")
+    fit_meta: dict[str, Any] = dict(fitted.meta)
 
     check = None
     if config.check_samples:
@@ -212,8 +192,6 @@ def attribute(
         "self_check": check.to_dict() if check is not None else None,
         "pacda_version": pacda_version(),
     }
-    if not (np.all(np.isfinite(theta0)) and np.all(np.isfinite(theta))):
-        raise InvalidArgument(f"method {config.method!r} produced non-finite scores")
     scores = Scores(
         theta0=np.asarray(theta0, dtype=np.float64),
         theta=np.asarray(theta, dtype=np.float64),

@@ -4,7 +4,7 @@ Importing this package does not import torch; the torch-based built-ins load
 when their kind is first resolved.
 """
 
-from prover.tasks.base import Task, TrainedBatch
+from prover.tasks.base import DifferentiableModel, Task, TrainedBatch
 from prover.tasks.common import SpecTask, check_batch_inputs
 from prover.tasks.registry import (
     ENTRY_POINT_GROUP,
@@ -22,6 +22,7 @@ from prover.tasks.specs import AblationSpec, LogregSpec, MlpSpec, SyntheticSpec
 __all__ = [
     "ENTRY_POINT_GROUP",
     "AblationSpec",
+    "DifferentiableModel",
     "LogregSpec",
     "MlpSpec",
     "SpecTask",

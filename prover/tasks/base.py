@@ -5,14 +5,21 @@ A task fixes the dataset, model, training recipe and Z scalar outputs
 matching 64-bit seed, evaluates the Z outputs and clips them to ``[-b, b]``.
 Training a model alone must agree with the same model trained inside any batch
 within ``output_tolerance`` (outputs) and ``weight_tolerance`` (weights).
+
+Tasks with a differentiable model may also expose it through
+:meth:`Task.differentiable` (a :class:`DifferentiableModel`): its training
+objective and measured outputs as torch functions of the flat weights, which
+gradient-based attribution methods (influence functions) use instead of
+re-implementing the task's model.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,7 +27,10 @@ from numpy.typing import NDArray
 from protocol.errors import InvalidArgument
 from protocol.taskspec import TaskSpec
 
-__all__ = ["Task", "TrainedBatch"]
+if TYPE_CHECKING:  # the interface stays importable without torch
+    import torch
+
+__all__ = ["DifferentiableModel", "Task", "TrainedBatch"]
 
 
 @dataclass(frozen=True)
@@ -47,12 +57,51 @@ class TrainedBatch:
             )
 
 
+@dataclass(frozen=True, kw_only=True)
+class DifferentiableModel:
+    """A task's model, training objective and outputs as torch functions of its flat weights.
+
+    ``w`` is a float64 torch tensor ``(P,)`` laid out as the task's
+    :attr:`TrainedBatch.weights` rows.  The functions close over the task's
+    training and test data and must be differentiable twice (reverse over
+    reverse) by ``torch.autograd`` and ``torch.func.jacrev``.  The objective a
+    model trained on the subset S minimises is
+
+        L_S(w) = (1/|S|) sum_{j in S} item_losses(w)[j] + regularizer(w),
+
+    so the full-data objective is ``item_losses(w).mean() + regularizer(w)``
+    (:meth:`objective`).
+
+    Attributes:
+        n_params: P.
+        item_losses: ``w -> (N,)``, the training loss of every training item.
+        regularizer: ``w -> ()``, the part of the objective not tied to items.
+        outputs: ``w -> (Z,)``, the measured outputs f_z(w), *not* clipped.
+        convex: whether the objective is convex in w (a non-convex one needs a
+            damped Hessian for influence functions).
+        default_damping: damping influence functions add to the Hessian when
+            the caller gives none.
+    """
+
+    n_params: int
+    item_losses: Callable[[torch.Tensor], torch.Tensor]
+    regularizer: Callable[[torch.Tensor], torch.Tensor]
+    outputs: Callable[[torch.Tensor], torch.Tensor]
+    convex: bool
+    default_damping: float = 0.0
+
+    def objective(self, w: torch.Tensor) -> torch.Tensor:
+        """The full-data training objective ``mean_j l_j(w) + R(w)`` (a scalar)."""
+        return self.item_losses(w).mean() + self.regularizer(w)
+
+
 class Task(abc.ABC):
     """A model output function f(x; r) in R^Z, trained in batches.
 
     Tasks built from task files also set :attr:`spec_class` and implement
     :meth:`from_spec` (see ``docs/tasks.md``); tasks that can run on a torch
-    device other than the CPU override :meth:`train_batch_on`.
+    device other than the CPU override :meth:`train_batch_on`; tasks with a
+    differentiable model override :meth:`differentiable`.
     """
 
     #: Spec class of this kind (a :class:`~protocol.taskspec.TaskSpec` subclass),
@@ -83,6 +132,16 @@ class Task(abc.ABC):
         if device != "cpu":
             raise InvalidArgument(f"{type(self).__name__} runs only on the CPU, got {device!r}")
         return self.train_batch(x, seeds)
+
+    def differentiable(self) -> DifferentiableModel | None:
+        """The task's model as differentiable functions of its weights, or None (the default).
+
+        Optional: only gradient-based attribution methods (``influence-function``)
+        need it.  The functions must agree with what :meth:`train_batch` trains and
+        measures: ``outputs(w)`` equals the (unclipped) outputs of a model whose
+        trained weights are ``w``.
+        """
+        return None
 
     @property
     @abc.abstractmethod

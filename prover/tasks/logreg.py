@@ -21,6 +21,10 @@ Outputs: the margins ``y_t w.x_t`` on the Z test points (logit of the correct
 class minus the other one), clipped to ``[-bound, bound]``.  Weights: the
 ``d + 1`` trained parameters, bias last.
 
+:meth:`LogregTask.differentiable` gives the same model to gradient-based
+attribution: per-item losses ``log(1 + exp(-y_j w.x_j))`` (softplus), the
+regulariser ``(lambda/2) ||w_{1..d}||^2`` and the margins, in float64.
+
 A batch of n models trains as one ``(n, d+1)`` weight tensor: each step is two
 matrix products with the ``(N, d+1)`` design matrix, so a batch costs about the
 same number of operator launches as one model.
@@ -37,7 +41,7 @@ from numpy.typing import NDArray
 
 from protocol.errors import InvalidArgument
 from protocol.taskspec import TaskSpec
-from prover.tasks.base import TrainedBatch
+from prover.tasks.base import DifferentiableModel, TrainedBatch
 from prover.tasks.common import SpecTask, check_batch_inputs
 from prover.tasks.datasets import Dataset, load_logreg_data
 from prover.tasks.specs import LogregSpec
@@ -102,6 +106,33 @@ class LogregTask(SpecTask[LogregSpec]):
             weights=w.to("cpu", torch.float64).numpy(),
         )
 
+    def differentiable(self) -> DifferentiableModel:
+        """Loss, regulariser and margins as float64 functions of w ``(d+1,)`` (bias last)."""
+        f64 = torch.float64
+        x_tr = torch.as_tensor(self._x, dtype=f64)
+        y_tr = torch.as_tensor(self._y, dtype=f64)
+        x_te = torch.as_tensor(self._x_test, dtype=f64)
+        y_te = torch.as_tensor(self._y_test, dtype=f64)
+        decay = _decay(self.n_params, self.spec.train.l2, f64, torch.device("cpu"))
+
+        def item_losses(w: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.softplus(-(y_tr * (x_tr @ w)))
+
+        def regularizer(w: torch.Tensor) -> torch.Tensor:
+            return 0.5 * (decay * w * w).sum()
+
+        def outputs(w: torch.Tensor) -> torch.Tensor:
+            return _raw_margins(w.unsqueeze(0), x_te, y_te)[0]
+
+        return DifferentiableModel(
+            n_params=self.n_params,
+            item_losses=item_losses,
+            regularizer=regularizer,
+            outputs=outputs,
+            convex=True,
+            default_damping=0.0,
+        )
+
     def _data(self, dev: torch.device) -> tuple[torch.Tensor, ...]:
         """``(X (N, D), X^T (D, N), y (N,), X_test (Z, D), y_test (Z,), lambda (D,))``, cached."""
         dt = torch_dtype(self.spec.dtype)
@@ -112,8 +143,7 @@ class LogregTask(SpecTask[LogregSpec]):
                 return torch.as_tensor(a, dtype=dt, device=dev)
 
             x_tr = tensor(self._x)
-            decay = torch.full((self.n_params,), self.spec.train.l2, dtype=dt, device=dev)
-            decay[-1] = 0.0  # bias not penalised
+            decay = _decay(self.n_params, self.spec.train.l2, dt, dev)
             self._tensors[key] = (
                 x_tr,
                 x_tr.T.contiguous(),
@@ -146,4 +176,16 @@ class LogregTask(SpecTask[LogregSpec]):
 
     def _margins(self, w: torch.Tensor) -> torch.Tensor:
         _, _, _, x_te, y_te, _ = self._data(w.device)
-        return torch.mm(w, x_te.T).mul_(y_te).clamp_(-self.bound, self.bound)
+        return _raw_margins(w, x_te, y_te).clamp_(-self.bound, self.bound)
+
+
+def _decay(n_params: int, l2: float, dt: torch.dtype, dev: torch.device) -> torch.Tensor:
+    """Per-parameter L2 strength ``(lambda, .., lambda, 0)``: the bias is not penalised."""
+    decay = torch.full((n_params,), l2, dtype=dt, device=dev)
+    decay[-1] = 0.0
+    return decay
+
+
+def _raw_margins(w: torch.Tensor, x_te: torch.Tensor, y_te: torch.Tensor) -> torch.Tensor:
+    """Unclipped margins ``y_t w.x_t``: ``(n, Z)`` for weights ``(n, d+1)``."""
+    return torch.mm(w, x_te.T) * y_te

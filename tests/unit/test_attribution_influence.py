@@ -62,7 +62,9 @@ def test_logreg_scores_predict_leave_one_out_retraining() -> None:
 def test_mlp_cg_solution_matches_an_explicit_hessian_solve() -> None:
     task = build_task(MLP)
     damping = 1.0
-    fit = fit_influence_function(task, reference_seed=3, damping=damping, cg_iterations=500)
+    fit = fit_influence_function(
+        task, reference_seed=3, damping=damping, cg_iterations=500, solver="cg"
+    )
     assert fit.solver == "cg" and max(fit.residuals) < 1e-6
     data = load_digits_split(n_train=80, n_test=3, split_seed=0)
     u = torch.as_tensor(data.x_train)
@@ -110,8 +112,36 @@ def test_unsupported_kinds_and_bad_damping() -> None:
     )
     with pytest.raises(
         InvalidArgument,
-        match="method 'influence-function' supports task kinds 'logreg' and 'mlp', not 'synthetic'",
+        match="method 'influence-function' needs a task with a differentiable model "
+        r"\(Task.differentiable\); task kind 'synthetic' has none",
     ):
         fit_influence_function(synthetic, reference_seed=0)
     with pytest.raises(InvalidArgument, match="need damping > 0"):
         fit_influence_function(build_task(MLP), reference_seed=0, damping=0.0)
+
+
+@pytest.mark.parametrize("spec", [LOGREG, MLP], ids=["logreg", "mlp"])
+def test_the_hook_based_method_equals_the_per_kind_modules(spec: LogregSpec | MlpSpec) -> None:
+    """The generic method over the task's hooks gives the per-kind modules' scores."""
+    from prover.attribution.influence_logreg import logreg_influence
+    from prover.attribution.influence_mlp import mlp_influence
+
+    task = build_task(spec)
+    if isinstance(spec, LogregSpec):
+        new = fit_influence_function(task, reference_seed=0)
+        old = logreg_influence(task, reference_seed=0, base_dir=None, damping=0.0)
+        assert new.solver == old.solver == "exact"
+        np.testing.assert_allclose(new.theta, old.theta, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(new.theta0, old.theta0, rtol=1e-12, atol=1e-13)
+        return
+    old = mlp_influence(task, reference_seed=3, damping=1.0, cg_iterations=500, cg_tolerance=1e-8)
+    for solver in ("cg", "exact"):
+        new = fit_influence_function(
+            task, reference_seed=3, damping=1.0, cg_iterations=500, solver=solver
+        )
+        assert new.solver == solver and new.damping == 1.0
+        scale = np.abs(old.theta).max()
+        np.testing.assert_allclose(new.theta, old.theta, rtol=1e-6, atol=1e-8 * scale)
+        np.testing.assert_allclose(new.theta0, old.theta0, rtol=1e-12, atol=1e-12)
+        if solver == "cg":  # same Hessian-vector products, same iterations
+            assert new.iterations == old.iterations
