@@ -54,7 +54,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
 
 
 def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not _NAME_RE.match(name):
         raise InvalidArgument(
             f"attribution method names are 1 to 64 letters, digits and '_.+-', got {name!r}"
         )
@@ -88,9 +88,12 @@ def register_method(method_cls: type[Method], *, replace: bool = False) -> None:
             class (unless ``replace``), malformed, or the class is not a
             concrete :class:`Method`.
     """
+    if not (isinstance(method_cls, type) and issubclass(method_cls, Method)):
+        raise InvalidArgument(f"register_method: {method_cls!r} is not a Method subclass")
     name = getattr(method_cls, "name", None)
-    _check_name(name)  # type: ignore[arg-type]
-    assert isinstance(name, str)
+    if not isinstance(name, str):
+        raise InvalidArgument(f"register_method: {method_cls.__name__}.name must be a string")
+    _check_name(name)
     if name in _BUILTINS:
         raise InvalidArgument(
             f"attribution method {name!r} is a built-in method and cannot be replaced"
