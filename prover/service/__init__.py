@@ -4,7 +4,10 @@ Layers, outermost first: :mod:`~prover.service.server` (transport: limits,
 keep-alive, TLS, health, reflection), :mod:`~prover.service.servicer` (the only
 module that sees protobuf), :mod:`~prover.service.status` (the one
 error-to-status table), :mod:`~prover.service.handlers` (the protocol on domain
-objects), :mod:`~prover.service.session` and :mod:`~prover.service.plan`.
+objects), :mod:`~prover.service.session` (sessions: caps per client and in total,
+idle deadline, lifetime, memory budget, session tokens) and
+:mod:`~prover.service.plan`.  :mod:`~prover.service.streams` keeps slow or
+never-read streams from starving the server (stream slots, write deadline).
 Cheating Provers plug in through :class:`~prover.service.policy.ResultPolicy`.
 """
 
