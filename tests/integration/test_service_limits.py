@@ -339,3 +339,49 @@ def test_server_options_refuse_too_many_stream_slots() -> None:
     with pytest.raises(InvalidArgument) as err:
         ServiceLimits(session_idle_s=0)
     assert str(err.value) == "session_idle_s must be a finite number of seconds > 0, got 0"
+
+
+BIG_TASK = """\
+[task]
+kind = "synthetic"
+p = 0.5
+bound = 6.0
+output_tolerance = 1e-12
+weight_tolerance = 0.0
+n_outputs = 2
+
+[task.spectrum]
+n_items = 200000
+degree_weights = [0.25, 0.5, 0.15, 0.05]
+terms_per_degree = [1, 20, 10, 5]
+noise = 0.3
+structure_seed = 7
+"""
+
+
+def test_a_commit_stream_broken_off_leaves_no_session(tmp_path: Path) -> None:
+    """400,000 attribution values (3.2 MB): the server waits on the client's reads."""
+    toml = tmp_path / "big.toml"
+    toml.write_text(BIG_TASK, encoding="utf-8")
+    task = load_task(toml)
+    handlers = ProverHandlers(
+        source=task,
+        task_toml=BIG_TASK,
+        scores=make_scores(task, tmp_path / "scores.npz"),
+        signer=Ed25519Signer(generate_private_key()),
+    )
+    server = start_server(handlers, ServerOptions(host="[::]", port=0))
+    try:
+        for how in ("cancel", "disconnect"):
+            channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+            stub = pb_grpc.ProverStub(channel)
+            call = stub.Commit(pb.CommitRequest(task_digest=task.digest, mode="paper"), timeout=60)
+            header = next(call).header
+            assert len(handlers.sessions) == 1
+            assert handlers.sessions.get(header.session_id).committed is False
+            if how == "cancel":
+                call.cancel()
+            channel.close()  # "disconnect": the connection goes away under the stream
+            wait_until(lambda: len(handlers.sessions) == 0 and len(server.gate) == 0)
+    finally:
+        server.stop(None)
