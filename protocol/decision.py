@@ -46,7 +46,13 @@ from protocol.estimators import (
 )
 from protocol.plan import Plan
 from protocol.statistics import STATISTICS, statistic_for
-from protocol.verdict import Decision, OutputDecision, as_matrix, check_outputs
+from protocol.verdict import (
+    Decision,
+    OutputDecision,
+    as_matrix,
+    check_outputs,
+    pair_residuals,
+)
 
 __all__ = [
     "MAX_CLIPPED_FRACTION",
@@ -139,16 +145,18 @@ def decide_committed(
     """
     if plan.request.mode != "committed":
         raise InvalidArgument("decide_committed needs a committed-mode plan")
-    n, Z = plan.n_pairs, plan.request.n_outputs
-    f1 = check_outputs("first_outputs", first_outputs, plan, n)
-    f2 = check_outputs("second_outputs", second_outputs, plan, n)
-    g1 = as_matrix("first_predictions", first_predictions, n, Z)
-    g2 = as_matrix("second_predictions", second_predictions, n, Z)
+    Z = plan.request.n_outputs
+    r1, r2 = pair_residuals(
+        plan,
+        first_outputs=first_outputs,
+        second_outputs=second_outputs,
+        first_predictions=first_predictions,
+        second_predictions=second_predictions,
+    )
     if plan.clip_levels is not None:
         verified = verified_matrix(verified_residuals, Z)
         verdicts_c = [
-            clipped_verdict(plan, z, f1[:, z] - g1[:, z], f2[:, z] - g2[:, z], verified, escalated)
-            for z in range(Z)
+            clipped_verdict(plan, z, r1[:, z], r2[:, z], verified, escalated) for z in range(Z)
         ]
         return Decision(
             all(v.accept for v in verdicts_c), plan.threshold, tuple(verdicts_c), escalated
@@ -156,8 +164,8 @@ def decide_committed(
     node = plan.node_of_pair()
     verdicts = []
     for z in range(Z):
-        q1, c1 = _clip(plan, f1[:, z] - g1[:, z])
-        q2, c2 = _clip(plan, f2[:, z] - g2[:, z])
+        q1, c1 = _clip(plan, r1[:, z])
+        q2, c2 = _clip(plan, r2[:, z])
         sample = PairSample(node, q1, q2)
         est = direct_gap(
             plan.functional,

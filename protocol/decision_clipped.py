@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from protocol import clipped_gap as cg
 from protocol.plan import Plan
-from protocol.verdict import OutputDecision, as_matrix, check_outputs
+from protocol.verdict import OutputDecision, pair_residuals
 
 __all__ = [
     "Escalation",
@@ -181,10 +181,13 @@ def escalation(
     if plan.clip_levels is None:
         return None
     n, Z = plan.n_pairs, plan.request.n_outputs
-    f1 = check_outputs("first_outputs", first_outputs, plan, n)
-    f2 = check_outputs("second_outputs", second_outputs, plan, n)
-    g1 = as_matrix("first_predictions", first_predictions, n, Z)
-    g2 = as_matrix("second_predictions", second_predictions, n, Z)
+    r1, r2 = pair_residuals(
+        plan,
+        first_outputs=first_outputs,
+        second_outputs=second_outputs,
+        first_predictions=first_predictions,
+        second_predictions=second_predictions,
+    )
     verified = verified_matrix(verified_residuals, Z)
     d_spot, d_sampling, d_tail = cg.stage_deltas(
         plan.delta_spot, plan.delta_sampling, plan.delta_tail, stage
@@ -194,7 +197,7 @@ def escalation(
     for g in cg.ESCALATION_MULTIPLES:
         tolerated = math.inf
         for z in range(Z):
-            q1, q2 = f1[:, z] - g1[:, z], f2[:, z] - g2[:, z]
+            q1, q2 = r1[:, z], r2[:, z]
             t = _clipped_terms(plan, z, q1, q2, verified, g, d_sampling, d_tail)
             # The second stage's own spot checks re-estimate the tail: reserve as
             # much again as it charges now, so that they rarely undo the choice.
@@ -258,14 +261,17 @@ def hopeless_output(
     """
     if plan.clip_levels is None:
         return None
-    n, Z = plan.n_pairs, plan.request.n_outputs
-    f1 = check_outputs("first_outputs", first_outputs, plan, n)
-    f2 = check_outputs("second_outputs", second_outputs, plan, n)
-    g1 = as_matrix("first_predictions", first_predictions, n, Z)
-    g2 = as_matrix("second_predictions", second_predictions, n, Z)
+    Z = plan.request.n_outputs
+    r1, r2 = pair_residuals(
+        plan,
+        first_outputs=first_outputs,
+        second_outputs=second_outputs,
+        first_predictions=first_predictions,
+        second_predictions=second_predictions,
+    )
     eps, fixed = plan.request.epsilon, plan.tolerance_slack + abs(plan.bias_lower)
     for z in range(Z):
-        q1, q2 = f1[:, z] - g1[:, z], f2[:, z] - g2[:, z]
+        q1, q2 = r1[:, z], r2[:, z]
         lowest = math.inf
         for g in cg.ESCALATION_MULTIPLES:
             t = _clipped_terms(plan, z, q1, q2, None, g, plan.delta_sampling, plan.delta_tail)
@@ -303,14 +309,17 @@ def first_stage(
     """
     assert plan.clip_levels is not None
     n, Z = plan.n_pairs, plan.request.n_outputs
-    f1 = check_outputs("first_outputs", first_outputs, plan, n)
-    f2 = check_outputs("second_outputs", second_outputs, plan, n)
-    g1 = as_matrix("first_predictions", first_predictions, n, Z)
-    g2 = as_matrix("second_predictions", second_predictions, n, Z)
+    r1, r2 = pair_residuals(
+        plan,
+        first_outputs=first_outputs,
+        second_outputs=second_outputs,
+        first_predictions=first_predictions,
+        second_predictions=second_predictions,
+    )
     eps, fixed = plan.request.epsilon, plan.tolerance_slack + abs(plan.bias_lower)
     tolerated = math.inf
     for z in range(Z):
-        q1, q2 = f1[:, z] - g1[:, z], f2[:, z] - g2[:, z]
+        q1, q2 = r1[:, z], r2[:, z]
         t = _clipped_terms(plan, z, q1, q2, None, 1.0, plan.delta_sampling, plan.delta_tail)
         margin = eps - (t.value + t.deviation + 2.0 * t.clip_bias + fixed)
         tolerated = min(tolerated, math.floor(margin / t.leverage) if margin > 0 else -1)

@@ -82,3 +82,20 @@ def check_outputs(name: str, a: FloatArray, plan: Plan, rows: int) -> FloatArray
         worst = float(np.abs(arr).max())
         raise VerificationError(f"{name}: output {worst:.6g} lies outside the bound [-{b}, {b}]")
     return arr
+
+
+def pair_residuals(
+    plan: Plan,
+    *,
+    first_outputs: FloatArray,
+    second_outputs: FloatArray,
+    first_predictions: FloatArray,
+    second_predictions: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """Checked residuals ``q = f - g_a`` at both points of every pair, ``(n_pairs, Z)`` each."""
+    n, Z = plan.n_pairs, plan.request.n_outputs
+    f1 = check_outputs("first_outputs", first_outputs, plan, n)
+    f2 = check_outputs("second_outputs", second_outputs, plan, n)
+    g1 = as_matrix("first_predictions", first_predictions, n, Z)
+    g2 = as_matrix("second_predictions", second_predictions, n, Z)
+    return f1 - g1, f2 - g2
