@@ -38,9 +38,13 @@ class AuditConfig:
             + prover_weight * (epsilon / max_z E[q_z^2]) * Prover evaluations``
             (under ``max_prover_evaluations``).
         escalation_factor: ``lp`` plans: after a first-stage rejection the
-            Verifier may draw a second stage of spot checks at a higher clip
+            Verifier may draw later stages of spot checks at a higher clip
             level, up to this many times the planned spot checks in all (1 or
             less: never).
+        early_rejection: ``lp`` plans: reject without any spot check when no
+            spot-check outcome could accept (cheap); ``False`` draws the spot
+            checks anyway, so that a lying Prover is caught (a signed mismatch
+            in the report) rather than only rejected on its numbers.
         variance: practical planning: a declared upper bound on the second
             moment of the planned values (``q = f - g_a`` in committed mode,
             ``f - c`` in paper mode); ``None`` estimates it from a pilot of the
@@ -73,6 +77,7 @@ class AuditConfig:
     tail_fraction: float = 0.1
     prover_weight: float = 0.05
     escalation_factor: float = 40.0
+    early_rejection: bool = True
     variance: float | None = None
     pilot_trainings: int = 200
     variance_inflation: float = 1.5

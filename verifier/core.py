@@ -311,7 +311,11 @@ def spot_check_and_decide(
             commitment, pairs, pilot=pilot, spot_indices=s.indices, spot_outputs=s.own_outputs
         )
 
-    hopeless = hopeless_output(plan, **_pair_arrays(commitment, pairs, outputs))
+    hopeless = (
+        hopeless_output(plan, **_pair_arrays(commitment, pairs, outputs))
+        if config.early_rejection
+        else None
+    )
     if hopeless is not None:  # no spot-check outcome could accept: reject at the pilot's cost
         none = no_spot_checks(plan.request.n_outputs)
         decision = decide_committed_audit(plan, commitment, pairs, outputs, verified(none))

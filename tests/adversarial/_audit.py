@@ -56,8 +56,14 @@ def audit(
     delta: float = 0.05,
     audits: int = 1,
     verifier_seed: int = VERIFIER_SEED,
+    early_rejection: bool = True,
 ) -> Sequence[AuditResult]:
-    """Serve ``scores`` with ``policy`` and run ``audits`` audits against the same server."""
+    """Serve ``scores`` with ``policy`` and run ``audits`` audits against the same server.
+
+    ``early_rejection=False``: the Verifier spot-checks even results that its
+    statistic alone rejects (:attr:`verifier.config.AuditConfig.early_rejection`),
+    so the tests of the spot checks see them.
+    """
     handlers = OneThreadHandlers(
         source=task,
         task_toml=toml.read_text(encoding="utf-8"),
@@ -69,7 +75,7 @@ def audit(
     try:
         out = []
         for _ in range(audits):
-            config = AuditConfig(epsilon=epsilon, delta=delta)
+            config = AuditConfig(epsilon=epsilon, delta=delta, early_rejection=early_rejection)
             auditor = Auditor(
                 task, config, key=generate_private_key(), rng=np.random.default_rng(verifier_seed)
             )

@@ -42,7 +42,9 @@ def _setup(
 
 def _run(task: Task, toml: Path, honest: Scores, adversary: str, eps: float) -> AuditResult:
     a = armed(task, honest, adversary)
-    return audit(task, toml, a.scores, a.policy, epsilon=eps)[0]
+    # early_rejection=False: these liars' numbers alone may already reject; the spot
+    # checks are what this module tests
+    return audit(task, toml, a.scores, a.policy, epsilon=eps, early_rejection=False)[0]
 
 
 def assert_spot_check_caught(result: AuditResult, corrupted_fraction: float) -> None:

@@ -244,7 +244,8 @@ def test_scripted_honest_prover_is_accepted() -> None:
     ],
 )
 def test_hostile_prover_aborts_with_reason(fault: str, text: str) -> None:
-    result = run_scripted({fault}, chunk_points=16)
+    # corrupt_all's numbers alone already reject; draw the spot checks anyway to see them fail
+    result = run_scripted({fault}, chunk_points=16, early_rejection=fault != "corrupt_all")
     assert result.report.decision == "abort"
     assert text in result.report.reason
     assert not result.transport_failure
@@ -256,7 +257,11 @@ def test_dropped_stream_is_resumed() -> None:
 
 
 def test_halved_scores_are_rejected() -> None:
-    result = run_scripted(set(), scale=0.5)
+    # halving the exact scores gives err = 0.1875 per output (exact): above epsilon 0.15
+    task = synthetic_task()
+    theta0, theta = task.function.optimal_attribution()
+    assert float(task.function.err(theta0 * 0.5, theta * 0.5).min()) >= 1.2 * 0.15
+    result = run_scripted(set(), scale=0.5, epsilon=0.15)
     assert result.report.decision == "abort"
     assert "exceeds the threshold" in result.report.reason
 

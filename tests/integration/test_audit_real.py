@@ -136,7 +136,9 @@ def test_honest_committed_accepted_and_message_order(honest: ProverProcess) -> N
     assert len(seed) == 32 and seed.hex() == report.challenge_seed
     assert all(e != "Open" for e in names[: names.index("root received")])
     opened = [i for e, r in log.events if e == "Open" for i in r.point_indices]
-    assert len(opened) == len(set(opened)) == report.plan["spot_checks"]
+    # the spot checks the results call for, at most the planned ones
+    assert len(opened) == len(set(opened)) == report.costs["spot_checks"]
+    assert 0 < len(opened) <= report.plan["spot_checks"]
 
 
 def test_honest_paper_accepted(honest: ProverProcess) -> None:
@@ -149,8 +151,10 @@ def test_honest_paper_accepted(honest: ProverProcess) -> None:
 
 
 def test_halved_scores_rejected(halved: ProverProcess) -> None:
+    # halved exact scores: err = 0.1875 per output (exact), above epsilon = 0.15; at
+    # epsilon = 0.3 they may pass (err < epsilon), and now often do
     with grpc.insecure_channel(halved.address) as channel:
-        report = audit(channel, SYNTHETIC, epsilon=0.3, delta=0.05, key=generate_private_key())
+        report = audit(channel, SYNTHETIC, epsilon=0.15, delta=0.05, key=generate_private_key())
     assert report.decision == "abort"
     assert "exceeds the threshold" in report.reason
 

@@ -121,6 +121,12 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
         f"{HARD_MAX_PROVER_EVALUATIONS:,d}) [%(default)s]",
     )
     parser.add_argument(
+        "--always-spot-check",
+        action="store_true",
+        help="lp plans: draw the spot checks even when the Prover's results alone already "
+        "reject (slower; a liar is then caught with signed evidence in the report)",
+    )
+    parser.add_argument(
         "--yes",
         action="store_true",
         help="start even above --max-retrainings / --max-prover-evaluations",
@@ -141,6 +147,7 @@ def plan_options(args: argparse.Namespace) -> dict[str, Any]:
         "tail_fraction": args.tail_fraction,
         "max_prover_evaluations": args.max_prover_evaluations,
         "prover_weight": args.prover_weight,
+        "early_rejection": not args.always_spot_check,
     }
 
 
