@@ -52,6 +52,7 @@ from prover.tasks.torch_utils import (
     classifier_margins,
     resolve_device,
     seeded_generator,
+    seeded_minibatch_order,
     torch_dtype,
 )
 
@@ -120,20 +121,7 @@ def minibatch_order(
         indices into the N training items; rows of an empty subset are all 0
         (and carry no gradient, see :func:`sgd`).
     """
-    need = steps * batch
-    out = np.zeros((len(mask), need), dtype=np.int64)
-    for i, (row, seed) in enumerate(zip(mask, seeds, strict=True)):
-        members = np.flatnonzero(row)
-        if not len(members):
-            continue
-        gen = seeded_generator(int(seed), "pacda.mlp.order")
-        parts, total = [], 0
-        while total < need:
-            perm = torch.randperm(len(members), generator=gen).numpy()
-            parts.append(members[perm])
-            total += len(members)
-        out[i] = np.concatenate(parts)[:need]
-    return out.reshape(len(mask), steps, batch)
+    return seeded_minibatch_order(mask, seeds, steps, batch, "pacda.mlp.order")
 
 
 def forward_logits(params: MlpParams, u: torch.Tensor) -> torch.Tensor:

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import torch
+from numpy.typing import NDArray
 
 from protocol.errors import InvalidArgument
 
-__all__ = ["classifier_margins", "derive_seed", "resolve_device", "seeded_generator", "torch_dtype"]
+__all__ = [
+    "classifier_margins",
+    "derive_seed",
+    "resolve_device",
+    "seeded_generator",
+    "seeded_minibatch_order",
+    "torch_dtype",
+]
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -58,6 +67,38 @@ def seeded_generator(seed: int, label: str) -> torch.Generator:
     gen = torch.Generator(device="cpu")
     gen.manual_seed(derive_seed(seed, label))
     return gen
+
+
+def seeded_minibatch_order(
+    mask: NDArray[np.bool_], seeds: NDArray[np.uint64], steps: int, batch: int, label: str
+) -> NDArray[np.int64]:
+    """Training-item indices of every minibatch: int64 ``(n, steps, batch)``.
+
+    Model k's subset (its items in ascending order) is shuffled by
+    ``torch.randperm`` with the stream ``label`` of ``seeds[k]`` once per epoch,
+    the epochs are concatenated, and minibatch t is positions ``[tB, (t+1)B)``
+    (a minibatch may straddle two epochs).  Rows of an empty subset are all 0
+    (the trainer must give them no data gradient).
+
+    Args:
+        mask: bool ``(n, N)`` subsets in the mask encoding.
+        seeds: uint64 ``(n,)`` training seeds.
+        label: the stream's name, e.g. ``"pacda.mlp.order"``.
+    """
+    need = steps * batch
+    out = np.zeros((len(mask), need), dtype=np.int64)
+    for i, (row, seed) in enumerate(zip(mask, seeds, strict=True)):
+        members = np.flatnonzero(row)
+        if not len(members):
+            continue
+        gen = seeded_generator(int(seed), label)
+        parts, total = [], 0
+        while total < need:
+            perm = torch.randperm(len(members), generator=gen).numpy()
+            parts.append(members[perm])
+            total += len(members)
+        out[i] = np.concatenate(parts)[:need]
+    return out.reshape(len(mask), steps, batch)
 
 
 def classifier_margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
