@@ -23,11 +23,11 @@ from protocol.digests import attribution_digest
 from protocol.errors import InvalidArgument
 from protocol.scores import save_scores
 from prover.attribution import (
-    METHODS,
     AttributionConfig,
     AttributionResult,
     attribute,
     check_method,
+    method_names,
 )
 from prover.executors import Executor
 from prover.store import ResultStore
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "training), 130 interrupted (Ctrl-C; models already in --store are kept)"
     )
     parser.add_argument("--task", required=True, type=Path, help="task file (TOML)")
-    parser.add_argument("--method", required=True, help=f"one of: {', '.join(METHODS)}")
+    parser.add_argument("--method", required=True, help=f"one of: {', '.join(method_names())}")
     parser.add_argument(
         "--samples",
         type=int,

@@ -8,6 +8,8 @@ pipeline (:func:`prover.attribution.attribute`) with each.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ import numpy as np
 import pytest
 
 from protocol.errors import InvalidArgument
+from protocol.scores import load_scores
 from prover.attribution import (
     ENTRY_POINT_GROUP,
     METHODS,
@@ -212,7 +215,7 @@ class Misnamed(ConstantMethod):
 
 
 @pytest.fixture
-def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A distribution ``pacda-test-plugin`` with two ``pacda.methods`` entry points."""
     (tmp_path / "pacda_test_plugin.py").write_text(PLUGIN)
     info = tmp_path / "pacda_test_plugin-0.1.dist-info"
@@ -230,12 +233,12 @@ def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        yield
+        yield tmp_path
     finally:
         sys.modules.pop("pacda_test_plugin", None)
 
 
-def test_an_entry_point_method_is_discovered_and_used(installed_plugin: None) -> None:
+def test_an_entry_point_method_is_discovered_and_used(installed_plugin: Path) -> None:
     assert {"plugin-constant", "plugin-misnamed", "plugin-missing"} <= set(method_names())
     task = synthetic_task()
     res = attribute(task, AttributionConfig(method="plugin-constant", samples=5, check_samples=0))
@@ -254,3 +257,34 @@ def test_entry_points_are_not_seen_without_the_distribution() -> None:
     assert "plugin-constant" not in method_names()
     with pytest.raises(InvalidArgument, match="unknown attribution method 'plugin-constant'"):
         AttributionConfig(method="plugin-constant", samples=5)
+
+
+def test_the_attribute_cli_offers_and_runs_an_entry_point_method(
+    installed_plugin: Path, tmp_path: Path
+) -> None:
+    """``--method`` help and validation come from the registry, plugins included."""
+    exe = Path(sys.executable).parent / "pacda-prover"
+    env = {**os.environ, "PYTHONPATH": str(installed_plugin), "OMP_NUM_THREADS": "1"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(exe), "attribute", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+            check=False,
+        )
+
+    helped = run("--help")
+    assert helped.returncode == 0
+    assert "plugin-constant" in " ".join(helped.stdout.split())
+    task = Path(__file__).resolve().parents[2] / "examples" / "tasks" / "synthetic.toml"
+    out = tmp_path / "plugin.npz"
+    done = run(
+        "--task", str(task), "--method", "plugin-constant", "--samples", "5",
+        "--check-samples", "0", "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    scores = load_scores(out)
+    assert scores.method == "plugin-constant" and scores.meta["fit"] == {"plugin": True}
