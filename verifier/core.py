@@ -311,6 +311,9 @@ def spot_check_and_decide(
             commitment, pairs, pilot=pilot, spot_indices=s.indices, spot_outputs=s.own_outputs
         )
 
+    if plan.clip_levels is None:  # plans other than the clipped gap: the planned spot checks
+        spot = check(draw_spot_checks(rng, plan.prover_evaluations, plan.spot_checks))
+        return decide_committed_audit(plan, commitment, pairs, outputs, verified(spot)), spot
     hopeless = (
         hopeless_output(plan, **_pair_arrays(commitment, pairs, outputs))
         if config.early_rejection
