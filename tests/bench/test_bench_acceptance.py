@@ -8,7 +8,9 @@ worker; the test prints its wall time)::
 Environment: ``PACDA_ACCEPTANCE_OUT`` (output directory, default
 ``out/acceptance``), ``PACDA_ACCEPTANCE_SEEDS`` (audits per point, default
 100), ``PACDA_ACCEPTANCE_EPS`` (epsilon as a fraction of Var(f), default 0.5),
-``PACDA_WORKERS`` (processes, default 2).
+``PACDA_WORKERS`` (processes, default 2), ``PACDA_ACCEPTANCE_CONFIGS`` (a
+comma-separated subset of the series as ``mode/planning/estimator``, e.g.
+``committed/practical/auto`` for the Verifier's defaults alone; all by default).
 
 Writes ``acceptance.csv``, ``acceptance.png`` (acceptance rate against
 err(a)/eps with the 1 - delta and delta lines) and ``acceptance.json`` (task,
@@ -130,12 +132,19 @@ structure_seed = 3
 """
 SWEEP = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)  # err(a) / eps
 #: (mode, planning, estimator): the four chebyshev series, then the Verifier's defaults.
-CONFIGS = (
+ALL_CONFIGS = (
     ("committed", "rigorous", "chebyshev"),
     ("committed", "practical", "chebyshev"),
     ("paper", "rigorous", "chebyshev"),
     ("paper", "practical", "chebyshev"),
     ("committed", "practical", "auto"),
+)
+#: ``PACDA_ACCEPTANCE_CONFIGS``: a comma-separated subset of "mode/planning/estimator"
+#: (e.g. ``committed/practical/auto``, the Verifier's defaults); all five by default.
+CONFIGS = tuple(
+    c
+    for c in ALL_CONFIGS
+    if "/".join(c) in os.environ.get("PACDA_ACCEPTANCE_CONFIGS", "/".join(c)).split(",")
 )
 DELTA = 0.05
 ROOT_SEED = 20260506
