@@ -201,6 +201,13 @@ class _Search:
         down, up = -lo * self.m2, hi * r.tail_fraction * self.m2
         tol = f.l1_norm * self.shift
         corruption = r.epsilon - self.radius - up - shift - beta - dev - dev_honest - 2 * tol - down
+        if r.verifier_trains_all:  # local mode: no Prover values, nothing to spot-check
+            if np.any(corruption < 0):
+                return None
+            return _Sized(
+                float(n_points), f, kappa, counts, 0, 0, dev, beta, 0.0 * corruption,
+                dev_honest, shift,
+            )  # fmt: skip
         if np.any(corruption <= 0):
             return None
         lev = cg.leverage(f.weights, counts, clips)
@@ -252,7 +259,10 @@ def plan_clipped_gap(request: PlanRequest) -> Plan:
     """
     search = _Search(request)
     s = search.best()
-    if search.tail_runs:
+    # Local mode (verifier_trains_all) keeps the tail of the pilot alone: every
+    # challenge point will be a verified run too, so the decision's tail can only
+    # usually come out narrower than planned (it never goes below the planned one).
+    if search.tail_runs and not request.verifier_trains_all:
         assumed = s.spot_checks
         search.tails = search.tails_at(search.tail_runs + assumed)
         s = search.best()
@@ -281,7 +291,9 @@ def plan_clipped_gap(request: PlanRequest) -> Plan:
         BudgetItem(
             "corruption",
             float(used.max()),
-            f"up to {s.tolerated:,d} corrupted pairs unseen; more caught w.p. "
+            "none: the Verifier evaluates every point itself"
+            if r.verifier_trains_all
+            else f"up to {s.tolerated:,d} corrupted pairs unseen; more caught w.p. "
             f">= {1 - search.delta_spot:.4g}",
         ),
         BudgetItem(

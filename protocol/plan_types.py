@@ -76,6 +76,10 @@ class PlanRequest:
         prover_weight: ``lp`` planning: the planner minimises ``Verifier
             retrainings + prover_weight * (epsilon / max_z E[q_z^2]) * Prover
             evaluations`` under the cap (scale-free: :mod:`protocol.plan_clipped`).
+        verifier_trains_all: ``lp`` planning, local mode: the Verifier evaluates
+            every challenge point itself, so nothing is corrupted, no spot check
+            is drawn and the whole margin goes to estimation; the planner
+            minimises the points it trains.
     """
 
     epsilon: float
@@ -100,6 +104,7 @@ class PlanRequest:
     max_prover_evaluations: int = 20_000_000
     prover_weight: float = 0.05
     moment_inflation: float = 1.5
+    verifier_trains_all: bool = False
 
     def __post_init__(self) -> None:
         _positive("epsilon", self.epsilon)

@@ -122,9 +122,18 @@ def check_pilot(config: AuditConfig, task: Task, pilot: Pilot) -> None:
 
 
 def plan_audit(
-    config: AuditConfig, task: Task, commitment: Commitment, pilot: Pilot | None
+    config: AuditConfig,
+    task: Task,
+    commitment: Commitment,
+    pilot: Pilot | None,
+    *,
+    local: bool = False,
 ) -> Plan:
-    """The plan of an audit; :class:`StatisticalRejection` above ``max_prover_evaluations``."""
+    """The plan of an audit; :class:`StatisticalRejection` above ``max_prover_evaluations``.
+
+    ``local``: local mode, the Verifier evaluates every challenge point itself, so
+    clipped-gap plans tolerate no corruption and draw no spot check.
+    """
     variance = pilot.variance if pilot is not None else config.variance
     plan = make_plan(
         plan_request(
@@ -133,6 +142,7 @@ def plan_audit(
             commitment=commitment,
             variance=variance,
             pilot=pilot.stats if pilot is not None else None,
+            local=local,
         )
     )
     if plan.prover_evaluations > config.max_prover_evaluations:

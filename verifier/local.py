@@ -110,7 +110,7 @@ def certify_local(
             own.append(out)
             check_pilot(config, task, pilot)
         state.planned_variance = pilot.variance if pilot is not None else config.variance
-        plan = state.plan = plan_audit(config, task, commitment, pilot)
+        plan = state.plan = plan_audit(config, task, commitment, pilot, local=True)
     except StatisticalRejection as err:  # the same verdict the gRPC driver gives
         state.reason = f"{type(err).__name__}: {err}"
         return _finish(state, own, key, t0, None, pilot_var)

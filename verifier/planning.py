@@ -148,10 +148,12 @@ def plan_request(
     commitment: Commitment,
     variance: float | None,
     pilot: PilotStats | None = None,
+    local: bool = False,
 ) -> PlanRequest:
     """The :class:`~protocol.plan.PlanRequest` of an audit.
 
     b, tau, Z and p come from the Verifier's own task; G from the verified commitment.
+    ``local``: the Verifier evaluates every challenge point itself (local mode).
     """
     bound = float(task.bound)
     g_bound = attribution_bound(commitment.theta0, commitment.theta)
@@ -174,6 +176,7 @@ def plan_request(
         max_prover_evaluations=config.max_prover_evaluations,
         prover_weight=config.prover_weight,
         moment_inflation=config.variance_inflation,
+        verifier_trains_all=local and config.resolved_estimator == "lp",
         **_moments(pilot),
     )
 

@@ -303,3 +303,15 @@ def test_table_shows_where_all_of_epsilon_goes() -> None:
     assert sum(shares) == pytest.approx(100.0, abs=0.5)
     assert f"up to {plan.spot_checks:,d}" in text
     assert "e-1" not in text.split("where epsilon goes")[1].split("practical-mode")[0]
+
+
+def test_local_mode_plan_tolerates_no_corruption_and_trains_fewer_points() -> None:
+    """The Verifier evaluates every point itself: no spot checks, no corruption charged."""
+    committed = make_plan(_request())
+    local = make_plan(_request(verifier_trains_all=True))
+    assert local.spot_checks == 0 and local.tolerated_corruptions == 0
+    assert local.corruption_budget == 0.0
+    # a committed plan's pair count is feasible for local mode too (its margin covers
+    # corruption), so the cheapest local plan is at most as large
+    assert local.prover_evaluations <= committed.prover_evaluations
+    assert "evaluates every point itself" in local.table()
