@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import numpy as np
+import pytest
 from numpy.typing import NDArray
 
 from pacda.v1 import prover_pb2 as pb
@@ -17,6 +19,19 @@ from prover.tasks.base import Task
 
 ROOT = Path(__file__).resolve().parents[2]
 SYNTHETIC_TOML = ROOT / "examples" / "tasks" / "synthetic.toml"
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+#: Tests that need two client hosts on one machine use 127.0.0.1 and ::1.
+needs_ipv6 = pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback (::1)")
 
 #: Session tokens handed out by the Commit streams run through :func:`commit`, by session id;
 #: :func:`challenge_request` and :func:`open_points` present them unless told otherwise.

@@ -41,6 +41,7 @@ from tests.integration._service_util import (
     challenge_request,
     commit,
     make_scores,
+    needs_ipv6,
 )
 from tests.integration.test_service_cli import serve
 from verifier import AuditConfig, Auditor
@@ -167,6 +168,7 @@ class Abusers:
             assert not t.is_alive(), t.name
 
 
+@needs_ipv6
 def test_honest_audits_accept_under_abuse_and_memory_stays_bounded(tmp_path: Path) -> None:
     started = time.monotonic()
     task = load_task(SYNTHETIC_TOML)
@@ -258,6 +260,7 @@ def test_honest_audits_accept_under_abuse_and_memory_stays_bounded(tmp_path: Pat
 CANCELLED_BOUND_MB = 60.0
 
 
+@needs_ipv6
 def test_a_cancelled_million_point_challenge_pins_no_memory(tmp_path: Path) -> None:
     toml = ROOT / "tests" / "adversarial" / "logreg_small.toml"
     task = load_task(toml)

@@ -39,6 +39,7 @@ from tests.integration._service_util import (
     challenge_request,
     commit,
     make_scores,
+    needs_ipv6,
     open_points,
     rpc_error,
 )
@@ -131,6 +132,7 @@ def test_lifetime_frees_a_session_that_keeps_busy(tmp_path: Path) -> None:
         assert server.handlers.sessions.n_expired == 1
 
 
+@needs_ipv6
 def test_per_client_cap_and_total_cap(tmp_path: Path) -> None:
     limits = ServiceLimits(max_sessions=3, max_sessions_per_client=2)
     with (
@@ -191,6 +193,7 @@ def test_memory_budget_refuses_before_allocating(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------- tokens
+@needs_ipv6
 def test_a_session_is_bound_to_the_client_that_opened_it(tmp_path: Path) -> None:
     with (
         serving(tmp_path, ServiceLimits()) as server,
@@ -271,6 +274,7 @@ def test_never_read_streams_cannot_starve_the_server(tmp_path: Path) -> None:
         assert res.root.n_leaves == 26
 
 
+@needs_ipv6
 def test_one_client_cannot_take_every_stream_slot(tmp_path: Path) -> None:
     options = ServerOptions(host="[::]", port=0, max_workers=8)  # 6 slots, 3 per client
     with (
