@@ -183,6 +183,8 @@ class Auditor:
             state.reason = f"ProverError: {err}"
         except PacdaError as err:  # e.g. InvalidArgument from the planner: no plan fits
             state.reason = f"{type(err).__name__}: {err}"
+        if run.commitment is not None and not transport:
+            run.client.close(run.commitment.session_id)  # the Prover frees the session now
         state.bytes_received = run.client.bytes_received
         state.wall_seconds = time.perf_counter() - t0
         report = build_report(state)

@@ -20,6 +20,7 @@ every Challenge and Open of that session; the driver never sees it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -255,6 +256,17 @@ class ProverClient:
                 bytes(msg.weights),
                 tuple(bytes(h) for h in msg.proof),
             )
+
+    def close(self, session_id: str) -> None:
+        """``Close``: the audit is over, the Prover may free the session (best effort).
+
+        Never raises: a Prover that is gone, or one that does not know ``Close``,
+        frees the session at its idle deadline instead.
+        """
+        token = self._tokens.pop(session_id, b"")
+        request = prover_pb2.CloseRequest(session_id=session_id, session_token=token)
+        with contextlib.suppress(grpc.RpcError):
+            self._stub.Close(request, timeout=min(self._timeout, 10.0))
 
     def _stream(self, rpc: str, method, request):  # type: ignore[no-untyped-def]
         """Iterate a server stream, counting bytes and mapping gRPC errors."""
