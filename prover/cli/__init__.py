@@ -19,6 +19,7 @@ __all__ = ["main"]
 # Subcommand name -> module under prover.cli.  Add new commands here.
 COMMANDS: dict[str, str] = {
     "attribute": "prover.cli.attribute",
+    "import-scores": "prover.cli.import_scores",
     "serve": "prover.cli.serve",
     "keygen": "prover.cli.keygen",
     "tls": "prover.cli.tls",
