@@ -229,7 +229,19 @@ def test_calibrate_recovers_a_rescaled_ranking(
     np.testing.assert_allclose(cal["residual_mean_square"], R, rtol=0.15)
     for z in range(2):  # the table prints the fitted scale per output
         assert re.search(rf"^\s+{z}\s+{scale[z]:.6g}\s", done.stdout, re.MULTILINE), done.stdout
-    assert printed_digest(done.stdout) == attribution_digest(s.theta0, s.theta)
+    digest = printed_digest(done.stdout)
+    assert digest == attribution_digest(s.theta0, s.theta)
+    # The imported file is audited like any other (local mode: the Verifier trains
+    # everything itself), under the digest import-scores printed.
+    verifier = Path(prover_exe()).with_name("pacda-verifier")
+    audit = subprocess.run(
+        [str(verifier), "certify", "--task", str(SYNTHETIC), "--scores", str(out),
+         "--epsilon-relative", "0.05", "--delta", "0.05", "--yes"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert "verdict: ACCEPT" in audit.stdout
+    assert f"attribution digest: {digest}" in audit.stdout
 
 
 def test_intercept_mean_fits_the_intercept_of_exact_slopes(
