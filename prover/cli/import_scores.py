@@ -68,6 +68,8 @@ EXIT_INTERRUPTED = 130
 FORMATS = (".npy", ".npz", ".pt", ".csv")
 _TOOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _METHOD_PREFIX = "imported-"
+#: Models trained for ``--intercept-mean`` unless ``--intercept-samples`` says otherwise.
+DEFAULT_INTERCEPT_SAMPLES = 1000
 _MAX_METHOD = 64
 
 
@@ -140,9 +142,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     way.add_argument(
         "--intercept-samples",
         type=int,
-        default=1000,
+        default=None,
         metavar="K",
-        help="models trained for --intercept-mean (default 1000)",
+        help=f"models trained for --intercept-mean (default {DEFAULT_INTERCEPT_SAMPLES})",
     )
     way.add_argument(
         "--intercept-zero",
@@ -282,7 +284,7 @@ def _read_csv(path: Path, where: str) -> NDArray[Any]:
     rows: list[list[float]] = []
     lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
     for idx, (lineno, line) in enumerate(lines):
-        fields = [f.strip() for f in line.split(",")]
+        fields = [f.strip().strip('"').strip() for f in line.split(",")]
         try:
             values = [float(f) for f in fields]
         except ValueError:
@@ -439,8 +441,15 @@ def _mode(args: argparse.Namespace) -> str:
         raise InvalidArgument("--intercept-key needs --intercept FILE")
     if args.calibrate is not None and args.calibrate < 3:
         raise InvalidArgument(f"--calibrate K needs K >= 3 models, got {args.calibrate}")
-    if args.intercept_mean and args.intercept_samples < 2:
-        raise InvalidArgument(f"--intercept-samples must be >= 2, got {args.intercept_samples}")
+    if args.intercept_samples is not None and not args.intercept_mean:
+        raise InvalidArgument("--intercept-samples needs --intercept-mean")
+    if args.intercept_mean:
+        if args.intercept_samples is None:
+            args.intercept_samples = DEFAULT_INTERCEPT_SAMPLES
+        if args.intercept_samples < 2:
+            raise InvalidArgument(f"--intercept-samples must be >= 2, got {args.intercept_samples}")
+    if args.calibrate is not None or args.intercept_mean:
+        Streams(args.seed)  # validates --seed before any stage line
     if args.chunk_size < 1:
         raise InvalidArgument(f"--chunk-size must be >= 1, got {args.chunk_size}")
     return chosen[0]

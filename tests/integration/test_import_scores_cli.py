@@ -403,6 +403,32 @@ def test_missing_and_ambiguous_keys(
     assert "--key applies to .npz and .pt files only, not .npy" in line
 
 
+def test_csv_quoted_numbers_and_malformed_rows(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    task: SyntheticTask,
+    exact: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """A header and quoted numbers are read; a text row after the header or a ragged row is not."""
+    theta = exact[1]  # (Z, N), pm
+    quoted = tmp_path / "quoted.csv"
+    body = "\n".join(",".join(f'"{float(v)!r}"' for v in row) for row in theta)
+    quoted.write_text("item_" + ",item_".join(map(str, range(50))) + "\n" + body + "\n")
+    out = tmp_path / "q.npz"
+    base = ("--task", SYNTHETIC, "--encoding", "pm", "--intercept-zero")
+    code, err = in_process(capsys, *base, "--in", quoted, "--out", out)
+    assert code == 0, err
+    np.testing.assert_array_equal(load_scores(out, task_digest=task.digest).theta, theta)
+    text_row = tmp_path / "text.csv"
+    text_row.write_text("a,b\n1,2\nthree,4\n")
+    line = refused(capsys, tmp_path, *base, "--in", text_row)
+    assert "line 3 is not a row of comma-separated numbers: 'three,4'" in line
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("1,2\n3\n")
+    line = refused(capsys, tmp_path, *base, "--in", ragged)
+    assert "line 2 has 1 values, earlier rows have 2" in line
+
+
 def test_pickled_pt_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Arbitrary pickled objects are not loaded (weights_only=True), in one line."""
     pt = tmp_path / "evil.pt"
@@ -424,6 +450,10 @@ def test_intercept_choice_is_exactly_one(
     assert "(got --calibrate, --intercept-zero)" in line
     line = refused(capsys, tmp_path, *base, "--calibrate", "2")
     assert "--calibrate K needs K >= 3 models, got 2" in line
+    line = refused(capsys, tmp_path, *base, "--intercept-zero", "--intercept-samples", "50")
+    assert "--intercept-samples needs --intercept-mean" in line
+    line = refused(capsys, tmp_path, *base, "--calibrate", "100", "--seed", "-1")
+    assert "seed must be an integer in [0, 2**63), got -1" in line
 
 
 def test_ctrl_c_exits_130_with_one_line(tmp_path: Path) -> None:
