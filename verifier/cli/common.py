@@ -92,7 +92,10 @@ def check_scores_file(path: Path) -> Path:
         raise InvalidArgument(f"--scores {path}: no such file") from None
     except OSError as err:
         raise InvalidArgument(f"--scores {path}: cannot read it: {err.strerror}") from None
-    remedy = "a pacda-scores/1 .npz file is written by pacda-prover attribute (docs/scores.md)"
+    remedy = (
+        "a pacda-scores/1 .npz file is written by pacda-prover attribute, or by "
+        "pacda-prover import-scores from another tool's score matrix (docs/scores.md)"
+    )
     if head.startswith(b"\x93NUMPY"):
         raise InvalidArgument(
             f"--scores {path}: a plain NumPy array (.npy), not a scores file; {remedy}"
