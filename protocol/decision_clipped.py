@@ -197,36 +197,47 @@ def escalation(
     for g in cg.ESCALATION_MULTIPLES:
         tolerated = math.inf
         for z in range(Z):
-            q1, q2 = r1[:, z], r2[:, z]
-            t = _clipped_terms(plan, z, q1, q2, verified, g, d_sampling, d_tail)
-            # The second stage's own spot checks re-estimate the tail: reserve as
-            # much again as it charges now, so that they rarely undo the choice.
+            t = _clipped_terms(plan, z, r1[:, z], r2[:, z], verified, g, d_sampling, d_tail)
+            # The stage's own spot checks re-estimate the tail: reserve as much
+            # again as it charges now, so that they rarely undo the choice.
             margin = eps - (t.value + t.deviation + 2.0 * t.clip_bias + fixed)
             tolerated = min(tolerated, math.floor(margin / t.leverage) if margin > 0 else -1)
-        if tolerated < 0:
-            continue
-        m = int(tolerated)
-        n_points = 2 * n
-        k = min(n_points, math.ceil(n_points * math.log(1.0 / d_spot) / (m + 1)))
-        options.append(Escalation(multiple=g, tolerated=m, spot_checks=k, stage=stage))
-    if not options:
-        return None
+        if tolerated >= 0:
+            m = int(tolerated)
+            k = min(2 * n, math.ceil(2 * n * math.log(1.0 / d_spot) / (m + 1)))
+            options.append(Escalation(multiple=g, tolerated=m, spot_checks=k, stage=stage))
+    return _robust_choice(plan, options, verified, max_spot_checks) if options else None
+
+
+def _robust_choice(
+    plan: Plan,
+    options: list[Escalation],
+    verified: FloatArray | None,
+    max_spot_checks: float,
+) -> Escalation:
+    """The highest clip within :data:`ROBUST_COST` x the cheapest, raised above the verified tail.
+
+    See :func:`escalation`.
+    """
+    assert plan.clip_levels is not None
     cheapest = min(options, key=lambda e: e.spot_checks)
     limit = min(max_spot_checks, ROBUST_COST * cheapest.spot_checks)
     affordable = [e for e in options if e.spot_checks <= limit]
     choice = max(affordable, key=lambda e: e.multiple) if affordable else cheapest
-    if verified is not None and verified.size:
-        # a tail already seen: clip above every verified q^2 if the cap allows
-        above = [
-            e
-            for e in options
-            if e.spot_checks <= max_spot_checks
-            and bool(np.all(e.multiple * np.asarray(plan.clip_levels) > (verified**2).max(axis=0)))
-        ]
-        if above:
-            lowest = min(above, key=lambda e: e.multiple)
-            if lowest.multiple > choice.multiple:
-                choice = lowest
+    if verified is None or not verified.size:
+        return choice
+    # a tail already seen: clip above every verified q^2 if the cap allows
+    largest = (verified**2).max(axis=0)
+    clips = np.asarray(plan.clip_levels)
+    above = [
+        e
+        for e in options
+        if e.spot_checks <= max_spot_checks and bool(np.all(e.multiple * clips > largest))
+    ]
+    if above:
+        lowest = min(above, key=lambda e: e.multiple)
+        if lowest.multiple > choice.multiple:
+            return lowest
     return choice
 
 

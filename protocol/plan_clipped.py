@@ -256,12 +256,12 @@ def plan_clipped_gap(request: PlanRequest) -> Plan:
     round counted: ``k_0`` (pilot only), ``k_1`` (pilot + ``k_0``), ``k_2`` (pilot +
     ``k_1``).  The plan draws ``max(k_1, k_2)`` spot checks, at least the ``k_1`` its
     tail assumed, so the planned tail is what the decision will compute.
+    Local mode (``verifier_trains_all``) keeps the tail of the pilot alone: every
+    challenge point is a verified run there, and the decision's tail is never
+    below the planned one.
     """
     search = _Search(request)
     s = search.best()
-    # Local mode (verifier_trains_all) keeps the tail of the pilot alone: every
-    # challenge point will be a verified run too, so the decision's tail can only
-    # usually come out narrower than planned (it never goes below the planned one).
     if search.tail_runs and not request.verifier_trains_all:
         assumed = s.spot_checks
         search.tails = search.tails_at(search.tail_runs + assumed)
@@ -271,7 +271,12 @@ def plan_clipped_gap(request: PlanRequest) -> Plan:
         s = search.best()
         if s.spot_checks < assumed:
             s = dataclasses.replace(s, spot_checks=assumed)
-    r, f = request, s.functional
+    return _plan(search, s)
+
+
+def _plan(search: _Search, s: _Sized) -> Plan:
+    """The :class:`~protocol.plan_types.Plan` of the chosen sizing ``s``."""
+    r, f = search.r, s.functional
     clips = tuple(float(c) for c in s.kappa * search.m2)
     tail_index = cg.CLIP_MULTIPLES.index(s.kappa)
     tails = tuple(float(search.tails[tail_index] * m) for m in search.m2)
@@ -287,28 +292,6 @@ def plan_clipped_gap(request: PlanRequest) -> Plan:
     up = hi * r.tail_fraction * search.m2
     tol = f.l1_norm * search.shift
     thresholds = r.epsilon - (s.deviations + s.clip_biases + tol + down + used)
-    budget = (
-        BudgetItem(
-            "corruption",
-            float(used.max()),
-            "none: the Verifier evaluates every point itself"
-            if r.verifier_trains_all
-            else f"up to {s.tolerated:,d} corrupted pairs unseen; more caught w.p. "
-            f">= {1 - search.delta_spot:.4g}",
-        ),
-        BudgetItem(
-            "clipping bias",
-            float(s.clip_biases.max()),
-            f"||w||_1 E[(q^2-C)_+], C = {s.kappa:g} E[q^2] per output",
-        ),
-        BudgetItem("bias (downward)", float(down.max()), "LP functional: none beyond round-off"),
-        BudgetItem("tolerance slack", tol, f"tau={r.tolerance:.3g} on every evaluation"),
-        BudgetItem(
-            "sampling (Prover)",
-            float(s.deviations.max()),
-            f"normal approximation, delta={search.delta_sampling:.3g} per output",
-        ),
-    )
     return Plan(
         request=r,
         functional=f,
@@ -332,11 +315,40 @@ def plan_clipped_gap(request: PlanRequest) -> Plan:
         local_trainings=0,
         delta_sampling=search.delta_sampling,
         delta_spot=search.delta_spot,
-        budget=budget,
+        budget=_budget(search, s, float(used.max()), float(down.max()), tol),
         clip_levels=clips,
         clip_bias=float(s.clip_biases.max()),
         planned_tails=tails,
         planned_variances=variances,
         delta_tail=search.delta_tail,
         assumptions=tuple(a.replace("tail_fraction", f"{r.tail_fraction:g}") for a in ASSUMPTIONS),
+    )
+
+
+def _budget(
+    search: _Search, s: _Sized, corruption: float, down: float, tol: float
+) -> tuple[BudgetItem, ...]:
+    """The soundness terms of the plan table, with what each one stands for."""
+    r = search.r
+    return (
+        BudgetItem(
+            "corruption",
+            corruption,
+            "none: the Verifier evaluates every point itself"
+            if r.verifier_trains_all
+            else f"up to {s.tolerated:,d} corrupted pairs unseen; more caught w.p. "
+            f">= {1 - search.delta_spot:.4g}",
+        ),
+        BudgetItem(
+            "clipping bias",
+            float(s.clip_biases.max()),
+            f"||w||_1 E[(q^2-C)_+], C = {s.kappa:g} E[q^2] per output",
+        ),
+        BudgetItem("bias (downward)", down, "LP functional: none beyond round-off"),
+        BudgetItem("tolerance slack", tol, f"tau={r.tolerance:.3g} on every evaluation"),
+        BudgetItem(
+            "sampling (Prover)",
+            float(s.deviations.max()),
+            f"normal approximation, delta={search.delta_sampling:.3g} per output",
+        ),
     )

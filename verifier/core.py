@@ -315,57 +315,90 @@ def spot_check_and_decide(
     chosen from the data so far, until one accepts or none can.  Returns the
     decision and every spot check made.
     """
-
-    def verified(s: SpotCheckResult) -> FloatArray | None:
-        return verified_residuals(
-            commitment, pairs, pilot=pilot, spot_indices=s.indices, spot_outputs=s.own_outputs
-        )
-
+    run = _Stages(config, plan, commitment, pairs, outputs, pilot, rng, check, note)
     if plan.clip_levels is None:  # plans other than the clipped gap: the planned spot checks
         spot = check(draw_spot_checks(rng, plan.prover_evaluations, plan.spot_checks))
-        return decide_committed_audit(plan, commitment, pairs, outputs, verified(spot)), spot
-    hopeless = (
-        hopeless_output(plan, **_pair_arrays(commitment, pairs, outputs))
-        if config.early_rejection
-        else None
-    )
-    if hopeless is not None:  # no spot-check outcome could accept: reject at the pilot's cost
-        none = no_spot_checks(plan.request.n_outputs)
-        decision = decide_committed_audit(plan, commitment, pairs, outputs, verified(none))
-        if decision.accept:  # hopeless_output bounds every certified bound from below
-            raise AssertionError("hopeless_output disagrees with the decision")
-        if note is not None:
-            note(
-                f"output {hopeless}: rejected before any spot check (no outcome of the spot "
-                "checks could bring its certified bound below epsilon)"
-            )
-        return decision, none
+        return run.decide(spot), spot
+    if config.early_rejection:
+        early = run.reject_early()
+        if early is not None:
+            return early
     stage = first_stage(plan, **_pair_arrays(commitment, pairs, outputs))
-    if note is not None and stage.spot_checks < plan.spot_checks:
-        note(
-            f"the results call for {stage.spot_checks:,d} of the planned {plan.spot_checks:,d} "
-            f"spot checks (tolerating {stage.tolerated:,d} corrupted pairs)"
-        )
+    run.say(
+        f"the results call for {stage.spot_checks:,d} of the planned {plan.spot_checks:,d} "
+        f"spot checks (tolerating {stage.tolerated:,d} corrupted pairs)",
+        when=stage.spot_checks < plan.spot_checks,
+    )
     spot = check(draw_spot_checks(rng, plan.prover_evaluations, stage.spot_checks))
-    decision = decide_committed_audit(plan, commitment, pairs, outputs, verified(spot), stage)
-    if decision.accept:
-        return decision, spot
+    decision = run.decide(spot, stage)
     for stage_number in range(2, 2 + LATER_STAGES):
-        esc = plan_escalation(
-            config, plan, commitment, pairs, outputs, verified(spot), stage_number
-        )
-        if esc is None:
-            return decision, spot
-        if note is not None:
-            note(
-                f"stage {stage_number}: clip x{esc.multiple:g}, "
-                f"{esc.spot_checks:,d} spot checks in all"
-            )
-        k_more = esc.spot_checks - len(spot.indices)
-        if k_more > 0:
-            more = draw_more_spot_checks(rng, plan.prover_evaluations, spot.indices, k_more)
-            spot = merge_spot_checks(spot, check(more))
-        decision = decide_committed_audit(plan, commitment, pairs, outputs, verified(spot), esc)
         if decision.accept:
             break
+        esc = plan_escalation(
+            config, plan, commitment, pairs, outputs, run.verified(spot), stage_number
+        )
+        if esc is None:
+            break
+        run.say(
+            f"stage {stage_number}: clip x{esc.multiple:g}, {esc.spot_checks:,d} spot checks in all"
+        )
+        spot = run.more(spot, esc.spot_checks)
+        decision = run.decide(spot, esc)
     return decision, spot
+
+
+@dataclass(frozen=True)
+class _Stages:
+    """What every stage of :func:`spot_check_and_decide` shares."""
+
+    config: AuditConfig
+    plan: Plan
+    commitment: Commitment
+    pairs: ExpandedPairs
+    outputs: FloatArray
+    pilot: Pilot | None
+    rng: np.random.Generator
+    check: SpotCheck
+    note: Callable[[str], object] | None
+
+    def say(self, text: str, *, when: bool = True) -> None:
+        if self.note is not None and when:
+            self.note(text)
+
+    def verified(self, spot: SpotCheckResult) -> FloatArray | None:
+        return verified_residuals(
+            self.commitment,
+            self.pairs,
+            pilot=self.pilot,
+            spot_indices=spot.indices,
+            spot_outputs=spot.own_outputs,
+        )
+
+    def decide(self, spot: SpotCheckResult, stage: Escalation | None = None) -> Decision:
+        return decide_committed_audit(
+            self.plan, self.commitment, self.pairs, self.outputs, self.verified(spot), stage
+        )
+
+    def more(self, spot: SpotCheckResult, total: int) -> SpotCheckResult:
+        """``spot`` and enough fresh draws to make ``total`` spot checks."""
+        k_more = total - len(spot.indices)
+        if k_more <= 0:
+            return spot
+        extra = draw_more_spot_checks(self.rng, self.plan.prover_evaluations, spot.indices, k_more)
+        return merge_spot_checks(spot, self.check(extra))
+
+    def reject_early(self) -> tuple[Decision, SpotCheckResult] | None:
+        """The rejection, with no spot check, when no spot-check outcome could accept."""
+        arrays = _pair_arrays(self.commitment, self.pairs, self.outputs)
+        hopeless = hopeless_output(self.plan, **arrays)
+        if hopeless is None:
+            return None
+        none = no_spot_checks(self.plan.request.n_outputs)
+        decision = self.decide(none)
+        if decision.accept:  # hopeless_output bounds every certified bound from below
+            raise AssertionError("hopeless_output disagrees with the decision")
+        self.say(
+            f"output {hopeless}: rejected before any spot check (no outcome of the spot "
+            "checks could bring its certified bound below epsilon)"
+        )
+        return decision, none
