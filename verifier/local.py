@@ -25,6 +25,7 @@ from prover.tasks.base import Task
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
 from verifier.core import (
+    Pilot,
     check_pilot,
     decide_committed_audit,
     pilot_from_runs,
@@ -98,17 +99,8 @@ def certify_local(
         if config.planning == "practical" and config.variance is None:
             n_pilot = config.pilot_trainings
             note("pilot", 0, n_pilot)
-            x, seeds = private_points(rng, n_pilot, n_items=task.n_items, p=p)
-            t_pilot = time.perf_counter()
-            out = train_points(task, x, seeds, chunk_size=config.train_chunk_size).outputs
-            pilot_seconds = time.perf_counter() - t_pilot
-            pilot_var = pilot_variance(out)
-            config = state.config = config.with_pilot_variance(pilot_var)
-            pilot = pilot_from_runs(config, task, commitment, x, out)
-            state.verifier_retrainings += n_pilot
-            state.variance_verified = True
-            own.append(out)
-            check_pilot(config, task, pilot)
+            pilot, pilot_seconds, pilot_var = _pilot(state, task, commitment, rng, own)
+            config = state.config
         state.planned_variance = pilot.variance if pilot is not None else config.variance
         plan = state.plan = plan_audit(config, task, commitment, pilot, local=True)
     except StatisticalRejection as err:  # the same verdict the gRPC driver gives
@@ -147,6 +139,33 @@ def certify_local(
     )
     state.decision = decide_committed_audit(plan, commitment, pairs, out, verified)
     return _finish(state, own, key, t0, plan, pilot_var)
+
+
+def _pilot(
+    state: AuditState,
+    task: Task,
+    commitment: Commitment,
+    rng: np.random.Generator,
+    own: list[NDArray[np.float64]],
+) -> tuple[Pilot, float, float]:
+    """The Verifier's pilot runs: (pilot, seconds, Var(f)); ``state.config`` gets Var(f).
+
+    Raises:
+        StatisticalRejection: the pilot alone proves ``err >= epsilon``.
+    """
+    config = state.config
+    x, seeds = private_points(rng, config.pilot_trainings, n_items=task.n_items, p=task_p(task))
+    t_pilot = time.perf_counter()
+    out = train_points(task, x, seeds, chunk_size=config.train_chunk_size).outputs
+    seconds = time.perf_counter() - t_pilot
+    var = pilot_variance(out)
+    config = state.config = config.with_pilot_variance(var)
+    pilot = pilot_from_runs(config, task, commitment, x, out)
+    state.verifier_retrainings += config.pilot_trainings
+    state.variance_verified = True
+    own.append(out)
+    check_pilot(config, task, pilot)
+    return pilot, seconds, var
 
 
 def _finish(
