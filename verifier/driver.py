@@ -7,14 +7,18 @@ Order of one audit (both modes)::
     (pilot)       -> practical planning: Var from the Verifier's own trainings
     seed, plan    -> a fresh 32-byte seed is drawn only now, after the commitment
     Challenge     -> results streamed (resumed if dropped), Merkle root rebuilt, signature
-    spot checks   -> drawn from private randomness only now, after the root
-    Open          -> proofs, weight digests, local retraining within tolerance
+    (rejection)   -> clipped-gap plans: at once, without spot checks, when no spot-check
+                     outcome could accept (verifier.core)
+    spot checks   -> as many as the results call for (at most the plan's), drawn from
+                     private randomness only now, after the root
+    Open          -> proofs, weight digests, local retraining within tolerance; a refusal
+                     after the root is an abort with retrained evidence (verifier.refusal)
     (local)       -> paper mode: plan.local_trainings fresh models on private points
     decision      -> protocol.decision; a signed AuditReport
-    (second stage)-> clipped-gap plans rejected at the first stage: more spot checks at
+    (later stages)-> clipped-gap plans rejected at the first stage: more spot checks at
                      a higher clip level when that can still accept (verifier.core)
 
-The statistics (pilot, plan, spot-check draws, decision, second stage) are
+The statistics (pilot, plan, spot-check draws, decision, later stages) are
 :mod:`verifier.core`'s, shared with local mode and the benchmarks; this module
 adds only the transport and the commitment checks.
 
@@ -58,9 +62,10 @@ from verifier.core import (
 from verifier.errors import TransportError
 from verifier.planning import task_p
 from verifier.preview import PlanHook, preview_plan
+from verifier.refusal import REFUSED_OPEN, OpenRefused, refusal_evidence
 from verifier.report_builder import AuditState, build_report, sign
 from verifier.results import ChallengeResults, ResultCollector
-from verifier.retrain import challenge_points, private_points, train_points
+from verifier.retrain import private_points, train_points
 from verifier.spotcheck import (
     SpotCheckResult,
     check_openings,
@@ -75,19 +80,6 @@ Progress = Callable[[str, int, int], object]
 """``progress(stage, done, total)``; ``total == 0`` marks a stage without a count."""
 
 RESUME_CONNECT_TIMEOUT_S = 30.0
-
-#: The reason of every audit whose Prover would not open spot checks after its signed root.
-REFUSED_OPEN = "Prover refused to open spot checks"
-#: Points named in that reason as evidence (the count is always complete).
-EVIDENCE_POINTS = 10
-
-
-class OpenRefused(VerificationError):
-    """After its signed Merkle root, the Prover refused, failed or disconnected on ``Open``.
-
-    The message starts with :data:`REFUSED_OPEN` and records what the
-    Verifier's own retraining of the requested points found.
-    """
 
 
 @dataclass(frozen=True)
@@ -419,39 +411,20 @@ class Auditor:
         """Retrain the requested points anyway and state the mismatches as evidence."""
         k = len(indices)
         self._note("retraining refused spot checks", 0, k)
-        x, seeds = challenge_points(
-            seed, indices, n_items=self.task.n_items, p=task_p(self.task),
-            rho_of_pair=plan.rho_of_pair(),
-        )  # fmt: skip
-        own = train_points(
+        err, spot = refusal_evidence(
             self.task,
-            x,
-            seeds,
+            results,
+            plan,
+            seed,
+            indices,
+            why,
             chunk_size=self.config.train_chunk_size,
             progress=self._counter("retraining refused spot checks", k),
-        ).outputs
-        run.state.verifier_retrainings += k
-        run.own_outputs.append(own)
-        diff = np.max(np.abs(results.outputs[indices] - own), axis=1)
-        nan = np.full(k, np.nan)
-        spot = SpotCheckResult(indices, diff, nan, own)  # weights were never opened
-        run.spot = run.state.spot = spot if run.spot is None else merge_spot_checks(run.spot, spot)
-        tau = self.task.output_tolerance
-        bad = np.flatnonzero(diff > tau)
-        if bad.size:
-            shown = ", ".join(str(int(indices[r])) for r in bad[:EVIDENCE_POINTS])
-            more = ", ..." if bad.size > EVIDENCE_POINTS else ""
-            evidence = (
-                f"{bad.size} of the {k} requested points disagree with the Prover's signed "
-                f"results beyond tau={tau:g} (points {shown}{more}; largest difference "
-                f"{float(diff.max()):.6g})"
-            )
-        else:
-            evidence = f"all {k} agree with the Prover's signed results within tau={tau:g}"
-        return OpenRefused(
-            f"{REFUSED_OPEN} after its signed Merkle root ({why}); the Verifier retrained "
-            f"the {k} requested points itself: {evidence}"
         )
+        run.state.verifier_retrainings += k
+        run.own_outputs.append(spot.own_outputs)
+        run.spot = run.state.spot = spot if run.spot is None else merge_spot_checks(run.spot, spot)
+        return err
 
     def _decide_paper(
         self, run: _Run, commitment: Commitment, plan: Plan, results: ChallengeResults
