@@ -125,7 +125,10 @@ class Auditor:
         config: epsilon, delta, mode, planning and transport options.
         key: the Verifier's Ed25519 signing key for the report.
         rng: the Verifier's *private* generator (spot checks, pilot and local
-            points); default: seeded from :mod:`secrets`.  Never share it with the Prover.
+            points); default: a fresh one seeded with 256 bits from :mod:`secrets`
+            for every audit (:meth:`run`), so no audit's draws tell anything about
+            another's.  A given generator is used as it is (tests, replays).  Never
+            share it with the Prover.
         progress: optional progress callback.
         on_plan: called once with the :class:`~verifier.preview.PlanPreview`
             after planning and before any challenge is sent; it may raise
@@ -146,6 +149,7 @@ class Auditor:
         self.task = task if isinstance(task, Task) else load_task(task)
         self.config = config
         self.key = key
+        self._own_rng = rng is None
         self.rng = rng if rng is not None else np.random.default_rng(secrets.randbits(256))
         self.progress = progress
         self.on_plan = on_plan
@@ -157,6 +161,8 @@ class Auditor:
     def run(self, channel: grpc.Channel) -> AuditResult:
         """Run one audit over ``channel``; never raises for a Prover-side failure."""
         t0 = time.perf_counter()
+        if self._own_rng:  # a fresh private generator per audit (see the class docstring)
+            self.rng = np.random.default_rng(secrets.randbits(256))
         state = AuditState(config=self.config, task_digest=self.task.digest)
         client = ProverClient(channel, timeout_s=self.config.rpc_timeout_s)
         run = _Run(client=client, state=state, config=self.config)

@@ -274,3 +274,21 @@ def test_unreachable_prover_is_a_transport_failure() -> None:
     assert result.transport_failure
     assert result.report.decision == "abort"
     assert "transport failure" in result.report.reason
+
+
+def test_each_audit_draws_from_a_fresh_private_generator() -> None:
+    """Without a caller's generator, every run reseeds from ``secrets`` (issue 11)."""
+    task = synthetic_task()
+    config = AuditConfig(epsilon=0.3, delta=0.05, rpc_timeout_s=5)
+    auditor = Auditor(task, config, key=generate_private_key())
+    states = []
+    for _ in range(2):
+        with grpc.insecure_channel("127.0.0.1:1") as channel:
+            assert auditor.run(channel).transport_failure
+        states.append(auditor.rng.bit_generator.state["state"]["state"])
+    assert states[0] != states[1]
+    given = np.random.default_rng(5)
+    fixed = Auditor(task, config, key=generate_private_key(), rng=given)
+    with grpc.insecure_channel("127.0.0.1:1") as channel:
+        fixed.run(channel)
+    assert fixed.rng is given  # a caller's generator is kept (tests, replays)
