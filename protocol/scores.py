@@ -265,6 +265,7 @@ def load_scores(
     """
     src = Path(path)
     where = str(src)
+    _check_zip_magic(src, where)
     try:
         with np.load(src, allow_pickle=False) as npz:
             keys = set(npz.files)
@@ -321,6 +322,31 @@ def load_scores(
             f"{where}: scores have Z={scores.n_outputs} outputs, expected {n_outputs}"
         )
     return scores
+
+
+#: First bytes of a zip archive (an .npz) and of a plain .npy array.
+_ZIP_MAGIC = b"PK\x03\x04"
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _check_zip_magic(src: Path, where: str) -> None:
+    """One clear error for the usual wrong files: a plain .npy array, a text file."""
+    try:
+        with src.open("rb") as fh:
+            head = fh.read(6)
+    except FileNotFoundError:
+        raise InvalidArgument(f"{where}: no such scores file") from None
+    except OSError as err:
+        raise InvalidArgument(f"{where}: cannot read the scores file ({err})") from err
+    if head.startswith(_NPY_MAGIC):
+        raise InvalidArgument(
+            f"{where}: a plain .npy array, not a pacda scores file; turn another tool's "
+            "score matrix into one with pacda-prover import-scores (docs/scores.md)"
+        )
+    if not head.startswith(_ZIP_MAGIC):
+        raise InvalidArgument(
+            f"{where}: not a pacda scores file (a .npz zip archive; this file is not one)"
+        )
 
 
 def _string(npz: Any, key: str, where: str) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+import pytest
 
 from pacda.v1 import prover_pb2 as pb
 from pacda.v1 import prover_pb2_grpc as pb_grpc
@@ -196,3 +197,25 @@ def test_a_second_serve_on_the_same_port_fails_clearly(tmp_path: Path) -> None:
             d = pb_grpc.ProverStub(ch).DescribeTask(pb.DescribeTaskRequest(), timeout=30)
             assert d.task_digest == task.digest
     assert served.proc.returncode == 0
+
+
+@pytest.mark.parametrize("kind", ["npy", "text"])
+def test_serve_refuses_a_file_that_is_not_a_scores_file_in_one_line(
+    kind: str, tmp_path: Path
+) -> None:
+    """``serve --scores x.npy`` (another tool's matrix) or a text file: one line, exit 2."""
+    path = tmp_path / ("x.npy" if kind == "npy" else "t.npz")
+    if kind == "npy":
+        np.save(path, np.zeros((2, 50)))
+    else:
+        path.write_text("not scores\n")
+    done = subprocess.run(
+        [*_cli(), "serve", "--port", "0", "--task", str(SYNTHETIC_TOML), "--scores", str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    expected = "a plain .npy array" if kind == "npy" else "not a pacda scores file"
+    assert expected in lines[0]

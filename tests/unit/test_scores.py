@@ -151,8 +151,12 @@ def test_load_rejects_wrong_task_and_sizes(tmp_path: Path) -> None:
 def test_load_rejects_non_npz_and_missing(tmp_path: Path) -> None:
     junk = tmp_path / "junk.npz"
     junk.write_text("hello")
-    with pytest.raises(InvalidArgument, match=r"not a readable \.npz scores file"):
+    with pytest.raises(InvalidArgument, match=r"not a pacda scores file \(a \.npz zip archive"):
         load_scores(junk)
+    plain = tmp_path / "plain.npy"
+    np.save(plain, np.zeros((2, 5)))
+    with pytest.raises(InvalidArgument, match=r"a plain \.npy array.*import-scores"):
+        load_scores(plain)
     with pytest.raises(InvalidArgument, match="no such scores file"):
         load_scores(tmp_path / "absent.npz")
 
