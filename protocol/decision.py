@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from protocol.concentration import empirical_bernstein_deviation
+from protocol.concentration import bernstein_deviation
 from protocol.decision_clipped import (
     Escalation,
     clipped_verdict,
@@ -91,6 +91,9 @@ def _practical_deviation(plan: Plan, sample: PairSample) -> float:
 def _verdict(
     plan: Plan, z: int, estimate: Estimate, deviation: float, clipped: float
 ) -> OutputDecision:
+    # at least the planned deviation: the rule the plan was sized with, so that an
+    # output accepted within its threshold certifies err below epsilon
+    deviation = max(deviation, plan.sampling_error + plan.sampling_error_mse)
     upper = (
         estimate.value
         + deviation
@@ -103,6 +106,11 @@ def _verdict(
         reasons.append(
             f"output {z}: estimated err {estimate.value:.6g} exceeds the threshold "
             f"{plan.threshold:.6g} (eps/2)"
+        )
+    if not reasons and upper > plan.request.epsilon:
+        reasons.append(
+            f"output {z}: the certified upper bound {upper:.6g} is above epsilon "
+            f"{plan.request.epsilon:.6g} (the observed variance exceeds the planned one)"
         )
     if clipped > MAX_CLIPPED_FRACTION:
         reasons.append(
@@ -235,7 +243,7 @@ def decide_paper(
             deviation = plan.sampling_error + plan.sampling_error_mse
         else:
             big = (plan.request.bound + plan.request.g_bound) ** 2
-            deviation = _practical_deviation(plan, sample) + empirical_bernstein_deviation(
+            deviation = _practical_deviation(plan, sample) + bernstein_deviation(
                 float(np.var(sq, ddof=1)) / n_local, big / n_local, plan.delta_sampling
             )
         verdicts.append(_verdict(plan, z, est, deviation, (c1 + c2) / 2.0))

@@ -39,7 +39,6 @@ from numpy.typing import NDArray
 
 from protocol.concentration import (
     bernstein_deviation,
-    empirical_bernstein_deviation,
     hoeffding_deviation,
 )
 from protocol.errors import InvalidArgument
@@ -151,9 +150,12 @@ class PairStatistic:
         value_bound: float,
         delta: float,
     ) -> float:
-        """Empirical-Bernstein deviation from the realised per-node variances of ``terms``.
+        """Bernstein deviation with the realised per-node variances of ``terms``.
 
-        The range term is :meth:`ranges`, the one the planner used.
+        The same rule as :meth:`planned_deviation` (practical), with the observed
+        variance in place of the planned one and the planner's range term
+        (:meth:`ranges`): the decision charges the larger of the two, so that an
+        accepted output's certified bound is below epsilon.
         """
         n_nodes = len(weights)
         counts = np.bincount(node, minlength=n_nodes)
@@ -163,7 +165,7 @@ class PairStatistic:
             if t.size >= 2:
                 var_sum += t.size * float(np.var(t, ddof=1))
         ranges = self.ranges(weights, counts.tolist(), value_bound)
-        return empirical_bernstein_deviation(var_sum, float(ranges.max()), delta)
+        return bernstein_deviation(var_sum, float(ranges.max()), delta)
 
 
 def _wc(weights: Sequence[float], counts: Sequence[int]) -> tuple[FloatArray, FloatArray]:

@@ -315,3 +315,27 @@ def test_local_mode_plan_tolerates_no_corruption_and_trains_fewer_points() -> No
     # corruption), so the cheapest local plan is at most as large
     assert local.prover_evaluations <= committed.prover_evaluations
     assert "evaluates every point itself" in local.table()
+
+
+@pytest.mark.parametrize("estimator", ["lp", "chebyshev"])
+def test_accepted_outputs_certify_a_bound_below_epsilon(estimator: str) -> None:
+    """Issue 11: on accept, every output's certified bound is below epsilon (120 decisions).
+
+    Honest residuals with variances from well below to above the planned one and
+    a mean shift up to err = 0.75 eps: whatever the decision accepts, it certifies
+    below epsilon, because it charges at least the planned deviation by the rule
+    the plan was sized with.
+    """
+    extra = {} if estimator == "lp" else {"second_moments": None, "fourth_moments": None}
+    plan = make_plan(_request(estimator=estimator, **extra))
+    eps, accepted = plan.request.epsilon, 0
+    for seed in range(120):
+        sd = 0.1 + 0.3 * (seed % 6) / 5
+        f1, f2, g1, g2 = _honest(np.random.default_rng(seed), plan.n_pairs, 4, sd)
+        shift = math.sqrt(eps * (seed % 4) / 4)
+        d = decide_committed(plan, first_outputs=f1 + shift, second_outputs=f2 + shift,
+                             first_predictions=g1, second_predictions=g2)  # fmt: skip
+        if d.accept:
+            accepted += 1
+            assert max(o.certified_upper for o in d.outputs) < eps
+    assert 20 <= accepted <= 100  # both verdicts occur: the check is not vacuous
