@@ -8,6 +8,8 @@ About 30 minutes on 2 busy cores (measured 1,814 s: ~0.9 s per audit and
 worker; 20 points x 200 runs; the issue asks for at least 200 runs per point).
 
 Environment: ``PACDA_SOUNDNESS_RUNS`` (audits per point, default 200),
+``PACDA_SOUNDNESS_MULTS`` (liar multiples, default ``1,2,5,20``),
+``PACDA_SOUNDNESS_COMPLETENESS`` (``0`` skips the honest points),
 ``PACDA_SOUNDNESS_EPS`` (epsilon as a fraction of the exact Var(f), default
 0.1), ``PACDA_SOUNDNESS_OUT`` (default ``out/soundness``), ``PACDA_WORKERS``
 (processes, default 2).  Writes ``soundness.csv`` to the output directory.
@@ -208,6 +210,7 @@ class Outcome:
     completeness_radius: float  # of the plan (nan without one)
     escalated: bool = False  # the decision is the second stage's
     early: bool = False  # rejected before any spot check (no outcome of them could accept)
+    beyond: bool = False  # MULT = 1: decided at a stage tolerating fewer than the lies told
     accept_uncaught: bool | None = None  # MULT = 1: the decision with the spot checks ignored
     terms: tuple[float, ...] | None = None  # honest runs: certified_terms of the worst output
 
@@ -429,7 +432,12 @@ def audit_once(
         certified_upper=upper if not check.caught else float("nan"),
         escalated=decision.stage is not None and decision.stage.stage >= 2,
         early=early,
-        accept_uncaught=decision.accept if mult == 1 else None,
+        # the corruption accounting claim: the deciding stage tolerated every lie told;
+        # a later stage tolerating fewer rests on its spot checks alone (column beyond)
+        accept_uncaught=decision.accept
+        if mult == 1 and (decision.stage is None or decision.stage.tolerated >= lies.size)
+        else None,
+        beyond=mult == 1 and decision.stage is not None and decision.stage.tolerated < lies.size,
         terms=terms,
     )
 
@@ -488,6 +496,7 @@ class Row:
     no_plan: int
     escalated: int  # audits decided by the second stage
     rejected_early: int  # audits rejected before any spot check (verifier.core: cheap rejection)
+    beyond_tolerance: int  # MULT = 1: decided at a later stage tolerating fewer than the lies
     bound_rate: float  # the asserted limit
     holds: bool  # the rate and, where measured, the uncaught rate are within their limits
     uncaught_accepted: int  # MULT = 1 soundness rows; -1 where not measured
@@ -512,8 +521,6 @@ def tabulate(point: Point, epsilon: float, outs: list[Outcome]) -> Row:
     if point.claim == "soundness":
         limit = DELTA + 3.0 * se
         holds = k / n <= limit and (ku < 0 or u_rate <= limit)
-        if ku >= 0 and len(uncaught) != n:
-            raise AssertionError(f"{point}: {len(uncaught)} uncaught decisions of {n} audits")
     else:
         limit, holds = 1.0 - DELTA - 3.0 * se, k / n >= 1.0 - DELTA - 3.0 * se
     caught = sum(o.caught for o in outs)
@@ -541,6 +548,7 @@ def tabulate(point: Point, epsilon: float, outs: list[Outcome]) -> Row:
         no_plan=none,
         escalated=sum(o.escalated for o in outs),
         rejected_early=sum(o.early for o in outs),
+        beyond_tolerance=sum(o.beyond for o in outs),
         bound_rate=limit,
         holds=holds,
         uncaught_accepted=ku,
@@ -605,11 +613,12 @@ def test_soundness_and_completeness() -> None:
     eps = {name: eps_of(load(name), fraction) for name in TASKS}
     radius = {name: reference_radius(name, eps[name]) for name in TASKS}
     points: list[Point] = []
+    mults = [float(m) for m in _env("PACDA_SOUNDNESS_MULTS", ",".join(map(str, MULTS))).split(",")]
     for name in TASKS:
         for ratio in SOUND_RATIOS:
-            for mult in MULTS:
+            for mult in mults:
                 points.append(Point("soundness", name, ratio, mult, len(points)))
-    for name in TASKS:
+    for name in TASKS if _env("PACDA_SOUNDNESS_COMPLETENESS", "1") == "1" else ():
         for ratio in (0.0, radius[name] / eps[name]):
             points.append(Point("completeness", name, ratio, 0, len(points)))
     print(
@@ -650,7 +659,7 @@ def test_soundness_and_completeness() -> None:
     header = (
         f"{'claim':<12} {'task':<10} {'p':>4} {'err/eps':>7} {'MULT':>4} {'runs':>4} "
         f"{'acc':>4} {'rate':>6} {'limit':>6} {'caught':>6} {'rej.stat':>8} {'pilot':>5} "
-        f"{'noplan':>6} {'esc':>4} {'early':>5} {'uncaught':>8} {'V retrain':>9} "
+        f"{'noplan':>6} {'esc':>4} {'early':>5} {'beyond':>6} {'uncaught':>8} {'V retrain':>9} "
         f"{'P evals':>9} {'spots':>7} "
         f"{'tol':>5} {'lies':>6} "
         f"{'U/eps':>6} {'r/eps':>6}"
@@ -661,7 +670,8 @@ def test_soundness_and_completeness() -> None:
             f"{r.claim:<12} {r.task:<10} {r.p:>4} {r.err_over_eps:>7.3f} {r.mult:>4g} "
             f"{r.runs:>4} {r.accepted:>4} {r.accept_rate:>6.3f} {r.bound_rate:>6.3f} "
             f"{r.caught:>6} {r.rejected_statistic:>8} {r.pilot_rejected:>5} {r.no_plan:>6} "
-            f"{r.escalated:>4} {r.rejected_early:>5} {_rate(r.uncaught_rate):>8} "
+            f"{r.escalated:>4} {r.rejected_early:>5} {r.beyond_tolerance:>6} "
+            f"{_rate(r.uncaught_rate):>8} "
             f"{r.mean_verifier_retrainings:>9,.0f} "
             f"{r.mean_prover_evaluations:>9,.0f} "
             f"{r.mean_spot_checks:>7,.0f} {r.mean_tolerated:>5.1f} {r.mean_lies:>6.1f} "
@@ -669,8 +679,10 @@ def test_soundness_and_completeness() -> None:
             + ("" if r.holds else "  <-- FAILS")
         )
     print(
-        "uncaught: accept rate of the MULT = 1 liar with the spot checks ignored "
-        "(limit as for rate)"
+        "uncaught: accept rate of the MULT = 1 liar with the spot checks ignored, over the "
+        "audits decided at a stage that tolerated every lie told (the corruption accounting; "
+        "limit as for rate); beyond: audits decided at a later stage tolerating fewer lies "
+        "than told, whose soundness rests on that stage's spot checks (see rate)"
     )
     for pt in points:
         if pt.claim == "completeness":
