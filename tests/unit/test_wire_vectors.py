@@ -181,3 +181,19 @@ def test_signed_report_document() -> None:
     public.verify(bytes.fromhex(envelope["signature"]["value"]), canonical_json(envelope["report"]))
     assert sign_report(load_report_unverified(document), KEY) == document
     assert report.decision == "accept"
+
+
+def test_task_digest() -> None:
+    """Rule 8: sha256 over the canonical JSON of {spec, dataset, pacda_version}."""
+    from protocol.taskspec import task_digest
+    from prover.tasks.registry import load_task
+
+    case = V["task_digest"]
+    preimage = case["preimage_canonical"].encode()
+    assert case["digest"] == "sha256:" + hashlib.sha256(preimage).hexdigest()
+    parsed = json.loads(preimage)
+    assert canonical_json(parsed) == preimage  # the preimage is canonical
+    assert set(parsed) == {"spec", "dataset", "pacda_version"}
+    task = load_task(Path(__file__).resolve().parents[2] / case["task_file"])
+    spec, dataset = task.spec, task.dataset_digest  # type: ignore[attr-defined]
+    assert task_digest(spec, dataset, parsed["pacda_version"]) == case["digest"]

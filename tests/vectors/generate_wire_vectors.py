@@ -165,6 +165,25 @@ def _statements(key: Ed25519PrivateKey) -> dict[str, Any]:
     }
 
 
+#: The pacda version written into the task-digest vector (a real digest uses the installed one).
+TASK_VECTOR_VERSION = "0.1.0"
+
+
+def _task_digest() -> dict[str, Any]:
+    """The example synthetic task's digest under a fixed version string."""
+    from protocol.taskspec import task_digest
+    from prover.tasks.registry import load_task
+
+    task = load_task(Path(__file__).resolve().parents[2] / "examples" / "tasks" / "synthetic.toml")
+    spec, dataset = task.spec, task.dataset_digest  # type: ignore[attr-defined]
+    preimage = {"spec": spec.to_dict(), "dataset": dataset, "pacda_version": TASK_VECTOR_VERSION}
+    return {
+        "task_file": "examples/tasks/synthetic.toml",
+        "preimage_canonical": canonical_json(preimage).decode(),
+        "digest": task_digest(spec, dataset, TASK_VECTOR_VERSION),
+    }
+
+
 def _report(key: Ed25519PrivateKey) -> dict[str, Any]:
     from tests.unit.test_report import _fields  # one valid report of every field
 
@@ -185,6 +204,7 @@ def build() -> dict[str, Any]:
         "canonical_json": _canonical_json(),
         "signed_statements": _statements(key),
         "signed_report": _report(key),
+        "task_digest": _task_digest(),
     }
 
 
