@@ -148,8 +148,8 @@ def decide_committed(
         verified_residuals: clipped-gap plans: ``f - g_a`` on runs the Verifier
             trained itself (pilot and spot checks), ``(n_v, Z)``; they bound the
             clipping tail.  ``None``: the planned tail only.
-        escalated: clipped-gap plans: decide at this second stage (its spot
-            checks have been drawn and agreed) instead of the first.
+        escalated: clipped-gap plans: decide at this stage (its spot
+            checks have been drawn and agreed) instead of the plan's own first stage.
     """
     if plan.request.mode != "committed":
         raise InvalidArgument("decide_committed needs a committed-mode plan")

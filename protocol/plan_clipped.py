@@ -132,7 +132,7 @@ class _Search:
             else default_completeness_radius(r.epsilon)
         )
         # The first stage keeps FIRST_STAGE_SHARE of each budget; the rest is the
-        # second stage's (protocol.decision.escalation).
+        # later stages' (protocol.decision.escalation, protocol.clipped_gap.stage_deltas).
         first = cg.FIRST_STAGE_SHARE
         self.delta_spot = first * r.delta / 2.0
         self.delta_sampling = first * r.delta / (4.0 * z)

@@ -19,7 +19,7 @@ local mode :func:`verifier.local.certify_local`, the benchmarks under
 4. :func:`verified_residuals` and :func:`decide_committed_audit` /
    :func:`decide_paper_audit` — the verdict (:mod:`protocol.decision`);
 5. clipped-gap plans, after a first-stage rejection: :func:`plan_escalation`
-   and :func:`draw_more_spot_checks` — a second stage of spot checks at a
+   and :func:`draw_more_spot_checks` — later stages of spot checks at a
    higher clip level when the data (e.g. a heavier tail than the pilot saw)
    call for it, then the decision again with the escalation.
 
@@ -302,7 +302,7 @@ def spot_check_and_decide(
     check: SpotCheck,
     note: Callable[[str], object] | None = None,
 ) -> tuple[Decision, SpotCheckResult]:
-    """Committed mode after the signed root: spot checks, decision, and a second stage.
+    """Committed mode after the signed root: spot checks, decision, and later stages.
 
     Rejects at once when no spot-check outcome could accept
     (:func:`protocol.decision.hopeless_output`); otherwise draws the spot checks

@@ -65,7 +65,7 @@ class PlanPreview:
 
     @property
     def verifier_retrainings(self) -> int:
-        """Every training of the Verifier, the pilot included (the second stage excluded)."""
+        """Every training of the Verifier, the pilot included (later stages excluded)."""
         return self.pilot_trainings + self.retrainings
 
     @property

@@ -112,7 +112,7 @@ def build_report(state: AuditState) -> AuditReport:
             "verifier_retrainings": state.verifier_retrainings,
             "prover_evaluations": state.prover_evaluations,
             "bytes_received": state.bytes_received,
-            # Spot checks drawn, second stage included (the plan holds the first stage's).
+            # Spot checks drawn, later stages included (the plan holds the first stage's).
             "spot_checks": len(state.spot.indices) if state.spot is not None else 0,
             "wall_seconds": round(float(state.wall_seconds), 3),
         },
