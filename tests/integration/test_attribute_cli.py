@@ -7,10 +7,8 @@ asserted) and nothing is overwritten without ``--force``.
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ import pytest
 
 from protocol.scores import load_scores
 from prover.tasks.registry import load_task
+from tests.integration._cli import LOGREG, prover_exe
 
 SYNTHETIC = """
 [task]
@@ -33,26 +32,6 @@ terms_per_degree = [1, 15, 8, 3]
 noise = 0.3
 structure_seed = 5
 """
-
-LOGREG = """
-[task]
-kind = "logreg"
-bound = 30.0
-n_outputs = 3
-
-[task.data]
-n_train = 40
-
-[task.train]
-steps = 60
-"""
-
-
-def prover_exe() -> str:
-    beside = Path(sys.executable).parent / "pacda-prover"
-    found = str(beside) if beside.exists() else shutil.which("pacda-prover")
-    assert found is not None, "pacda-prover is not installed (pip install -e .)"
-    return found
 
 
 def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ from protocol.scores import Scores, load_scores
 from prover.cli import main
 from prover.tasks.registry import load_task
 from prover.tasks.synthetic import SyntheticTask
+from tests.integration._cli import LOGREG, prover_exe
 
 ROOT = Path(__file__).resolve().parents[2]
 SYNTHETIC = ROOT / "examples" / "tasks" / "synthetic.toml"  # N = 50, Z = 2, p = 0.5
@@ -44,26 +43,6 @@ terms_per_degree = [1, 3, 1]
 noise = 0.1
 structure_seed = 1
 """
-
-LOGREG = """
-[task]
-kind = "logreg"
-bound = 30.0
-n_outputs = 3
-
-[task.data]
-n_train = 40
-
-[task.train]
-steps = 60
-"""
-
-
-def prover_exe() -> str:
-    beside = Path(sys.executable).parent / "pacda-prover"
-    found = str(beside) if beside.exists() else shutil.which("pacda-prover")
-    assert found is not None, "pacda-prover is not installed (pip install -e .)"
-    return found
 
 
 def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -6,11 +6,9 @@ Readiness is the ``listening on HOST:PORT`` line on stdout; no sleeps.
 from __future__ import annotations
 
 import queue
-import shutil
 import signal
 import stat
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +23,7 @@ from pacda.v1 import prover_pb2_grpc as pb_grpc
 from protocol.merkle import result_leaf, verify_inclusion
 from protocol.signing import load_public_key, public_key_bytes
 from prover.tasks.registry import load_task
+from tests.integration._cli import prover_exe
 from tests.integration._service_util import (
     SYNTHETIC_TOML,
     challenge,
@@ -38,10 +37,7 @@ READY_TIMEOUT_S = 120.0
 
 
 def _cli() -> list[str]:
-    beside = Path(sys.executable).parent / "pacda-prover"
-    found = str(beside) if beside.exists() else shutil.which("pacda-prover")
-    assert found is not None, "pacda-prover is not installed (pip install -e .)"
-    return [found]
+    return [prover_exe()]
 
 
 def _run(args: Sequence[str]) -> subprocess.CompletedProcess[str]:

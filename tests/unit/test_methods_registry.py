@@ -45,6 +45,7 @@ from prover.attribution import (
 from prover.tasks import build_task
 from prover.tasks.base import Task
 from prover.tasks.specs import SpectrumSection, SyntheticSpec
+from tests.integration._cli import prover_exe
 
 
 def synthetic_task(n_items: int = 6) -> Task:
@@ -263,7 +264,7 @@ def test_the_attribute_cli_offers_and_runs_an_entry_point_method(
     installed_plugin: Path, tmp_path: Path
 ) -> None:
     """``--method`` help and validation come from the registry, plugins included."""
-    exe = Path(sys.executable).parent / "pacda-prover"
+    exe = prover_exe()
     env = {**os.environ, "PYTHONPATH": str(installed_plugin), "OMP_NUM_THREADS": "1"}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
