@@ -28,6 +28,7 @@ The caller trains (or evaluates) every model; these functions only see numbers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -323,7 +324,7 @@ def spot_check_and_decide(
         early = run.reject_early()
         if early is not None:
             return early
-    stage = first_stage(plan, **_pair_arrays(commitment, pairs, outputs))
+    stage = first_stage(plan, **run.arrays)
     run.say(
         f"the results call for {stage.spot_checks:,d} of the planned {plan.spot_checks:,d} "
         f"spot checks (tolerating {stage.tolerated:,d} corrupted pairs)",
@@ -361,6 +362,11 @@ class _Stages:
     check: SpotCheck
     note: Callable[[str], object] | None
 
+    @functools.cached_property
+    def arrays(self) -> dict[str, FloatArray]:
+        """The Prover's outputs and ``g_a`` at both points of every pair, computed once."""
+        return _pair_arrays(self.commitment, self.pairs, self.outputs)
+
     def say(self, text: str, *, when: bool = True) -> None:
         if self.note is not None and when:
             self.note(text)
@@ -375,8 +381,8 @@ class _Stages:
         )
 
     def decide(self, spot: SpotCheckResult, stage: Escalation | None = None) -> Decision:
-        return decide_committed_audit(
-            self.plan, self.commitment, self.pairs, self.outputs, self.verified(spot), stage
+        return decide_committed(
+            self.plan, **self.arrays, verified_residuals=self.verified(spot), escalated=stage
         )
 
     def more(self, spot: SpotCheckResult, total: int) -> SpotCheckResult:
@@ -389,8 +395,7 @@ class _Stages:
 
     def reject_early(self) -> tuple[Decision, SpotCheckResult] | None:
         """The rejection, with no spot check, when no spot-check outcome could accept."""
-        arrays = _pair_arrays(self.commitment, self.pairs, self.outputs)
-        hopeless = hopeless_output(self.plan, **arrays)
+        hopeless = hopeless_output(self.plan, **self.arrays)
         if hopeless is None:
             return None
         none = no_spot_checks(self.plan.request.n_outputs)
