@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from protocol.canonical_json import canonical_json
 from protocol.errors import InvalidArgument
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -141,3 +142,29 @@ def utc_timestamp(moment: datetime | None = None) -> str:
     """RFC 3339 UTC timestamp with second precision, e.g. ``2025-01-31T12:00:00Z``."""
     when = datetime.now(UTC) if moment is None else moment.astimezone(UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_PROVENANCE_KEYS = frozenset(("method", "calibration"))
+
+
+def _check_provenance(value: Any) -> dict[str, Any] | None:
+    """``scores_provenance``: null, or ``{"method": str, "calibration": null | object}``.
+
+    Copied from the Prover's declared method and meta (``protocol.scores.scores_provenance``);
+    the calibration object must be plain JSON (no NaN or infinity).
+    """
+    if value is None:
+        return None
+    p = _exact_keys("scores_provenance", value, _PROVENANCE_KEYS)
+    out: dict[str, Any] = {"method": _str("scores_provenance.method", p["method"])}
+    cal = p["calibration"]
+    if cal is not None and not isinstance(cal, Mapping):
+        raise InvalidArgument(
+            f"scores_provenance.calibration must be an object or null, got {type(cal).__name__}"
+        )
+    try:
+        canonical_json(cal)
+    except (InvalidArgument, TypeError, ValueError) as err:
+        raise InvalidArgument(f"scores_provenance.calibration is not plain JSON ({err})") from None
+    out["calibration"] = None if cal is None else dict(cal)
+    return out

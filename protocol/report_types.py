@@ -16,6 +16,7 @@ from protocol.report_fields import (
     _check_costs,
     _check_hex,
     _check_plan,
+    _check_provenance,
     _check_timestamp,
     _exact_keys,
     _int,
@@ -122,6 +123,9 @@ class AuditReport:
     epsilon_relative: float | None
     costs: dict[str, Any]
     soundness_basis: str
+    #: The Prover's declared method and calibration (``protocol.scores.scores_provenance``);
+    #: omitted from the JSON when None, so reports without it keep their bytes.
+    scores_provenance: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.version != REPORT_VERSION:
@@ -162,6 +166,7 @@ class AuditReport:
                 f"soundness_basis must start with '{self.planning}: ' for {self.planning} "
                 f"planning, got {basis!r}"
             )
+        object.__setattr__(self, "scores_provenance", _check_provenance(self.scores_provenance))
 
     def _check_outputs(self, plan: dict[str, Any] | None) -> None:
         outputs = tuple(_list("outputs", self.outputs))
@@ -223,6 +228,8 @@ class AuditReport:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "scores_provenance" and value is None:
+                continue  # optional field: absent rather than null
             if f.name == "outputs":
                 value = [o.to_dict() for o in value]
             elif isinstance(value, dict):
@@ -239,6 +246,8 @@ class AuditReport:
                 or any field that fails validation.
         """
         keys = frozenset(f.name for f in fields(cls))
+        if isinstance(d, dict) and "scores_provenance" not in d:
+            d = {**d, "scores_provenance": None}  # optional field (reports before it)
         m = dict(_exact_keys("report", d, keys))
         m["outputs"] = tuple(
             OutputResult.from_dict(o, where=f"outputs[{i}]")

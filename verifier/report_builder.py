@@ -24,6 +24,7 @@ from protocol.report import (
     sign_report,
     utc_timestamp,
 )
+from protocol.scores import scores_provenance
 from protocol.taskspec import pacda_version
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
@@ -117,6 +118,8 @@ def build_report(state: AuditState) -> AuditReport:
             "wall_seconds": round(float(state.wall_seconds), 3),
         },
         soundness_basis=soundness_basis(cfg),
+        # What the Prover declared about its scores (method, calibration): recorded, not trusted.
+        scores_provenance=scores_provenance(c.method, c.meta_json) if c and c.signature else None,
     )
 
 
