@@ -29,7 +29,9 @@
 A subclass supplies :meth:`~TorchTask.build_module` (the architecture; its own
 parameter values are never used), :meth:`~TorchTask.item_loss`,
 :meth:`~TorchTask.measure`, the :attr:`~TorchTask.recipe` and, optionally,
-:meth:`~TorchTask.regularizer` and :meth:`~TorchTask.init_params`, and passes its
+:meth:`~TorchTask.regularizer`, :meth:`~TorchTask.init_params` and data
+augmentation (:meth:`~TorchTask.augmentation_draws` with
+:meth:`~TorchTask.augment`, drawn from each model's own seed), and passes its
 data to ``__init__`` as named numpy arrays, at least ``"train_inputs"`` (N
 leading) and ``"train_targets"``.
 """
@@ -150,6 +152,26 @@ class TorchTask(SpecTask[SpecT]):
     @abc.abstractmethod
     def recipe(self) -> SgdRecipe:
         """The training recipe."""
+
+    def augmentation_draws(
+        self, seeds: NDArray[np.uint64], steps: int, batch_size: int
+    ) -> torch.Tensor | None:
+        """Random draws of data augmentation, ``(n, steps, batch_size, ...)``, or None.
+
+        Default None: no augmentation.  Model k's draws must come from its own
+        seed only (``seeded_generator(seed, "<stream_label>.<name>")``), so that
+        they do not depend on batch-mates; :meth:`augment` consumes them.
+        """
+        return None
+
+    def augment(self, inputs: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+        """One step's augmented training inputs ``(n, B, ...)``.
+
+        ``inputs`` are the minibatch inputs of the n models, ``draws`` the
+        step's slice ``(n, B, ...)`` of :meth:`augmentation_draws`; row k of the
+        result must depend on row k of both only.  Default: unchanged.
+        """
+        return inputs
 
     def regularizer(self, params: Params) -> torch.Tensor:
         """The objective's part not tied to items (default 0), e.g. weight decay."""
@@ -277,6 +299,8 @@ class TorchTask(SpecTask[SpecT]):
             mask, seeds, recipe.steps, recipe.batch_size, f"{self.stream_label}.order"
         )
         order_t = torch.as_tensor(order, device=dev)
+        draws = self.augmentation_draws(seeds, recipe.steps, recipe.batch_size)
+        draws = None if draws is None else draws.to(dev)
         active = torch.as_tensor(mask.any(axis=1), dtype=dt, device=dev)
         inputs, targets = data["train_inputs"], data["train_targets"]
 
@@ -294,7 +318,8 @@ class TorchTask(SpecTask[SpecT]):
             leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
             # Model k's objective depends on model k's parameters only, so the
             # gradient of the sum is every model's own gradient.
-            total = objectives(leaves, inputs[idx], targets[idx], active).sum()
+            xb = inputs[idx] if draws is None else self.augment(inputs[idx], draws[:, t])
+            total = objectives(leaves, xb, targets[idx], active).sum()
             grads = torch.autograd.grad(total, list(leaves.values()))
             with torch.no_grad():
                 for (k, v), g in zip(leaves.items(), grads, strict=True):
