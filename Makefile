@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pacda-installed
 
-.PHONY: venv demo test lint typecheck pytest bench test-slow clean
+.PHONY: venv demo test lint typecheck pytest bench test-slow test-browser clean
 
 venv: $(STAMP)
 
@@ -41,6 +41,11 @@ bench: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
+
+# The HTML report in headless Chromium (Debian's package; installed here when missing).
+test-browser: $(STAMP)
+	command -v chromium || (apt-get update && apt-get install -y chromium)
+	$(BIN)/pytest -m browser
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
