@@ -273,6 +273,11 @@ class TaskSpec(Section):
             on every output within tau (absolute).
         weight_tolerance: the same for the flat trained weights (max abs).
         n_outputs: Z, the number of scalar outputs.
+        cuda_output_tolerance: tau when a run is on a GPU: a model trained on a
+            CUDA device agrees with the same model trained on any other device
+            (the CPU, another GPU) within this; the larger of it and
+            ``output_tolerance`` applies (docs/tasks.md, "Tolerance per device class").
+        cuda_weight_tolerance: the same for the weights.
     """
 
     kind_name: ClassVar[str | None] = None  # set by kind-specific subclasses
@@ -287,6 +292,16 @@ class TaskSpec(Section):
         check=NON_NEGATIVE, doc="batch-vs-single agreement on weights (max abs)"
     )
     n_outputs: int = spec_field(check=POSITIVE, doc="Z, the number of scalar outputs")
+    cuda_output_tolerance: float = spec_field(
+        default=1e-6,
+        check=NON_NEGATIVE,
+        doc="agreement on outputs of a run on a GPU with one on any other device (absolute)",
+    )
+    cuda_weight_tolerance: float = spec_field(
+        default=1e-6,
+        check=NON_NEGATIVE,
+        doc="the same for the weights (max abs)",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

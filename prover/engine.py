@@ -13,9 +13,10 @@ docstring and ``tests/unit/test_tasks_agreement.py``).
 
 Devices: ``"cpu"`` (default), ``"cuda"`` / ``"cuda:k"`` (an error if CUDA is
 absent or the task is CPU-only), or ``"auto"`` (CUDA when available and the
-task lists it in ``Task.device_types``, else CPU).  Results on a GPU agree
-with the CPU only up to cross-hardware tolerance, which can exceed the
-CPU-declared tau.
+task lists it in ``Task.device_types``, else CPU); see
+:mod:`prover.tasks.device`.  Results on a GPU agree with the CPU only within
+the task's CUDA tolerances (``Task.tolerances_on("cuda")``), which can exceed
+the CPU-declared tau.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from numpy.typing import NDArray
 from protocol.errors import InvalidArgument, ProverError
 from prover.tasks.base import Task, TrainedBatch
 from prover.tasks.common import check_batch_inputs
+from prover.tasks.device import resolve_device
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "iter_train", "resolve_engine_device", "train"]
 
@@ -46,13 +48,7 @@ def resolve_engine_device(device: str, task: Task | None = None) -> str:
     """
     if device != "auto":
         return device
-    if task is not None and "cuda" not in task.device_types:
-        return "cpu"
-    try:
-        import torch
-    except ImportError:
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return resolve_device("auto", task=task).name
 
 
 def _check_result(task: Task, batch: TrainedBatch, m: int) -> TrainedBatch:

@@ -21,12 +21,14 @@ from protocol.errors import InvalidArgument, ProverError
 from prover import engine
 from prover.store.keys import weight_digests
 from prover.tasks.base import Task
+from prover.tasks.device import Device, describe_device
 
 __all__ = [
     "Chunk",
     "ChunkResult",
     "Executor",
     "TaskSource",
+    "device_of",
     "resolve_task",
     "train_chunk",
 ]
@@ -123,7 +125,14 @@ def train_chunk(
 
 
 class Executor(abc.ABC):
-    """Trains chunks somewhere (this process, a Ray cluster)."""
+    """Trains chunks somewhere (this process, a Ray cluster).
+
+    Attributes:
+        device: the torch device name chunks are trained on (``"cpu"``,
+            ``"cuda"``, ``"cuda:K"`` or ``"auto"``); subclasses set it.
+    """
+
+    device: str = "cpu"
 
     @abc.abstractmethod
     def map_chunks(
@@ -146,6 +155,10 @@ class Executor(abc.ABC):
             keep_weights: also return full weights.
         """
 
+    def device_info(self) -> Device:
+        """Class and description of :attr:`device`, as the Prover announces them."""
+        return describe_device(self.device)
+
     def close(self) -> None:  # noqa: B027 - optional hook, default no-op
         """Release resources (default: nothing)."""
 
@@ -159,3 +172,8 @@ class Executor(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def device_of(executor: Executor | None) -> Device:
+    """The device an executor trains on; ``None`` (training in this process) is the CPU."""
+    return describe_device("cpu") if executor is None else executor.device_info()

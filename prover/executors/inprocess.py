@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 
 from prover.executors.base import Chunk, ChunkResult, Executor, TaskSource, train_chunk
 from prover.tasks.base import Task
+from prover.tasks.device import parse_device
 
 __all__ = ["InProcessExecutor"]
 
@@ -14,11 +15,16 @@ class InProcessExecutor(Executor):
     """Trains each chunk in the calling process, in order.
 
     Args:
-        device: torch device for training (``"cpu"``, ``"cuda[:k]"``, ``"auto"``).
+        device: torch device for training (``"cpu"``, ``"cuda[:k]"``, ``"auto"``;
+            :mod:`prover.tasks.device`).  The spelling is checked here; whether
+            the device exists, when the first chunk is trained.
+
+    Raises:
+        InvalidArgument: a misspelt device.
     """
 
     def __init__(self, *, device: str = "cpu") -> None:
-        self.device = device
+        self.device = parse_device(device)
 
     def map_chunks(
         self,

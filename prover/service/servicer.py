@@ -47,6 +47,8 @@ def _commit_chunk(item: CommitItem) -> pb.CommitChunk:
                 n_items=item.n_items,
                 method=item.method,
                 meta_json=item.meta_json,
+                device_class=item.device_class,
+                device_name=item.device_name,
             )
         )
     if isinstance(item, AttributionCommitment):

@@ -51,7 +51,10 @@ class AttributionHeader:
     """First message of Commit: the fresh session id and token, and the matrix shape (Z, N).
 
     ``session_token`` is a secret of the Verifier that opened the session: its
-    Challenge, Open and Close requests must carry it.
+    Challenge, Open and Close requests must carry it.  ``device_class``
+    (``"cpu"`` or ``"cuda"``) is where the Prover trains challenge points, which
+    sets the tolerance the Verifier charges; ``device_name`` describes it
+    (``"cpu"``, ``"cuda:0 NVIDIA H200"``).
     """
 
     session_id: str
@@ -60,6 +63,8 @@ class AttributionHeader:
     n_items: int
     method: str
     meta_json: str
+    device_class: str = "cpu"
+    device_name: str = "cpu"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,7 +95,7 @@ class ChallengeRequest:
         seed: the 32-byte challenge seed.
         p: inclusion probability; must equal the task's.
         nodes: rho_j, one per node.
-        pairs_per_node: pairs at each node; pairs are laid out node by node.
+        pairs_per_node: pairs at each node; pairs are interleaved (protocol.challenge).
         start_point: first point to stream (resume), ``0 <= start_point <= n_points``.
         chunk_points: points per result batch wanted; 0 means the server default.
         session_token: the token of the session's Commit header.

@@ -5,6 +5,8 @@ A task fixes the dataset, model, training recipe and Z scalar outputs
 matching 64-bit seed, evaluates the Z outputs and clips them to ``[-b, b]``.
 Training a model alone must agree with the same model trained inside any batch
 within ``output_tolerance`` (outputs) and ``weight_tolerance`` (weights).
+Those are the CPU's; a run on a GPU agrees with a run elsewhere only within
+``cuda_output_tolerance`` / ``cuda_weight_tolerance`` (:meth:`Task.tolerances_on`).
 
 Tasks with a differentiable model may also expose it through
 :meth:`Task.differentiable` (a :class:`DifferentiableModel`): its training
@@ -26,6 +28,7 @@ from numpy.typing import NDArray
 
 from protocol.errors import InvalidArgument
 from protocol.taskspec import TaskSpec
+from prover.tasks.device import DEVICE_CLASSES, Tolerances
 
 if TYPE_CHECKING:  # the interface stays importable without torch
     import torch
@@ -180,6 +183,42 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def weight_tolerance(self) -> float:
         """Batch and single training agree on weights within this (max abs)."""
+
+    @property
+    def cuda_output_tolerance(self) -> float:
+        """Outputs of a run on a GPU agree with a run on any other device within this.
+
+        Default: :attr:`output_tolerance` (spec-built tasks read their spec).
+        """
+        return self.output_tolerance
+
+    @property
+    def cuda_weight_tolerance(self) -> float:
+        """The same for weights; default :attr:`weight_tolerance`."""
+        return self.weight_tolerance
+
+    def tolerances_on(self, device_class: str) -> Tolerances:
+        """The tolerances of runs on one device class (``"cpu"`` or ``"cuda"``).
+
+        ``"cpu"``: :attr:`output_tolerance` / :attr:`weight_tolerance`.  ``"cuda"``:
+        the CUDA tolerances, never below the CPU's (a GPU run is not more
+        reproducible than a CPU run).  Runs on two classes use the larger pair
+        (:func:`prover.tasks.device.tolerances_between`).
+
+        Raises:
+            InvalidArgument: an unknown device class.
+        """
+        cpu = Tolerances(output=float(self.output_tolerance), weight=float(self.weight_tolerance))
+        if device_class == "cpu":
+            return cpu
+        if device_class == "cuda":
+            return Tolerances(
+                output=max(cpu.output, float(self.cuda_output_tolerance)),
+                weight=max(cpu.weight, float(self.cuda_weight_tolerance)),
+            )
+        raise InvalidArgument(
+            f"device class must be one of {', '.join(DEVICE_CLASSES)}, got {device_class!r}"
+        )
 
     @abc.abstractmethod
     def train_batch(self, x: NDArray[np.int8], seeds: NDArray[np.uint64]) -> TrainedBatch:

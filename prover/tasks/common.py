@@ -2,7 +2,7 @@
 
 :class:`SpecTask` implements the bookkeeping part of :class:`~prover.tasks.base.Task`
 from a validated spec and the dataset's content hash: ``digest``, ``bound``,
-``p``, the tolerances and Z.  Subclasses supply ``n_items`` and the training.
+``p``, the tolerances (CPU and CUDA) and Z.  Subclasses supply ``n_items`` and the training.
 """
 
 from __future__ import annotations
@@ -91,6 +91,14 @@ class SpecTask(Task, Generic[SpecT]):
     @property
     def weight_tolerance(self) -> float:
         return self._spec.weight_tolerance
+
+    @property
+    def cuda_output_tolerance(self) -> float:
+        return self._spec.cuda_output_tolerance
+
+    @property
+    def cuda_weight_tolerance(self) -> float:
+        return self._spec.cuda_weight_tolerance
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(digest={self._digest!r})"

@@ -9,6 +9,7 @@ import torch
 from numpy.typing import NDArray
 
 from protocol.errors import InvalidArgument
+from prover.tasks.device import resolve_device as select_device
 
 __all__ = [
     "classifier_margins",
@@ -29,19 +30,21 @@ def torch_dtype(name: str) -> torch.dtype:
 
 
 def resolve_device(device: str) -> torch.device:
-    """A torch device from its name; ``"cuda"`` must be available.
+    """A torch device from its name; a CUDA device must be present.
 
     Raises:
-        InvalidArgument: unknown device, or CUDA requested but not available.
+        InvalidArgument: unknown device.
+        DeviceUnavailable: CUDA requested but not available, or ``cuda:K`` beyond
+            the GPUs present (:func:`prover.tasks.device.resolve_device`).
     """
     try:
         dev = torch.device(device)
     except RuntimeError as err:
         raise InvalidArgument(f"unknown device {device!r}: {err}") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidArgument(f"device {device!r} requested but CUDA is not available")
     if dev.type not in ("cpu", "cuda"):
         raise InvalidArgument(f"device must be 'cpu' or 'cuda[:k]', got {device!r}")
+    if dev.type == "cuda":
+        select_device(str(dev))  # raises, naming the missing device
     return dev
 
 

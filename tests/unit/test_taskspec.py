@@ -213,11 +213,12 @@ def test_task_digest_test_vector() -> None:
     )
     canonical = (
         b'{"dataset":"sha256:' + b"ab" * 32 + b'","pacda_version":"0.1.0","spec":{"bound":2,'
+        b'"cuda_output_tolerance":0.000001,"cuda_weight_tolerance":0.000001,'
         b'"kind":"synthetic","n_outputs":1,"output_tolerance":1e-12,"p":0.5,"spectrum":'
         b'{"degree_weights":[0,1],"n_items":4,"noise":0,"structure_seed":0,'
         b'"terms_per_degree":[0,2]},"weight_tolerance":0}}'
     )
-    expected = "sha256:69d310d3d40f6935e2d3cabb04919d87e672b6619121db571f7b3344b703a5fb"
+    expected = "sha256:601477065b348bf31177d99265790c57bd2b8045f0135f3e08315fe8ee1359c1"
     assert "sha256:" + hashlib.sha256(canonical).hexdigest() == expected
     assert task_digest(spec, "sha256:" + "ab" * 32, "0.1.0") == expected
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15pacda/v1/prover.proto\x12\x08pacda.v1\"\x15\n\x13\x44\x65scribeTaskRequest\"z\n\x0fTaskDescription\x12\x11\n\ttask_toml\x18\x01 \x01(\t\x12\x13\n\x0btask_digest\x18\x02 \x01(\t\x12\x15\n\rpacda_version\x18\x03 \x01(\t\x12\x19\n\x11prover_public_key\x18\x04 \x01(\x0c\x12\r\n\x05modes\x18\x05 \x03(\t\"2\n\rCommitRequest\x12\x13\n\x0btask_digest\x18\x01 \x01(\t\x12\x0c\n\x04mode\x18\x02 \x01(\t\"\xaa\x01\n\x0b\x43ommitChunk\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.pacda.v1.AttributionHeaderH\x00\x12-\n\x06values\x18\x02 \x01(\x0b\x32\x1b.pacda.v1.AttributionValuesH\x00\x12\x35\n\ncommitment\x18\x03 \x01(\x0b\x32\x1f.pacda.v1.AttributionCommitmentH\x00\x42\x06\n\x04\x62ody\"\x85\x01\n\x11\x41ttributionHeader\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tn_outputs\x18\x02 \x01(\r\x12\x0f\n\x07n_items\x18\x03 \x01(\r\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x11\n\tmeta_json\x18\x05 \x01(\t\x12\x15\n\rsession_token\x18\x06 \x01(\x0c\"7\n\x11\x41ttributionValues\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x12\n\x06values\x18\x02 \x03(\x01\x42\x02\x10\x01\"F\n\x15\x41ttributionCommitment\x12\x1a\n\x12\x61ttribution_digest\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xa8\x01\n\x10\x43hallengeRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04seed\x18\x02 \x01(\x0c\x12\t\n\x01p\x18\x03 \x01(\x01\x12\r\n\x05nodes\x18\x04 \x03(\x01\x12\x16\n\x0epairs_per_node\x18\x05 \x03(\x04\x12\x13\n\x0bstart_point\x18\x06 \x01(\x04\x12\x14\n\x0c\x63hunk_points\x18\x07 \x01(\r\x12\x15\n\rsession_token\x18\x08 \x01(\x0c\"c\n\x0bResultChunk\x12&\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.pacda.v1.ResultBatchH\x00\x12$\n\x04root\x18\x02 \x01(\x0b\x32\x14.pacda.v1.ResultRootH\x00\x42\x06\n\x04\x62ody\"a\n\x0bResultBatch\x12\x13\n\x0b\x66irst_point\x18\x01 \x01(\x04\x12\x10\n\x08n_points\x18\x02 \x01(\r\x12\x13\n\x07outputs\x18\x03 \x03(\x01\x42\x02\x10\x01\x12\x16\n\x0eweight_digests\x18\x04 \x03(\x0c\"F\n\nResultRoot\x12\x13\n\x0bmerkle_root\x18\x01 \x01(\x0c\x12\x10\n\x08n_leaves\x18\x02 \x01(\x04\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"O\n\x0bOpenRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rpoint_indices\x18\x02 \x03(\x04\x12\x15\n\rsession_token\x18\x03 \x01(\x0c\"j\n\x07Opening\x12\x13\n\x0bpoint_index\x18\x01 \x01(\x04\x12\x13\n\x07outputs\x18\x02 \x03(\x01\x42\x02\x10\x01\x12\x15\n\rweight_digest\x18\x03 \x01(\x0c\x12\x0f\n\x07weights\x18\x04 \x01(\x0c\x12\r\n\x05proof\x18\x05 \x03(\x0c\"9\n\x0c\x43loseRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rsession_token\x18\x02 \x01(\x0c\"\x0f\n\rCloseResponse2\xbe\x02\n\x06Prover\x12H\n\x0c\x44\x65scribeTask\x12\x1d.pacda.v1.DescribeTaskRequest\x1a\x19.pacda.v1.TaskDescription\x12:\n\x06\x43ommit\x12\x17.pacda.v1.CommitRequest\x1a\x15.pacda.v1.CommitChunk0\x01\x12@\n\tChallenge\x12\x1a.pacda.v1.ChallengeRequest\x1a\x15.pacda.v1.ResultChunk0\x01\x12\x32\n\x04Open\x12\x15.pacda.v1.OpenRequest\x1a\x11.pacda.v1.Opening0\x01\x12\x38\n\x05\x43lose\x12\x16.pacda.v1.CloseRequest\x1a\x17.pacda.v1.CloseResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15pacda/v1/prover.proto\x12\x08pacda.v1\"\x15\n\x13\x44\x65scribeTaskRequest\"z\n\x0fTaskDescription\x12\x11\n\ttask_toml\x18\x01 \x01(\t\x12\x13\n\x0btask_digest\x18\x02 \x01(\t\x12\x15\n\rpacda_version\x18\x03 \x01(\t\x12\x19\n\x11prover_public_key\x18\x04 \x01(\x0c\x12\r\n\x05modes\x18\x05 \x03(\t\"2\n\rCommitRequest\x12\x13\n\x0btask_digest\x18\x01 \x01(\t\x12\x0c\n\x04mode\x18\x02 \x01(\t\"\xaa\x01\n\x0b\x43ommitChunk\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.pacda.v1.AttributionHeaderH\x00\x12-\n\x06values\x18\x02 \x01(\x0b\x32\x1b.pacda.v1.AttributionValuesH\x00\x12\x35\n\ncommitment\x18\x03 \x01(\x0b\x32\x1f.pacda.v1.AttributionCommitmentH\x00\x42\x06\n\x04\x62ody\"\xb0\x01\n\x11\x41ttributionHeader\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tn_outputs\x18\x02 \x01(\r\x12\x0f\n\x07n_items\x18\x03 \x01(\r\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x11\n\tmeta_json\x18\x05 \x01(\t\x12\x15\n\rsession_token\x18\x06 \x01(\x0c\x12\x14\n\x0c\x64\x65vice_class\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65vice_name\x18\x08 \x01(\t\"7\n\x11\x41ttributionValues\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x12\n\x06values\x18\x02 \x03(\x01\x42\x02\x10\x01\"F\n\x15\x41ttributionCommitment\x12\x1a\n\x12\x61ttribution_digest\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xa8\x01\n\x10\x43hallengeRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04seed\x18\x02 \x01(\x0c\x12\t\n\x01p\x18\x03 \x01(\x01\x12\r\n\x05nodes\x18\x04 \x03(\x01\x12\x16\n\x0epairs_per_node\x18\x05 \x03(\x04\x12\x13\n\x0bstart_point\x18\x06 \x01(\x04\x12\x14\n\x0c\x63hunk_points\x18\x07 \x01(\r\x12\x15\n\rsession_token\x18\x08 \x01(\x0c\"c\n\x0bResultChunk\x12&\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x15.pacda.v1.ResultBatchH\x00\x12$\n\x04root\x18\x02 \x01(\x0b\x32\x14.pacda.v1.ResultRootH\x00\x42\x06\n\x04\x62ody\"a\n\x0bResultBatch\x12\x13\n\x0b\x66irst_point\x18\x01 \x01(\x04\x12\x10\n\x08n_points\x18\x02 \x01(\r\x12\x13\n\x07outputs\x18\x03 \x03(\x01\x42\x02\x10\x01\x12\x16\n\x0eweight_digests\x18\x04 \x03(\x0c\"F\n\nResultRoot\x12\x13\n\x0bmerkle_root\x18\x01 \x01(\x0c\x12\x10\n\x08n_leaves\x18\x02 \x01(\x04\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"O\n\x0bOpenRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rpoint_indices\x18\x02 \x03(\x04\x12\x15\n\rsession_token\x18\x03 \x01(\x0c\"j\n\x07Opening\x12\x13\n\x0bpoint_index\x18\x01 \x01(\x04\x12\x13\n\x07outputs\x18\x02 \x03(\x01\x42\x02\x10\x01\x12\x15\n\rweight_digest\x18\x03 \x01(\x0c\x12\x0f\n\x07weights\x18\x04 \x01(\x0c\x12\r\n\x05proof\x18\x05 \x03(\x0c\"9\n\x0c\x43loseRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rsession_token\x18\x02 \x01(\x0c\"\x0f\n\rCloseResponse2\xbe\x02\n\x06Prover\x12H\n\x0c\x44\x65scribeTask\x12\x1d.pacda.v1.DescribeTaskRequest\x1a\x19.pacda.v1.TaskDescription\x12:\n\x06\x43ommit\x12\x17.pacda.v1.CommitRequest\x1a\x15.pacda.v1.CommitChunk0\x01\x12@\n\tChallenge\x12\x1a.pacda.v1.ChallengeRequest\x1a\x15.pacda.v1.ResultChunk0\x01\x12\x32\n\x04Open\x12\x15.pacda.v1.OpenRequest\x1a\x11.pacda.v1.Opening0\x01\x12\x38\n\x05\x43lose\x12\x16.pacda.v1.CloseRequest\x1a\x17.pacda.v1.CloseResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,27 +46,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COMMITCHUNK']._serialized_start=235
   _globals['_COMMITCHUNK']._serialized_end=405
   _globals['_ATTRIBUTIONHEADER']._serialized_start=408
-  _globals['_ATTRIBUTIONHEADER']._serialized_end=541
-  _globals['_ATTRIBUTIONVALUES']._serialized_start=543
-  _globals['_ATTRIBUTIONVALUES']._serialized_end=598
-  _globals['_ATTRIBUTIONCOMMITMENT']._serialized_start=600
-  _globals['_ATTRIBUTIONCOMMITMENT']._serialized_end=670
-  _globals['_CHALLENGEREQUEST']._serialized_start=673
-  _globals['_CHALLENGEREQUEST']._serialized_end=841
-  _globals['_RESULTCHUNK']._serialized_start=843
-  _globals['_RESULTCHUNK']._serialized_end=942
-  _globals['_RESULTBATCH']._serialized_start=944
-  _globals['_RESULTBATCH']._serialized_end=1041
-  _globals['_RESULTROOT']._serialized_start=1043
-  _globals['_RESULTROOT']._serialized_end=1113
-  _globals['_OPENREQUEST']._serialized_start=1115
-  _globals['_OPENREQUEST']._serialized_end=1194
-  _globals['_OPENING']._serialized_start=1196
-  _globals['_OPENING']._serialized_end=1302
-  _globals['_CLOSEREQUEST']._serialized_start=1304
-  _globals['_CLOSEREQUEST']._serialized_end=1361
-  _globals['_CLOSERESPONSE']._serialized_start=1363
-  _globals['_CLOSERESPONSE']._serialized_end=1378
-  _globals['_PROVER']._serialized_start=1381
-  _globals['_PROVER']._serialized_end=1699
+  _globals['_ATTRIBUTIONHEADER']._serialized_end=584
+  _globals['_ATTRIBUTIONVALUES']._serialized_start=586
+  _globals['_ATTRIBUTIONVALUES']._serialized_end=641
+  _globals['_ATTRIBUTIONCOMMITMENT']._serialized_start=643
+  _globals['_ATTRIBUTIONCOMMITMENT']._serialized_end=713
+  _globals['_CHALLENGEREQUEST']._serialized_start=716
+  _globals['_CHALLENGEREQUEST']._serialized_end=884
+  _globals['_RESULTCHUNK']._serialized_start=886
+  _globals['_RESULTCHUNK']._serialized_end=985
+  _globals['_RESULTBATCH']._serialized_start=987
+  _globals['_RESULTBATCH']._serialized_end=1084
+  _globals['_RESULTROOT']._serialized_start=1086
+  _globals['_RESULTROOT']._serialized_end=1156
+  _globals['_OPENREQUEST']._serialized_start=1158
+  _globals['_OPENREQUEST']._serialized_end=1237
+  _globals['_OPENING']._serialized_start=1239
+  _globals['_OPENING']._serialized_end=1345
+  _globals['_CLOSEREQUEST']._serialized_start=1347
+  _globals['_CLOSEREQUEST']._serialized_end=1404
+  _globals['_CLOSERESPONSE']._serialized_start=1406
+  _globals['_CLOSERESPONSE']._serialized_end=1421
+  _globals['_PROVER']._serialized_start=1424
+  _globals['_PROVER']._serialized_end=1742
 # @@protoc_insertion_point(module_scope)

@@ -157,6 +157,8 @@ class AttributionHeader(_message.Message):
     METHOD_FIELD_NUMBER: _builtins.int
     META_JSON_FIELD_NUMBER: _builtins.int
     SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    DEVICE_CLASS_FIELD_NUMBER: _builtins.int
+    DEVICE_NAME_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """fresh, random, unique per Commit call"""
     n_outputs: _builtins.int
@@ -169,6 +171,13 @@ class AttributionHeader(_message.Message):
     """method metadata (canonical JSON)"""
     session_token: _builtins.bytes
     """32 random bytes; a secret of the Verifier that called Commit"""
+    device_class: _builtins.str
+    """where the Prover trains challenge points: "cpu" | "cuda" """
+    device_name: _builtins.str
+    """("" = "cpu", older Provers); sets the tolerance the
+    Verifier charges (docs/tasks.md), not signed
+    e.g. "cpu", "cuda:0 NVIDIA H200", for the report
+    """
     def __init__(
         self,
         *,
@@ -178,10 +187,12 @@ class AttributionHeader(_message.Message):
         method: _builtins.str = ...,
         meta_json: _builtins.str = ...,
         session_token: _builtins.bytes = ...,
+        device_class: _builtins.str = ...,
+        device_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["meta_json", b"meta_json", "method", b"method", "n_items", b"n_items", "n_outputs", b"n_outputs", "session_id", b"session_id", "session_token", b"session_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_class", b"device_class", "device_name", b"device_name", "meta_json", b"meta_json", "method", b"method", "n_items", b"n_items", "n_outputs", b"n_outputs", "session_id", b"session_id", "session_token", b"session_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
