@@ -44,6 +44,7 @@ from protocol.scores import Scores
 from protocol.signing import commitment_statement, root_statement
 from protocol.taskspec import pacda_version
 from prover.executors import Executor, TaskSource, resolve_task, run
+from prover.executors.base import device_of
 from prover.service.errors import UnknownSession, show_id
 from prover.service.limits import ServiceLimits
 from prover.service.plan import plan_from_request
@@ -145,6 +146,7 @@ class ProverHandlers:
         self.signer = signer
         self.store = store
         self.executor = executor
+        self.device = device_of(executor)  # announced in every Commit header
         self.limits = limits if limits is not None else ServiceLimits()
         self.policy = policy if policy is not None else HonestPolicy()
         lim = self.limits
@@ -205,6 +207,8 @@ class ProverHandlers:
                 n_items=self.scores.n_items,
                 method=self.scores.method,
                 meta_json=canonical_json(dict(self.scores.meta)).decode("utf-8"),
+                device_class=self.device.device_class,
+                device_name=self.device.description,
             )
             step = self.limits.values_per_chunk
             for offset in range(0, self._matrix.size, step):
