@@ -3,12 +3,18 @@
 A challenge has a 32-byte seed, the inclusion probability ``p`` of B_p, N items
 and ``J`` nodes ``rho_0 .. rho_{J-1}`` (each in ``[-rho_max(p), 1]``) with
 ``K_j >= 0`` pairs at node ``j`` (at least one pair in all).  Its
-``n_pairs = sum_j K_j`` pairs are laid out node by node::
+``n_pairs = sum_j K_j`` pairs are *interleaved*: the ``k``-th pair of node ``j``
+(``0 <= k < K_j``) has the position ``(2k + 1) / (2 K_j)`` in ``(0, 1)``, and
+pairs are numbered in increasing position, ties by node index::
 
-    node_of_pair = np.repeat(np.arange(J), pairs_per_node)   # pair i -> node j
+    key = [(2k + 1) / (2 K_j) for j in range(J) for k in range(K_j)]
+    node_of_pair = np.repeat(np.arange(J), K)[np.lexsort((node, key))]
 
-i.e. pair ``i`` belongs to the node ``j`` with
-``sum_{l<j} K_l <= i < sum_{l<=j} K_l`` and has ``rho = nodes[node_of_pair[i]]``.
+so that every prefix of ``m`` pairs holds within one pair of ``m K_j / n_pairs``
+pairs of each node (the stream's first points are a proportional sample of the
+whole challenge: the Verifier can screen out bad scores before the Prover has
+evaluated everything, :func:`verifier.core.screen_results`).  Pair ``i`` has
+``rho = nodes[node_of_pair[i]]``.
 Pair ``i`` has two challenge points: ``2i``, its first subset ``x``, and
 ``2i + 1``, the rho-correlated partner ``x'``.  Subsets and training seeds of
 pair ``i`` are ``protocol.prg.expand_pairs(seed, [i], N, p, [rho])``
@@ -21,6 +27,7 @@ The Prover's :class:`prover.service.plan.ChallengePlan`, the Verifier's
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections.abc import Callable, Sequence
@@ -113,9 +120,24 @@ def check_challenge(
 
 
 def node_of_pair(pairs_per_node: Sequence[int]) -> NDArray[np.int64]:
-    """Node index of every pair (pairs are laid out node by node): int64 ``(n_pairs,)``."""
+    """Node index of every pair, interleaved (module docstring): int64 ``(n_pairs,)``.
+
+    The positions ``(2k + 1) / (2 K_j)`` are correctly rounded quotients of
+    exact integers, so equal fractions compare equal and distinct ones (at
+    least ``1 / (4 K_j K_l)`` apart) keep their order in float64.
+    """
     counts = _counts(pairs_per_node)
-    return np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    return _interleaved(counts).copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _interleaved(counts: tuple[int, ...]) -> NDArray[np.int64]:
+    node = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    rank = np.concatenate([np.arange(k, dtype=np.float64) for k in counts] or [np.zeros(0)])
+    key = (2.0 * rank + 1.0) / (2.0 * np.repeat(np.asarray(counts, dtype=np.float64), counts))
+    out = node[np.lexsort((node, key))]
+    out.flags.writeable = False
+    return out
 
 
 def rho_of_pair(nodes: Sequence[float], pairs_per_node: Sequence[int]) -> NDArray[np.float64]:
@@ -123,7 +145,7 @@ def rho_of_pair(nodes: Sequence[float], pairs_per_node: Sequence[int]) -> NDArra
     counts = _counts(pairs_per_node)
     if len(nodes) != len(counts):
         raise InvalidArgument(f"plan has {len(nodes)} nodes but {len(counts)} pair counts")
-    return np.repeat(np.asarray(nodes, dtype=np.float64).reshape(-1), counts)
+    return np.asarray(nodes, dtype=np.float64).reshape(-1)[_interleaved(counts)]
 
 
 def _indices(indices: ArrayLike, bound: int, what: str) -> NDArray[np.int64]:
@@ -243,10 +265,9 @@ class ChallengeLayout:
         return rho_of_pair(self.nodes, self.pairs_per_node)
 
     def node_of(self, pair_indices: ArrayLike) -> NDArray[np.int64]:
-        """Node index of the given pairs (without laying out all ``n_pairs``)."""
+        """Node index of the given pairs: int64 ``(m,)``."""
         idx = _indices(pair_indices, self.n_pairs, "pair")
-        ends = np.cumsum(np.asarray(self.pairs_per_node, dtype=np.int64))
-        return np.searchsorted(ends, idx, side="right").astype(np.int64)
+        return _interleaved(self.pairs_per_node)[idx]
 
     def rho_of(self, pair_indices: ArrayLike) -> NDArray[np.float64]:
         """Node value rho of the given pairs: float64 ``(m,)``."""

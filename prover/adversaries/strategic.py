@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from protocol.challenge import node_of_pair
 from protocol.errors import InvalidArgument
 from protocol.estimators import functional_from_nodes
 from protocol.scores import Scores
@@ -350,13 +351,12 @@ class StrategicPolicy(ResultPolicy):
         pos2 = order[np.searchsorted(ordered, 2 * pairs + 1)]
         x, _ = plan.points(np.concatenate([2 * pairs, 2 * pairs + 1]), self.n_items)
         g = self.scores.predict(x)
-        ends = np.cumsum(np.asarray(plan.pairs_per_node, dtype=np.int64))
         lies = strategic_lies(
             outputs[pos1],
             outputs[pos2],
             g[: pairs.size],
             g[pairs.size :],
-            node_of_pair=np.searchsorted(ends, pairs, side="right"),
+            node_of_pair=node_of_pair(plan.pairs_per_node)[pairs],
             weights=weights,
             clip_levels=self.clip_levels,
             n_lies=n_lies,

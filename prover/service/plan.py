@@ -1,6 +1,6 @@
 """Challenge plans: validation of a challenge request and expansion of its points.
 
-The layout of a challenge (pairs node by node, point ``2k`` the first subset of
+The layout of a challenge (pairs interleaved over the nodes, point ``2k`` the first subset of
 pair ``k`` and ``2k + 1`` its partner, subsets and seeds from pacda-prg-v1) is
 :mod:`protocol.challenge`'s; a :class:`ChallengePlan` is a
 :class:`~protocol.challenge.ChallengeLayout` still waiting for N.

@@ -330,7 +330,7 @@ def _plan(
 def _challenge(plan: Plan, pool: Pool) -> tuple[ExpandedPairs, FloatArray]:
     """The honest answers to the plan's challenge: the pairs and the outputs ``(2 n, Z)``.
 
-    Pairs are laid out node by node (``plan.node_of_pair``); the outputs in the
+    Pairs are interleaved over the nodes (``plan.node_of_pair``); the outputs in the
     challenge layout (point ``2i`` = first of pair i, ``2i + 1`` = its partner).
     """
     parts = [

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from pacda.v1 import prover_pb2, prover_pb2_grpc
+from protocol.challenge import rho_of_pair
 from protocol.digests import attribution_digest, weight_digest
 from protocol.merkle import MerkleTree, result_leaf
 from protocol.prg import expand_pairs
@@ -100,9 +101,7 @@ class ScriptedProver(prover_pb2_grpc.ProverServicer):
         if "outputs" in s:
             return s
         n_pairs = int(sum(request.pairs_per_node))
-        rhos = np.repeat(
-            np.asarray(request.nodes), np.asarray(request.pairs_per_node, dtype=np.int64)
-        )
+        rhos = rho_of_pair(tuple(request.nodes), tuple(request.pairs_per_node))
         pairs = expand_pairs(request.seed, np.arange(n_pairs), self.task.n_items, request.p, rhos)
         x = np.empty((2 * n_pairs, self.task.n_items), dtype=np.int8)
         x[0::2], x[1::2] = pairs.first, pairs.second

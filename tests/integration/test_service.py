@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from pacda.v1 import prover_pb2 as pb
 from pacda.v1 import prover_pb2_grpc as pb_grpc
+from protocol.challenge import rho_of_pair
 from protocol.digests import attribution_digest
 from protocol.errors import InvalidArgument
 from protocol.merkle import MerkleTree, result_leaf, verify_inclusion
@@ -130,7 +131,7 @@ def _public_key(p: Prover) -> object:
 
 def _expected_outputs(p: Prover, seed: bytes) -> NDArray[np.float64]:
     """Outputs of the default plan computed directly from the PRG and the task."""
-    rhos = np.repeat([0.0, 0.5, -0.5], [4, 6, 3])
+    rhos = rho_of_pair((0.0, 0.5, -0.5), (4, 6, 3))
     pairs = expand_pairs(seed, np.arange(13), p.task.n_items, 0.5, rhos)
     x = np.stack([pairs.first, pairs.second], axis=1).reshape(N_POINTS, -1)
     seeds = np.stack([pairs.first_seeds, pairs.second_seeds], axis=1).reshape(-1)
@@ -533,11 +534,12 @@ def test_a_store_without_weights_is_refused(tmp_path: Path) -> None:
     )
 
 
-def test_plan_layout_is_node_by_node() -> None:
+def test_plan_layout_interleaves_the_nodes() -> None:
     plan = ChallengePlan(seed=_seed("layout"), p=0.5, nodes=(0.1, 0.2), pairs_per_node=(2, 3))
-    np.testing.assert_array_equal(plan.pair_rhos(np.arange(5)), [0.1, 0.1, 0.2, 0.2, 0.2])
+    # positions: node 0 at 1/4, 3/4; node 1 at 1/6, 1/2, 5/6
+    np.testing.assert_array_equal(plan.pair_rhos(np.arange(5)), [0.2, 0.1, 0.2, 0.1, 0.2])
     x, seeds = plan.points(np.array([5, 0, 1]), 7)
-    pairs = expand_pairs(plan.seed, [2, 0], 7, 0.5, [0.2, 0.1])
+    pairs = expand_pairs(plan.seed, [2, 0], 7, 0.5, [0.2, 0.2])
     np.testing.assert_array_equal(x, [pairs.second[0], pairs.first[1], pairs.second[1]])
     np.testing.assert_array_equal(
         seeds, [pairs.second_seeds[0], pairs.first_seeds[1], pairs.second_seeds[1]]

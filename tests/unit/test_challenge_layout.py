@@ -4,6 +4,7 @@ protocol.challenge.ChallengeLayout expand the same points, seeds and nodes."""
 from __future__ import annotations
 
 import hashlib
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -31,6 +32,12 @@ def _seed(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
 
 
+def _spec_node_of_pair(counts: tuple[int, ...]) -> list[int]:
+    """The interleaving read literally from the spec, with exact fractions."""
+    keyed = [(Fraction(2 * k + 1, 2 * K), j) for j, K in enumerate(counts) for k in range(K)]
+    return [j for _, j in sorted(keyed)]
+
+
 def _reference(
     seed: bytes,
     nodes: tuple[float, ...],
@@ -40,7 +47,7 @@ def _reference(
     points: NDArray[np.int64],
 ) -> tuple[NDArray[np.int8], NDArray[np.uint64], NDArray[np.float64]]:
     """The layout read literally from the spec: one expand_pairs call per point."""
-    node = np.repeat(np.arange(len(nodes)), counts)
+    node = _spec_node_of_pair(counts)
     xs, seeds, rhos = [], [], []
     for i in points.tolist():
         pair, second = divmod(i, 2)
@@ -82,7 +89,7 @@ def _check_all_agree(
     assert rhos.dtype == np.float64 and rhos.shape == (layout.n_pairs,)
     nodes_of = layout.node_of_pair()
     assert nodes_of.dtype == np.int64
-    np.testing.assert_array_equal(nodes_of, np.repeat(np.arange(len(nodes)), counts))
+    np.testing.assert_array_equal(nodes_of, _spec_node_of_pair(counts))
     np.testing.assert_array_equal(node_of_pair(counts), nodes_of)
     np.testing.assert_array_equal(layout.node_of(all_pairs), nodes_of)
     np.testing.assert_array_equal(rho_of_pair(nodes, counts), rhos)
@@ -183,12 +190,14 @@ def test_layout_normalises_and_compares_by_value() -> None:
     assert type(a.seed) is bytes and type(a.pairs_per_node[0]) is int and type(a.n_items) is int
 
 
-def test_plan_layout_is_node_by_node_with_empty_nodes() -> None:
-    counts = (0, 2, 0, 3, 0)
-    np.testing.assert_array_equal(node_of_pair(counts), [1, 1, 3, 3, 3])
+def test_plan_layout_interleaves_the_nodes_and_skips_empty_ones() -> None:
+    counts = (0, 2, 0, 3, 0)  # positions: node 1 at 1/4, 3/4; node 3 at 1/6, 1/2, 5/6
+    np.testing.assert_array_equal(node_of_pair(counts), [3, 1, 3, 1, 3])
     np.testing.assert_array_equal(
-        rho_of_pair((0.1, 0.2, 0.3, 0.4, 0.5), counts), [0.2, 0.2, 0.4, 0.4, 0.4]
+        rho_of_pair((0.1, 0.2, 0.3, 0.4, 0.5), counts), [0.4, 0.2, 0.4, 0.2, 0.4]
     )
+    # equal positions (1/4 = 3/12) go to the lower node index
+    np.testing.assert_array_equal(node_of_pair((2, 6)), [1, 0, 1, 1, 1, 0, 1, 1])
     assert node_of_pair(()).dtype == np.int64 and node_of_pair(()).shape == (0,)
 
 
@@ -269,3 +278,16 @@ def test_rho_of_pair_needs_one_count_per_node() -> None:
         rho_of_pair((0.0, 0.5), (3,))
     with pytest.raises(InvalidArgument, match=r"pairs_per_node\[0\] must be >= 0, got -2"):
         node_of_pair((-2,))
+
+
+@given(st.lists(st.integers(min_value=0, max_value=300), min_size=1, max_size=7))
+def test_every_prefix_is_a_proportional_sample_of_the_nodes(counts: list[int]) -> None:
+    """Within one pair of ``m K_j / n`` pairs of node j among the first m (the screening)."""
+    if sum(counts) == 0:
+        return
+    node = node_of_pair(counts)
+    n = len(node)
+    seen = np.cumsum(node[:, None] == np.arange(len(counts))[None, :], axis=0)
+    m = np.arange(1, n + 1)[:, None]
+    assert np.all(np.abs(seen - m * np.asarray(counts)[None, :] / n) <= 1.0)
+    np.testing.assert_array_equal(seen[-1], counts)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from protocol.challenge import node_of_pair
 from protocol.errors import InvalidArgument
 from protocol.estimators import functional_from_nodes
 from protocol.scores import Scores
@@ -238,7 +239,7 @@ def _full_gap(
     x, _ = PLAN.points(np.arange(PLAN.n_points, dtype=np.int64), N_ITEMS)
     g = scores.predict(x)
     w = np.asarray(functional_from_nodes(PLAN.nodes).weights) if weights is None else weights
-    node = np.repeat(np.arange(len(PLAN.nodes)), PLAN.pairs_per_node)
+    node = node_of_pair(PLAN.pairs_per_node)
     z = outputs.shape[1]
     return clipped_gap(outputs[0::2], outputs[1::2], g[0::2], g[1::2], node, w, np.full(z, clip))
 
