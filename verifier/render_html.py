@@ -221,6 +221,7 @@ def _decades(lo: float, hi: float) -> list[int]:
     if last - first < 2:
         first, last = first - 1, last + 1
     every = max(1, math.ceil((last - first + 1) / 8))
+    last += -(last - first) % every  # the top label at or above hi
     return list(range(first, last + 1, every))
 
 
