@@ -13,6 +13,9 @@ entry-point group).  The built-ins:
   differentiable model (``Task.differentiable``), exact Hessian when small and
   CG Hessian-vector products otherwise (Koh & Liang 2017):
   :class:`InfluenceFunctionMethod`, :func:`fit_influence_function`;
+* ``trak`` — projected per-item gradients of a small ensemble of B_p models,
+  calibrated (intercept and scale per output) on M retrainings (Park et al.
+  2023): :class:`TrakMethod`, :func:`trak_scores`;
 * the self-check (direct gap estimate of err with an interval, ``B_{>=2}``,
   the smallest acceptable audit epsilon, LDS): :func:`run_self_check`.
 
@@ -51,6 +54,7 @@ from prover.attribution.selfcheck import (
     linear_datamodeling_score,
     run_self_check,
 )
+from prover.attribution.trak import TrakFit, TrakMethod, TrakOptions, trak_scores
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -72,6 +76,9 @@ __all__ = [
     "OutputCheck",
     "SelfCheck",
     "Streams",
+    "TrakFit",
+    "TrakMethod",
+    "TrakOptions",
     "attribute",
     "check_functional",
     "check_method",
@@ -87,5 +94,6 @@ __all__ = [
     "min_samples",
     "register_method",
     "run_self_check",
+    "trak_scores",
     "unregister_method",
 ]

@@ -29,7 +29,7 @@ __all__ = [
 Regularization = Literal["ridge", "lasso"]
 
 #: The built-in methods, in the order of ``--help`` (every name: :func:`method_names`).
-METHODS: tuple[str, ...] = ("datamodel", "empirical-influence", "influence-function")
+METHODS: tuple[str, ...] = ("datamodel", "empirical-influence", "influence-function", "trak")
 
 
 def check_method(method: str) -> str:
@@ -52,7 +52,9 @@ def min_samples(method: str, n_items: int) -> int:
       the fit interpolates and its err is of the order of ``Var(f)``);
     * ``empirical-influence``: ``4`` (both classes of every item must also
       occur, checked on the drawn subsets);
-    * ``influence-function``: ``0`` (no retraining).
+    * ``influence-function``: ``0`` (no retraining);
+    * ``trak``: ``3`` (calibration of intercept and scale per output, plus its
+      ``ensemble`` models, trained apart).
     """
     from prover.attribution.registry import get_method
 
@@ -66,7 +68,7 @@ class AttributionConfig:
     Attributes:
         method: a registered method name: ``datamodel`` (Ilyas et al. 2022),
             ``empirical-influence`` (Feldman & Zhang 2020), ``influence-function``
-            (Koh & Liang 2017) or a plugin's.
+            (Koh & Liang 2017), ``trak`` (Park et al. 2023) or a plugin's.
         samples: M, retrainings on B_p subsets used to fit the scores.
         check_samples: held-out retrainings (2 per correlated pair) for the
             self-check; 0 skips it.

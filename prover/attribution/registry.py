@@ -3,8 +3,8 @@
 A method is a :class:`~prover.attribution.method.Method` subclass whose
 ``name`` is its registry name.  Lookup order for a name:
 
-1. the built-ins ``datamodel``, ``empirical-influence``, ``influence-function``
-   (they cannot be shadowed);
+1. the built-ins ``datamodel``, ``empirical-influence``, ``influence-function``,
+   ``trak`` (they cannot be shadowed);
 2. classes registered in this process with :func:`register_method`;
 3. entry points of the group ``pacda.methods`` in installed distributions,
    whose name is the method name and whose value is ``"module:Class"``, e.g. in
@@ -45,6 +45,7 @@ _BUILTINS: Mapping[str, str] = {
     "datamodel": "prover.attribution.datamodel:DatamodelMethod",
     "empirical-influence": "prover.attribution.empirical:EmpiricalInfluenceMethod",
     "influence-function": "prover.attribution.influence:InfluenceFunctionMethod",
+    "trak": "prover.attribution.trak:TrakMethod",
 }
 #: The built-in method names, in the order of ``--help``.
 BUILTIN_METHODS: tuple[str, ...] = tuple(_BUILTINS)

@@ -13,6 +13,7 @@ child  name                  draws
 3      ``check_seeds``       their training seeds
 4      ``validation``        the validation split of the datamodel fit
 5      ``reference``         the seed of the reference model (influence functions)
+6      ``ensemble``          the ``trak`` ensemble: subsets, seeds, projections
 ====== ===================== ==============================================
 
 Rows are drawn sequentially, so the first M fitting subsets and seeds are the
@@ -33,7 +34,16 @@ from protocol.hypercube import sample_bp, sample_partner
 
 __all__ = ["CheckDesign", "Streams", "draw_check_pairs", "draw_fit_design", "draw_seeds"]
 
-_NAMES = ("fit_subsets", "fit_seeds", "check_subsets", "check_seeds", "validation", "reference")
+# Appending a name keeps every earlier child (SeedSequence.spawn numbers them in order).
+_NAMES = (
+    "fit_subsets",
+    "fit_seeds",
+    "check_subsets",
+    "check_seeds",
+    "validation",
+    "reference",
+    "ensemble",
+)
 
 
 class Streams:

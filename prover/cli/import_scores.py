@@ -52,6 +52,7 @@ from protocol.digests import attribution_digest
 from protocol.errors import InvalidArgument
 from protocol.scores import Scores, save_scores
 from protocol.taskspec import pacda_version
+from prover.attribution.calibration import calibrate as fit_calibration
 from prover.attribution.sampling import Streams, draw_fit_design
 from prover.engine import DEFAULT_CHUNK_SIZE, train
 from prover.progress import Progress
@@ -493,56 +494,19 @@ def _train(task: Task, n: int, args: argparse.Namespace, why: str) -> _Trained:
 def calibrate(
     theta: NDArray[np.float64], x: NDArray[np.int8], f: NDArray[np.float64]
 ) -> dict[str, NDArray[np.float64]]:
-    """Per output z, least squares of ``f_z`` on ``[1, h_z]`` with ``h_z = x theta_z``.
+    """:func:`prover.attribution.calibration.calibrate`, with the command's hint on failure.
 
-    Args:
-        theta: float64 ``(Z, N)`` imported scores, pm encoding.
-        x: int8 ``(K, N)`` pm subsets.
-        f: float64 ``(K, Z)`` outputs of the models trained on them.
-
-    Returns:
-        ``scale`` and ``intercept`` ``(Z,)``; ``residual_mean_square`` (RSS / (K - 2)),
-        ``var_f`` (sample variance of f) and ``r2`` (1 - RSS / TSS), all ``(Z,)``.
+    Per output z, least squares of ``f_z`` on ``[1, h_z]`` with ``h_z = x theta_z``;
+    returns ``scale``, ``intercept``, ``residual_mean_square``, ``var_f``, ``r2``.
 
     Raises:
         InvalidArgument: an output's scores are not all zero but their predictor is
-            constant on the K subsets (too few subsets).
+            constant on the K subsets (too few subsets: use a larger --calibrate K).
     """
-    k = x.shape[0]
-    h = x.astype(np.float64) @ theta.T  # (K, Z)
-    scale = np.zeros(theta.shape[0])
-    intercept = np.zeros(theta.shape[0])
-    rms = np.zeros(theta.shape[0])
-    var_f = np.zeros(theta.shape[0])
-    r2 = np.zeros(theta.shape[0])
-    for z in range(theta.shape[0]):
-        hz, fz = h[:, z], f[:, z]
-        hc, fc = hz - hz.mean(), fz - fz.mean()
-        shh = float(hc @ hc)
-        if shh <= 1e-12 * max(1.0, float(hz @ hz)):
-            if np.any(theta[z] != 0.0):
-                raise InvalidArgument(
-                    f"output {z}: the imported predictor is constant on the {k} calibration "
-                    "subsets; use a larger --calibrate K"
-                )
-            s = 0.0  # all-zero scores: only the intercept is fitted
-        else:
-            s = float(hc @ fc) / shh
-        a = float(fz.mean() - s * hz.mean())
-        resid = fz - a - s * hz
-        rss = float(resid @ resid)
-        tss = float(fc @ fc)
-        scale[z], intercept[z] = s, a
-        rms[z] = rss / (k - 2)
-        var_f[z] = tss / (k - 1)
-        r2[z] = 1.0 - rss / tss if tss > 0 else 0.0
-    return {
-        "scale": scale,
-        "intercept": intercept,
-        "residual_mean_square": rms,
-        "var_f": var_f,
-        "r2": r2,
-    }
+    try:
+        return fit_calibration(theta, x, f)
+    except InvalidArgument as err:
+        raise InvalidArgument(f"{err} (use a larger --calibrate K)") from None
 
 
 def run(args: argparse.Namespace) -> int:
