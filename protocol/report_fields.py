@@ -117,6 +117,33 @@ def _check_costs(costs: Any) -> dict[str, Any]:
     return out
 
 
+#: Device classes a report may record (``prover.tasks.device.DEVICE_CLASSES``; "" = none).
+_DEVICE_CLASSES = ("", "cpu", "cuda")
+_DEVICE_KEYS = frozenset(("prover", "prover_name", "verifier", "verifier_name"))
+_MAX_DEVICE_NAME = 200
+
+
+def _check_devices(devices: Any) -> dict[str, str]:
+    """``{"prover", "prover_name", "verifier", "verifier_name"}``: classes and descriptions.
+
+    A class is ``"cpu"``, ``"cuda"`` or ``""`` (no Prover: local mode, or an
+    audit that ended before the Prover's commitment); a name is a string of at
+    most 200 characters.
+    """
+    d = _exact_keys("devices", devices, _DEVICE_KEYS)
+    out = {k: _str(f"devices.{k}", d[k]) for k in sorted(_DEVICE_KEYS)}
+    for side in ("prover", "verifier"):
+        if out[side] not in _DEVICE_CLASSES:
+            raise InvalidArgument(
+                f"devices.{side} must be 'cpu', 'cuda' or empty, got {out[side][:40]!r}"
+            )
+        if len(out[f"{side}_name"]) > _MAX_DEVICE_NAME:
+            raise InvalidArgument(f"devices.{side}_name is longer than {_MAX_DEVICE_NAME}")
+    if not out["verifier"]:
+        raise InvalidArgument("devices.verifier must name the Verifier's device class")
+    return out
+
+
 def _check_hex(name: str, value: Any) -> str:
     text = _str(name, value)
     size = _HEX_BYTES[name]

@@ -14,6 +14,7 @@ from protocol.report_fields import (
     _DIGEST,
     _HEX_BYTES,
     _check_costs,
+    _check_devices,
     _check_hex,
     _check_plan,
     _check_provenance,
@@ -35,6 +36,11 @@ SOUNDNESS_RIGOROUS: Final = "rigorous: Hoeffding/range-based, paper guarantee"
 SOUNDNESS_PRACTICAL: Final = (
     "practical: variance-based; soundness rests on the adversarial test suite"
 )
+
+
+#: Fields added after the first reports: absent from the JSON when None, so
+#: reports written before them keep their bytes and signatures.
+_OPTIONAL: Final = ("scores_provenance", "devices")
 
 
 # -- report objects ----------------------------------------------------------
@@ -99,7 +105,9 @@ class AuditReport:
     is empty (and ``certified_upper_bound`` ``None``) when it aborted before
     estimates.  ``variance_verified`` is Var(f) estimated from the Verifier's
     own (spot-check) runs, never from unverified Prover values;
-    ``epsilon_relative = epsilon / variance_verified``.
+    ``epsilon_relative = epsilon / variance_verified``.  ``devices`` records
+    where each side trained (``prover`` / ``verifier``: device class ``cpu``
+    or ``cuda``, ``""`` for no Prover; ``*_name``: descriptions).
     """
 
     version: str = REPORT_VERSION
@@ -126,6 +134,9 @@ class AuditReport:
     #: The Prover's declared method and calibration (``protocol.scores.scores_provenance``);
     #: omitted from the JSON when None, so reports without it keep their bytes.
     scores_provenance: dict[str, Any] | None = None
+    #: Where the Prover and the Verifier trained (:func:`protocol.report_fields._check_devices`);
+    #: omitted from the JSON when None (reports written before the field).
+    devices: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.version != REPORT_VERSION:
@@ -167,6 +178,8 @@ class AuditReport:
                 f"planning, got {basis!r}"
             )
         object.__setattr__(self, "scores_provenance", _check_provenance(self.scores_provenance))
+        if self.devices is not None:
+            object.__setattr__(self, "devices", _check_devices(self.devices))
 
     def _check_outputs(self, plan: dict[str, Any] | None) -> None:
         outputs = tuple(_list("outputs", self.outputs))
@@ -228,7 +241,7 @@ class AuditReport:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "scores_provenance" and value is None:
+            if f.name in _OPTIONAL and value is None:
                 continue  # optional field: absent rather than null
             if f.name == "outputs":
                 value = [o.to_dict() for o in value]
@@ -246,8 +259,8 @@ class AuditReport:
                 or any field that fails validation.
         """
         keys = frozenset(f.name for f in fields(cls))
-        if isinstance(d, dict) and "scores_provenance" not in d:
-            d = {**d, "scores_provenance": None}  # optional field (reports before it)
+        if isinstance(d, dict):  # optional fields (reports before them)
+            d = {**dict.fromkeys(_OPTIONAL), **d}
         m = dict(_exact_keys("report", d, keys))
         m["outputs"] = tuple(
             OutputResult.from_dict(o, where=f"outputs[{i}]")

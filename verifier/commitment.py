@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from protocol.digests import AttributionHasher, attribution_digest
 from protocol.errors import CommitmentError, InvalidArgument, SignatureError, VerificationError
 from protocol.signing import commitment_statement, public_key_from_bytes, verify_json
+from prover.tasks.device import DEVICE_CLASSES
 from verifier.wire import AttributionHeader, AttributionSeal, AttributionValues
 
 __all__ = ["Commitment", "attribution_bound", "receive_commitment"]
@@ -36,6 +37,9 @@ class Commitment:
         signature: the Prover's 64-byte commitment signature.
         method: attribution method name the Prover declared.
         meta_json: its metadata (not trusted, recorded only).
+        device_class: where the Prover trains challenge points, ``"cpu"`` or
+            ``"cuda"`` (as it declares: unsigned; it sets the tolerance charged).
+        device_name: the Prover's description of that device (recorded only).
     """
 
     session_id: str
@@ -45,6 +49,8 @@ class Commitment:
     signature: bytes
     method: str
     meta_json: str
+    device_class: str = "cpu"
+    device_name: str = "cpu"
 
     @classmethod
     def unsigned(
@@ -130,6 +136,7 @@ def receive_commitment(
             f"the values received hash to {digest!r}"
         )
     _verify_signature(header.session_id, task_digest, digest, mode, seal, prover_public_key)
+    device_class, device_name = _device(header)
     m = matrix.reshape(n_outputs, n_items + 1)
     return Commitment(
         session_id=header.session_id,
@@ -139,7 +146,25 @@ def receive_commitment(
         signature=seal.signature,
         method=header.method,
         meta_json=header.meta_json,
+        device_class=device_class,
+        device_name=device_name,
     )
+
+
+#: Longest device description kept from a Commit header (the rest is cut).
+MAX_DEVICE_NAME = 120
+
+
+def _device(header: AttributionHeader) -> tuple[str, str]:
+    """The Prover's device class (``""`` from older Provers: cpu) and a printable name."""
+    cls = header.device_class or "cpu"
+    if cls not in DEVICE_CLASSES:
+        raise CommitmentError(
+            f"Commit header: unknown device class {cls[:40]!r} (expected one of "
+            f"{', '.join(DEVICE_CLASSES)})"
+        )
+    name = "".join(ch for ch in header.device_name if ch.isprintable())[:MAX_DEVICE_NAME]
+    return cls, name or cls
 
 
 def _add_values(

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from protocol.errors import InvalidArgument
+from prover.tasks.device import parse_device
 
 __all__ = ["AuditConfig", "AuditMode", "AuditPlanning"]
 
@@ -66,6 +67,12 @@ class AuditConfig:
             the ``epsilon`` given is a placeholder, replaced by
             :meth:`with_pilot_variance` before anything uses it.  The report then
             gives both: ``plan.epsilon`` (absolute) and ``epsilon_relative == R``.
+        device: where the Verifier retrains (pilot, spot checks, local
+            trainings): ``"cpu"`` (default), ``"cuda"``, ``"cuda:K"`` or ``"auto"``
+            (:mod:`prover.tasks.device`).  Only the spelling is checked here; the
+            :class:`~verifier.driver.Auditor` resolves it on this machine.  When
+            its class (cpu or cuda) differs from the one the Prover announces,
+            the audit charges the task's larger (CUDA) tolerances.
     """
 
     epsilon: float
@@ -89,8 +96,10 @@ class AuditConfig:
     max_attribution_values: int = 50_000_000
     max_prover_evaluations: int = 20_000_000
     epsilon_relative: float | None = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
+        parse_device(self.device)
         if not (self.epsilon > 0 and math.isfinite(self.epsilon)):
             raise InvalidArgument(f"epsilon must be finite and > 0, got {self.epsilon}")
         if not 0.0 < self.delta < 1.0:

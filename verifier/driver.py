@@ -47,6 +47,7 @@ from protocol.plan import Plan
 from protocol.prg import ExpandedPairs, expand_pairs
 from protocol.report import AuditReport
 from prover.tasks.base import Task
+from prover.tasks.device import resolve_device
 from prover.tasks.registry import load_task
 from verifier.commitment import Commitment, receive_commitment
 from verifier.config import AuditConfig
@@ -65,7 +66,7 @@ from verifier.preview import PlanHook, preview_plan
 from verifier.refusal import REFUSED_OPEN, OpenRefused, refusal_evidence
 from verifier.report_builder import AuditState, build_report, sign
 from verifier.results import ChallengeResults, ResultCollector
-from verifier.retrain import private_points, train_points
+from verifier.retrain import DeviceBoundTask, bind_task, private_points, train_points
 from verifier.spotcheck import (
     SpotCheckResult,
     check_openings,
@@ -108,6 +109,7 @@ class _Run:
     client: ProverClient
     state: AuditState
     config: AuditConfig
+    task: DeviceBoundTask  # on the Verifier's device, within the tolerances in force
     info: TaskInfo | None = None
     commitment: Commitment | None = None
     plan: Plan | None = None
@@ -134,6 +136,15 @@ class Auditor:
             after planning and before any challenge is sent; it may raise
             :class:`~verifier.preview.PlanDeclined`, which propagates out of
             :meth:`run` (no report: nothing was audited).
+
+    The Verifier retrains on ``config.device``, resolved here
+    (:attr:`device`); the tolerances in force are those between its device
+    class and the one the Prover announces in its Commit header (the larger
+    declared pair when they differ), and the report records both devices.
+
+    Raises:
+        DeviceUnavailable: ``config.device`` names a GPU this machine lacks
+            (an :class:`~protocol.errors.InvalidArgument`).
     """
 
     def __init__(
@@ -148,6 +159,7 @@ class Auditor:
     ) -> None:
         self.task = task if isinstance(task, Task) else load_task(task)
         self.config = config
+        self.device = resolve_device(config.device, task=self.task)
         self.key = key
         self._own_rng = rng is None
         self.rng = rng if rng is not None else np.random.default_rng(secrets.randbits(256))
@@ -163,9 +175,12 @@ class Auditor:
         t0 = time.perf_counter()
         if self._own_rng:  # a fresh private generator per audit (see the class docstring)
             self.rng = np.random.default_rng(secrets.randbits(256))
-        state = AuditState(config=self.config, task_digest=self.task.digest)
+        state = AuditState(
+            config=self.config, task_digest=self.task.digest, verifier_device=self.device
+        )
         client = ProverClient(channel, timeout_s=self.config.rpc_timeout_s)
-        run = _Run(client=client, state=state, config=self.config)
+        bound = bind_task(self.task, self.device)  # rebound to the Prover's class at Commit
+        run = _Run(client=client, state=state, config=self.config, task=bound)
         transport = False
         try:
             decision = self._protocol(run)
@@ -266,10 +281,11 @@ class Auditor:
             max_values=self.config.max_attribution_values,
         )
         run.state.commitment = c
+        run.task = bind_task(self.task, self.device, c.device_class)
         return c
 
     def _plan(self, run: _Run, commitment: Commitment) -> Plan:
-        cfg, task = run.config, self.task
+        cfg, task = run.config, run.task
         run.state.variance_verified = False
         n, seconds, pilot_var = 0, None, None
         if cfg.planning == "practical" and cfg.variance is None:
@@ -393,7 +409,7 @@ class Auditor:
         k = len(indices)
         run.state.verifier_retrainings += k
         spot = retrain_and_compare(
-            self.task,
+            run.task,
             seed=seed,
             indices=indices,
             opened=opened,
@@ -418,7 +434,7 @@ class Auditor:
         k = len(indices)
         self._note("retraining refused spot checks", 0, k)
         err, spot = refusal_evidence(
-            self.task,
+            run.task,
             results,
             plan,
             seed,
@@ -435,7 +451,7 @@ class Auditor:
     def _decide_paper(
         self, run: _Run, commitment: Commitment, plan: Plan, results: ChallengeResults
     ) -> Decision:
-        task, p = self.task, task_p(self.task)
+        task, p = run.task, task_p(self.task)
         n = plan.local_trainings
         self._note("local trainings", 0, n)
         x, seeds = private_points(self.rng, n, n_items=task.n_items, p=p)

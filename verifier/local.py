@@ -22,6 +22,7 @@ from protocol.errors import InvalidArgument, StatisticalRejection
 from protocol.plan import Plan
 from protocol.prg import expand_pairs
 from prover.tasks.base import Task
+from prover.tasks.device import resolve_device
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
 from verifier.core import (
@@ -36,7 +37,7 @@ from verifier.driver import AuditResult, Progress, pilot_variance
 from verifier.planning import task_p
 from verifier.preview import PlanHook, preview_plan
 from verifier.report_builder import AuditState, build_report, sign
-from verifier.retrain import private_points, train_points
+from verifier.retrain import bind_task, private_points, train_points
 
 __all__ = ["certify_local"]
 
@@ -65,14 +66,21 @@ def certify_local(
             planning, before the local evaluations; may raise
             :class:`~verifier.preview.PlanDeclined` (propagates; no report).
 
+    The Verifier trains on ``config.device`` (resolved here) within its own
+    device class's tolerances (no Prover: no second class); the report records
+    the device.
+
     Raises:
         InvalidArgument: scores of the wrong shape, or no plan meets epsilon.
+        DeviceUnavailable: ``config.device`` names a GPU this machine lacks.
 
     Like the gRPC driver, it goes through :mod:`verifier.core`: a pilot that
     proves ``err >= epsilon`` or a plan above ``max_prover_evaluations`` ends in
     a signed *abort* report, not an exception.
     """
     t0 = time.perf_counter()
+    device = resolve_device(config.device, task=task)
+    task = bind_task(task, device)
     rng = rng if rng is not None else np.random.default_rng(secrets.randbits(256))
     if config.mode != "committed":
         raise InvalidArgument("local certification uses the committed-mode (direct gap) plan")
@@ -84,7 +92,9 @@ def certify_local(
             f"{task.n_items}), got {theta0.shape} and {theta.shape}"
         )
     commitment = Commitment.unsigned(theta0, theta, source="local")
-    state = AuditState(config=config, task_digest=task.digest, report_mode="local")
+    state = AuditState(
+        config=config, task_digest=task.digest, report_mode="local", verifier_device=device
+    )
     state.commitment = commitment
     p = task_p(task)
 

@@ -26,11 +26,12 @@ from protocol.report import (
 )
 from protocol.scores import scores_provenance
 from protocol.taskspec import pacda_version
+from prover.tasks.device import Device
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
 from verifier.spotcheck import SpotCheckResult
 
-__all__ = ["AuditState", "build_report", "sign", "soundness_basis"]
+__all__ = ["AuditState", "build_report", "devices", "sign", "soundness_basis"]
 
 
 @dataclass
@@ -57,6 +58,7 @@ class AuditState:
     wall_seconds: float = 0.0
     stream_resumes: int = 0
     report_mode: str | None = None
+    verifier_device: Device | None = None  # where the Verifier trained (None: not recorded)
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -72,6 +74,25 @@ def soundness_basis(config: AuditConfig) -> str:
         tail = f"{config.tail_fraction:g}"
         basis += "; assumes: " + "; ".join(a.replace("tail_fraction", tail) for a in ASSUMPTIONS)
     return basis
+
+
+def devices(state: AuditState) -> dict[str, str] | None:
+    """The report's ``devices``, or ``None`` when the Verifier's device was not recorded.
+
+    The Prover's class and name are as its Commit header announced them (empty
+    without a Prover's commitment, and in local mode); the Verifier's are its own.
+    """
+    v = state.verifier_device
+    if v is None:
+        return None
+    c = state.commitment
+    prover = c is not None and state.report_mode != "local"
+    return {
+        "prover": c.device_class if prover and c else "",
+        "prover_name": c.device_name if prover and c else "",
+        "verifier": v.device_class,
+        "verifier_name": v.description,
+    }
 
 
 def _hex(b: bytes | None) -> str:
@@ -120,6 +141,7 @@ def build_report(state: AuditState) -> AuditReport:
         soundness_basis=soundness_basis(cfg),
         # What the Prover declared about its scores (method, calibration): recorded, not trusted.
         scores_provenance=scores_provenance(c.method, c.meta_json) if c and c.signature else None,
+        devices=devices(state),
     )
 
 

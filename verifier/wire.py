@@ -60,7 +60,11 @@ class TaskInfo:
 
 @dataclass(frozen=True)
 class AttributionHeader:
-    """First message of ``Commit`` (``session_token``: the secret that Challenge/Open present)."""
+    """First message of ``Commit`` (``session_token``: the secret that Challenge/Open present).
+
+    ``device_class`` / ``device_name``: where the Prover trains challenge points
+    (``""`` from Provers older than the field).
+    """
 
     session_id: str
     n_outputs: int
@@ -68,6 +72,8 @@ class AttributionHeader:
     method: str
     meta_json: str
     session_token: bytes = b""
+    device_class: str = ""
+    device_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -191,7 +197,14 @@ class ProverClient:
                 token = bytes(h.session_token)
                 self._tokens[h.session_id] = token
                 yield AttributionHeader(
-                    h.session_id, int(h.n_outputs), int(h.n_items), h.method, h.meta_json, token
+                    h.session_id,
+                    int(h.n_outputs),
+                    int(h.n_items),
+                    h.method,
+                    h.meta_json,
+                    token,
+                    device_class=h.device_class,
+                    device_name=h.device_name,
                 )
             elif body == "values":
                 yield AttributionValues(

@@ -7,7 +7,8 @@ Example::
 
 Everything is validated before any model is trained: the output path (an
 existing file is never replaced without ``--force``), the method, the task
-file and the budget (``--samples`` against N).  Stage lines go to stderr, the
+file, the budget (``--samples`` against N) and ``--device`` (``cuda`` on a
+machine without a GPU is a usage error naming the missing device).  Stage lines go to stderr, the
 quality summary (the self-check table) to stdout.  Ctrl-C ends it with one
 line on stderr and exit status 130 (models already in ``--store`` are kept).
 """
@@ -29,8 +30,10 @@ from prover.attribution import (
     check_method,
     method_names,
 )
+from prover.cli._devices import add_device_argument, make_executor
 from prover.executors import Executor
 from prover.store import ResultStore
+from prover.tasks.device import parse_device
 from prover.tasks.registry import load_task
 
 __all__ = ["HELP", "add_arguments", "run"]
@@ -59,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", type=Path, default=None, help="result store directory")
     parser.add_argument("--executor", choices=("inprocess", "ray"), default="inprocess")
     parser.add_argument("--ray-address", default=None, help="Ray address (with --executor ray)")
+    add_device_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="root seed of every random draw")
     parser.add_argument(
         "--check-samples",
@@ -136,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     out = _check_out(args.out, args.force)
     config = _config(args)
+    parse_device(args.device)
     if args.ray_address is not None and args.executor != "ray":
         raise InvalidArgument("--ray-address needs --executor ray")
     task = load_task(args.task)
@@ -144,14 +149,15 @@ def _run(args: argparse.Namespace) -> int:
     executor: Executor | None = None
     store = None
     try:
+        executor, device = make_executor(
+            args.executor, device=args.device, task=task, ray_address=args.ray_address
+        )
+        _log(f"training on {device.description} (device class {device.device_class})")
         if args.store is not None:
             store = ResultStore.open_for_task(args.store, task, mode="a")
             _log(f"result store {args.store}: {len(store)} results already stored")
         source = task
         if args.executor == "ray":
-            from prover.executors.ray_executor import RayExecutor
-
-            executor = RayExecutor(address=args.ray_address)
             source = functools.partial(load_task, args.task.resolve())  # type: ignore[assignment]
         result = attribute(
             task,

@@ -4,6 +4,9 @@ Prints ``listening on HOST:PORT`` on stdout (one line, flushed) once the server
 accepts connections, so scripts can start it with ``--port 0`` and read the
 port; everything else goes to stderr.  SIGTERM or SIGINT stop it gracefully.
 The port is bound exclusively: a second ``serve`` on a port in use exits 2.
+``--device`` is where challenge points are trained; its class (cpu or cuda)
+is announced in every Commit header, and a Verifier on another class charges
+the task's larger (CUDA) tolerance.
 Sessions, streams and memory are capped (``--help``, docs/wire.md "Limits").
 """
 
@@ -23,6 +26,7 @@ from protocol.errors import InvalidArgument
 from protocol.scores import load_scores
 from protocol.signing import generate_private_key, key_id, load_private_key
 from prover.adversaries import Armed, arm, catalogue_help, parse_adversary
+from prover.cli._devices import add_device_argument, make_executor
 from prover.executors import Executor, TaskSource
 from prover.service import (
     Ed25519Signer,
@@ -33,6 +37,8 @@ from prover.service import (
     start_server,
 )
 from prover.store import ResultStore
+from prover.tasks.base import Task
+from prover.tasks.device import Device, parse_device, resolve_device
 from prover.tasks.registry import load_task
 
 __all__ = ["HELP", "add_arguments", "run"]
@@ -63,6 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--executor", choices=("inprocess", "ray"), default="inprocess", help="training farm"
     )
     parser.add_argument("--ray-address", help="Ray cluster address (with --executor ray)")
+    add_device_argument(parser)
     d, o = ServiceLimits(), ServerOptions()
     parser.add_argument(
         "--workers",
@@ -181,15 +188,13 @@ def _tls(args: argparse.Namespace) -> TlsFiles | None:
     return None if args.tls_cert is None else TlsFiles(cert=args.tls_cert, key=args.tls_key)
 
 
-def _executor(args: argparse.Namespace) -> tuple[Executor | None, TaskSource | None]:
-    """The executor and, for Ray, the picklable task factory its workers rebuild from."""
-    if args.executor == "ray":
-        from prover.executors import RayExecutor
-
-        return RayExecutor(address=args.ray_address), functools.partial(load_task, args.task)
-    if args.ray_address is not None:
-        raise InvalidArgument("--ray-address needs --executor ray")
-    return None, None
+def _executor(args: argparse.Namespace, task: Task) -> tuple[Executor, TaskSource | None, Device]:
+    """The executor, for Ray the picklable task factory its workers rebuild from, the device."""
+    executor, device = make_executor(
+        args.executor, device=args.device, task=task, ray_address=args.ray_address
+    )
+    factory = functools.partial(load_task, args.task) if args.executor == "ray" else None
+    return executor, factory, device
 
 
 def run(args: argparse.Namespace) -> int:
@@ -198,6 +203,9 @@ def run(args: argparse.Namespace) -> int:
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
     adversaries = [parse_adversary(text) for text in args.adversary]  # usage errors first
+    parse_device(args.device)
+    if args.ray_address is not None and args.executor != "ray":
+        raise InvalidArgument("--ray-address needs --executor ray")
     tls = _tls(args)
     options = ServerOptions(
         host=args.host,
@@ -223,6 +231,8 @@ def run(args: argparse.Namespace) -> int:
         max_client_memory_bytes=args.max_client_memory << 20,
     )
     task = load_task(args.task)
+    if args.executor != "ray":  # a missing GPU is a usage error before anything is loaded
+        resolve_device(args.device, task=task)
     task_toml = args.task.read_text(encoding="utf-8")
     scores = load_scores(
         args.scores, task_digest=task.digest, n_items=task.n_items, n_outputs=task.n_outputs
@@ -246,8 +256,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    executor, factory = _executor(args)
+    executor, factory, device = _executor(args, task)
     with ExitStack() as stack:
+        stack.callback(executor.close)
         store = None
         if args.store is not None:
             store = stack.enter_context(
@@ -275,7 +286,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"listening on {server.address}", flush=True)
         print(
             f"task {task.digest}; signing key {key_id(private_key)}; "
-            f"{'TLS' if tls else 'plaintext'}",
+            f"{'TLS' if tls else 'plaintext'}; training on {device.description} "
+            f"(device class {device.device_class})",
             file=sys.stderr,
             flush=True,
         )

@@ -1,4 +1,4 @@
-"""Options shared by ``audit`` and ``certify``: epsilon, planning, and the cost gate.
+"""Options shared by ``audit`` and ``certify``: epsilon, planning, the device, the cost gate.
 
 The cost gate (:func:`plan_gate`) is the driver's ``on_plan`` hook: it prints
 the plan and its cost (the pilot counted) before any challenge is sent, and
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from protocol.plan import ESTIMATORS
 
 if TYPE_CHECKING:
+    from protocol.report import AuditReport
     from verifier.config import AuditConfig
     from verifier.preview import PlanPreview
 
@@ -25,9 +26,11 @@ __all__ = [
     "DEFAULT_MAX_RETRAININGS",
     "GATE_HELP",
     "HARD_MAX_PROVER_EVALUATIONS",
+    "add_device_argument",
     "add_epsilon_arguments",
     "add_plan_arguments",
     "cap_prover_evaluations",
+    "devices_line",
     "epsilon_options",
     "plan_gate",
     "plan_options",
@@ -43,6 +46,33 @@ GATE_HELP = (
     "before any challenge is sent; a plan above --max-retrainings or "
     "--max-prover-evaluations is refused (exit 2) unless --yes"
 )
+
+
+DEVICE_HELP = (
+    "where the Verifier retrains: cpu, cuda (the current GPU), cuda:K or auto (CUDA when "
+    "torch sees a GPU and the task can use it, else the CPU); a GPU this machine lacks is a "
+    "usage error (exit 2).  When the Prover trains on another device class, the task's "
+    "larger (CUDA) tolerance is charged [%(default)s]"
+)
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device cpu|cuda|cuda:K|auto`` (default cpu): where the Verifier retrains."""
+    parser.add_argument("--device", default="cpu", metavar="DEVICE", help=DEVICE_HELP)
+
+
+def devices_line(report: AuditReport) -> str:
+    """One line naming the devices the report records (both sides; only the Verifier's locally)."""
+    d = report.devices
+    if d is None:
+        return "devices: not recorded"
+    mine = f"Verifier {d['verifier']} ({d['verifier_name']})"
+    if not d["prover"]:
+        return f"devices: {mine}"
+    tau = report.plan["tolerance"] if report.plan else None
+    charged = "" if tau is None else f"; tolerance charged tau = {tau:g}"
+    theirs = f"Prover {d['prover']} ({d['prover_name']})"
+    return f"devices: {theirs}, {mine}{charged}"
 
 
 def add_epsilon_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from verifier.cli._plan_args import (
     GATE_HELP,
+    add_device_argument,
     add_epsilon_arguments,
     add_plan_arguments,
     cap_prover_evaluations,
+    devices_line,
     epsilon_options,
     plan_gate,
     plan_options,
@@ -85,6 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--force", action="store_true", help="replace an existing --report (default: refuse)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    add_device_argument(parser)
 
 
 def _channel(address: str, tls_ca: Path | None):  # type: ignore[no-untyped-def]
@@ -140,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         pilot_trainings=args.pilot,
         chunk_points=args.chunk_points,
         rpc_timeout_s=args.timeout,
+        device=args.device,
     )
     config = cap_prover_evaluations(config)
     key = load_signing_key(args.key)
@@ -147,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"task {args.task}: N={task.n_items} Z={task.n_outputs} b={task.bound:g} {task.digest}")
     display = ProgressDisplay(enabled=not args.quiet)
     auditor = Auditor(task, config, key=key, progress=display, on_plan=plan_gate(args))
+    print(f"Verifier retrains on {auditor.device.description}")
     try:
         with _channel(args.prover, args.tls_ca) as channel:
             result = auditor.run(channel)
@@ -165,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
     atomic_write(args.report, result.document)
     atomic_write(details_path(args.report), details_document(result))
     print(render_text(result.report))
+    print(devices_line(result.report))
     print(f"report written to {args.report}")
     sys.stdout.flush()
     if result.transport_failure:

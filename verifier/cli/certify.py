@@ -17,9 +17,11 @@ from pathlib import Path
 
 from verifier.cli._plan_args import (
     GATE_HELP,
+    add_device_argument,
     add_epsilon_arguments,
     add_plan_arguments,
     cap_prover_evaluations,
+    devices_line,
     epsilon_options,
     plan_gate,
     plan_options,
@@ -49,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pilot", type=int, default=200, help="pilot trainings [%(default)s]")
     add_plan_arguments(parser)
     parser.add_argument("--key", type=Path, default=None, help="signing key (default: per-user)")
+    add_device_argument(parser)
     parser.add_argument("--report", type=Path, default=None, help="write the signed report here")
     parser.add_argument(
         "--force", action="store_true", help="replace an existing --report (default: refuse)"
@@ -79,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         variance=args.variance,
         pilot_trainings=args.pilot,
         **plan_options(args),
+        device=args.device,
     )
     config = cap_prover_evaluations(config)
     key = load_signing_key(args.key)
@@ -102,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     display.close()
     print(render_text(result.report))
+    print(devices_line(result.report))
     if args.plan_only:  # the audit ended before its plan (e.g. the pilot rejected the scores)
         print("--plan-only: the audit ended before a plan; no report written")
         return EXIT_ABORT
