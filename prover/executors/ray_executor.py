@@ -55,7 +55,21 @@ def _train_on_worker(
         check_digest(task, digest)
         _WORKER_TASK.clear()
         _WORKER_TASK[digest] = task
+    x, seeds = _writable(x), _writable(seeds)
     return train_chunk(task, x, seeds, keep_weights=keep_weights, device=device)
+
+
+def _writable(array: NDArray[Any]) -> NDArray[Any]:
+    """``array``, or a writable copy of it when it is read-only.
+
+    Ray hands large array arguments to a worker as read-only views of its
+    shared-memory object store; a task that turns them into tensors
+    (``torch.as_tensor``, ``torch.from_numpy``) would share that memory and
+    torch warns ("The given NumPy array is not writable").  A chunk's subsets
+    and seeds are small next to its training, so the worker copies them once
+    here instead of every task copying its own.
+    """
+    return array if array.flags.writeable else array.copy()
 
 
 _remote_train: Any = None
