@@ -141,7 +141,7 @@ def estimates_svg(rows: Sequence[OutputRow], epsilon: float | None) -> str:
     """
     if not rows:
         return "<p class='note'>No estimates: the audit stopped before the decision.</p>"
-    W, L, R, T, row_h = 900, 100, 30, 34, 30
+    W, L, R, T, row_h = 900, 100, 30, 50, 30
     plot_h = row_h * len(rows)
     H = T + plot_h + 62
     values = [v for r in rows for v in (r.estimate, r.low, r.high, r.certified)]
@@ -155,18 +155,22 @@ def estimates_svg(rows: Sequence[OutputRow], epsilon: float | None) -> str:
         out.append(_line(x(t), T, x(t), bottom, "#e6e6e6"))
         out.append(_line(x(t), bottom, x(t), bottom + 5, _AXIS))
         out.append(_text(x(t), bottom + 19, num(t), "tick x-tick", text_anchor="middle"))
-    out.append(_line(x(0.0), T - 6, x(0.0), bottom, _AXIS, stroke_width="1.5"))
-    out.append(_text(x(0.0) + 4, T - 10, "0 (err >= 0)", "ref-label"))
+    # the two reference labels share the line above the plot unless epsilon sits close
+    # to 0 on this scale; then the zero label moves up a line and epsilon's reads rightwards
+    crowded = epsilon is not None and x(epsilon) - x(0.0) < 170
+    zero_y = T - 28 if crowded else T - 10
+    out.append(_line(x(0.0), zero_y + 4, x(0.0), bottom, _AXIS, stroke_width="1.5"))
+    out.append(_text(x(0.0) + 4, zero_y, "0 (err >= 0)", "ref-label"))
     if epsilon is not None:
         out.append(_line(x(epsilon), T - 6, x(epsilon), bottom, _EPS, stroke_dasharray="6,4"))
         out.append(
             _text(
-                x(epsilon) - 4,
+                x(epsilon) + (4 if crowded else -4),
                 T - 10,
                 f"epsilon = {num(epsilon)}",
                 "ref-label",
                 fill=_EPS,
-                text_anchor="end",
+                text_anchor="start" if crowded else "end",
             )
         )
     for k, r in enumerate(rows):
@@ -252,7 +256,7 @@ def spot_checks_svg(diffs: Sequence[float], tolerance: float | None) -> str:
             "(<code>REPORT.details.json</code>, written by <code>pacda-verifier audit</code> "
             "beside the report) is absent, or the audit ran no spot checks.</p>"
         )
-    W, L, R, T, B = 900, 100, 30, 26, 64
+    W, L, R, T, B = 900, 100, 30, 34, 64
     plot_h, zero_gap = 220, 34
     H = T + plot_h + zero_gap + B
     nonzero = [math.log10(d) for d in diffs if d > 0.0]
@@ -260,7 +264,7 @@ def spot_checks_svg(diffs: Sequence[float], tolerance: float | None) -> str:
     if tolerance:
         anchors.append(math.log10(tolerance))
     decades = _decades(min(anchors), max(anchors)) if anchors else [-1, 0, 1]
-    y = _Axis(decades[0], decades[-1], T + plot_h, T)
+    y = _Axis(decades[0] - 0.2, decades[-1] + 0.2, T + plot_h, T)  # headroom for dots
     y_zero = float(T + plot_h + zero_gap)
     x_ticks = [t for t in nice_ticks(0, max(len(diffs) - 1, 1)) if t == int(t)]
     x = _Axis(x_ticks[0], x_ticks[-1], L, W - R)
@@ -277,27 +281,24 @@ def spot_checks_svg(diffs: Sequence[float], tolerance: float | None) -> str:
     out.append(_line(L - 7, yb + 2, L + 7, yb - 4, _AXIS))
     out.append(_line(L - 7, yb + 6, L + 7, yb, _AXIS))
     out.append(_text(L + 12, yb + 4, "axis break: exactly 0 below", "ref-label", fill=_MUTED))
-    if tolerance:
+    if tolerance:  # the line across the plot, its key above the plot (never under dots)
         yt = y(math.log10(tolerance))
         out.append(_line(L, yt, W - R, yt, _EPS, stroke_dasharray="6,4"))
-        out.append(
-            _text(
-                W - R - 4,
-                yt - 5,
-                f"tau = {num(tolerance)} (tolerance)",
-                "ref-label",
-                fill=_EPS,
-                text_anchor="end",
-            )
-        )
+        key = f"tau = {num(tolerance)} (tolerance)"
+        out.append(_line(W - R - 200, T - 14, W - R - 176, T - 14, _EPS, stroke_dasharray="6,4"))
+        out.append(_text(W - R - 170, T - 10, key, "ref-label", fill=_EPS))
     for t in x_ticks:
         out.append(_line(x(t), y_zero + 8, x(t), y_zero + 13, _AXIS))
         out.append(_text(x(t), y_zero + 27, num(int(t)), "tick x-tick", text_anchor="middle"))
+    drawn: set[str] = set()  # thousands of spot checks: one dot per visible position
     for k, diff in enumerate(diffs):
         beyond = tolerance is not None and diff > tolerance
         cy = y_zero if diff == 0.0 else y(math.log10(diff))
         fill = _REJECT if beyond else "#036"
-        out.append(f'<circle cx="{x(k):.1f}" cy="{cy:.1f}" r="2.2" fill="{fill}"/>')
+        dot = f'<circle cx="{x(k):.1f}" cy="{cy:.1f}" r="2.2" fill="{fill}"/>'
+        if dot not in drawn:
+            drawn.add(dot)
+            out.append(dot)
     out.append(_line(L, T, L, y_zero + 8, _AXIS))
     out.append(_line(L, y_zero + 8, W - R, y_zero + 8, _AXIS))
     out.append(
