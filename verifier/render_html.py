@@ -295,7 +295,8 @@ def spot_checks_svg(diffs: Sequence[float], tolerance: float | None) -> str:
         beyond = tolerance is not None and diff > tolerance
         cy = y_zero if diff == 0.0 else y(math.log10(diff))
         fill = _REJECT if beyond else "#036"
-        dot = f'<circle cx="{x(k):.1f}" cy="{cy:.1f}" r="2.2" fill="{fill}"/>'
+        cx = round(2 * x(k)) / 2  # half a pixel: dots 4.4 px wide overlap anyway
+        dot = f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="2.2" fill="{fill}"/>'
         if dot not in drawn:
             drawn.add(dot)
             out.append(dot)

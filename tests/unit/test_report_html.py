@@ -258,3 +258,20 @@ def test_num_is_the_one_rounding() -> None:
     assert num(3.796405077356795e-17) == "3.796e-17"
     assert num(6.0) == "6" and num(152738) == "152,738" and num(0.05) == "0.05"
     assert num(None) == "None" and num("lp") == "lp"
+
+
+def test_reference_labels_stay_apart_when_epsilon_is_close_to_zero_on_the_axis() -> None:
+    far = [dataclasses.replace(r, estimate=5.0, low=4.5, high=5.5, certified=6.0, accept=False)
+           for r in output_rows(_accepted())]  # fmt: skip
+    for rows, crowded in ((output_rows(_accepted()), False), (far, True)):
+        svg = estimates_svg(rows, 0.3)
+        zero = re.search(r'y="([\d.]+)"[^>]*>0 \(err &gt;= 0\)<', svg)
+        eps = re.search(r'y="([\d.]+)"[^>]*>epsilon = 0.3<', svg)
+        assert zero is not None and eps is not None
+        assert (zero.group(1) != eps.group(1)) is crowded
+
+
+def test_thousands_of_spot_checks_draw_one_dot_per_position() -> None:
+    svg = spot_checks_svg([0.0] * 20000, 1e-12)
+    assert 0 < svg.count("<circle") <= 2 * 900  # half-pixel positions on 900 px
+    assert "20,000" in svg  # the last x tick
