@@ -9,6 +9,14 @@
 * ``digits`` (scikit-learn, 1797 x 64, pixels 0..16 scaled to [0, 1]): a
   permutation from ``split_seed`` picks N training and Z test images; labels 0..9.
 
+* images (``cnn``): ``digits`` as ``(n, 8, 8, 1)`` uint8 images (values
+  0..16, scaled by 1/16), or a CIFAR-10-layout ``.npz`` with ``X_train uint8
+  (N0, H, W, C)``, ``y_train (N0,)`` integer labels, ``X_test uint8 (Z0, H, W,
+  C)``, ``y_test (Z0,)`` (pixels scaled by 1/255); the first N training and Z
+  test rows are used.  Images are returned channel-first, ``(n, C, H, W)``
+  float64 in [0, 1]; the hash covers the selected uint8 images in the
+  ``(n, H, W, C)`` layout and the labels as int64.
+
 Standardisation (``logreg``) uses the mean and standard deviation of the N
 training rows (population std; a constant feature is left unscaled), applied
 to training and test rows alike.  The content hash covers the selected arrays
@@ -27,7 +35,7 @@ from numpy.typing import NDArray
 from protocol.errors import InvalidArgument
 from protocol.taskspec import array_digest
 
-__all__ = ["Dataset", "load_digits_split", "load_logreg_data"]
+__all__ = ["Dataset", "load_digits_split", "load_image_data", "load_logreg_data"]
 
 _NPZ_KEYS = ("X_train", "y_train", "X_test", "y_test")
 
@@ -167,5 +175,106 @@ def load_digits_split(*, n_train: int, n_test: int, split_seed: int) -> Dataset:
         y_train=y_all[tr],
         x_test=x_all[te] / 16.0,
         y_test=y_all[te],
+        digest=digest,
+    )
+
+
+def _int_labels(where: str, y: NDArray[np.generic], n: int, n_classes: int) -> NDArray[np.int64]:
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+        raise InvalidArgument(
+            f"task.data.source: {where} must be integer labels of shape ({n},), "
+            f"got {y.dtype} {y.shape}"
+        )
+    if n and (y.min() < 0 or y.max() >= n_classes):
+        raise InvalidArgument(
+            f"task.data.n_classes: {where} has labels in [{y.min()}, {y.max()}], "
+            f"outside [0, {n_classes})"
+        )
+    return y.astype(np.int64)
+
+
+def _load_image_npz(
+    path: Path, n_train: int, n_test: int, n_classes: int
+) -> tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.uint8], NDArray[np.int64]]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in _NPZ_KEYS if k not in npz.files]
+            if missing:
+                raise InvalidArgument(f"task.data.source: {path} lacks arrays {missing}")
+            x_tr, y_tr, x_te, y_te = (np.asarray(npz[k]) for k in _NPZ_KEYS)
+    except (OSError, ValueError) as err:
+        raise InvalidArgument(f"task.data.source: cannot read {path}: {err}") from err
+    for name, x in (("X_train", x_tr), ("X_test", x_te)):
+        if x.ndim != 4 or x.dtype != np.uint8 or min(x.shape[1:]) < 1:
+            raise InvalidArgument(
+                f"task.data.source: {name} in {path.name} must be uint8 images (n, H, W, C) "
+                f"as in CIFAR-10's (n, 32, 32, 3), got {x.dtype} {x.shape}"
+            )
+    if x_tr.shape[1:] != x_te.shape[1:]:
+        raise InvalidArgument(
+            f"task.data.source: X_train and X_test in {path.name} must have the same image "
+            f"shape, got {x_tr.shape[1:]} and {x_te.shape[1:]}"
+        )
+    y_tr = _int_labels("y_train", y_tr, len(x_tr), n_classes)
+    y_te = _int_labels("y_test", y_te, len(x_te), n_classes)
+    if n_train > len(x_tr):
+        raise InvalidArgument(
+            f"task.data.n_train: expected an integer <= {len(x_tr)} (rows of X_train in "
+            f"{path.name}), got {n_train}"
+        )
+    if n_test > len(x_te):
+        raise InvalidArgument(
+            f"task.n_outputs: expected an integer <= {len(x_te)} (rows of X_test in "
+            f"{path.name}), got {n_test}"
+        )
+    return x_tr[:n_train], y_tr[:n_train], x_te[:n_test], y_te[:n_test]
+
+
+def load_image_data(
+    *,
+    source: str,
+    n_train: int,
+    n_test: int,
+    split_seed: int,
+    n_classes: int,
+    base_dir: Path | None,
+) -> Dataset:
+    """Image-classification data of ``cnn``.
+
+    Returns:
+        a :class:`Dataset` with ``x_train (N, C, H, W)`` and ``x_test (Z, C, H,
+        W)`` float64 in [0, 1] (channel-first) and int64 labels; its digest
+        covers the selected uint8 images ``(n, H, W, C)`` and int64 labels.
+
+    Raises:
+        InvalidArgument: unreadable file, missing arrays, wrong shapes or dtypes
+            (images must be uint8 ``(n, H, W, C)``), labels outside
+            ``[0, n_classes)``, or too few rows; the message names the field.
+    """
+    if source == "digits":
+        from sklearn.datasets import load_digits
+
+        x_all, y_all = load_digits(return_X_y=True)
+        if n_train + n_test > len(x_all):
+            raise InvalidArgument(
+                f"task.data.n_train: n_train + n_outputs must be <= {len(x_all)} "
+                f"(digits images), got {n_train} + {n_test}"
+            )
+        tr, te = _split(len(x_all), n_train, n_test, split_seed)
+        images = x_all.reshape(-1, 8, 8, 1).astype(np.uint8)  # exact: values 0..16
+        x_tr, x_te = images[tr], images[te]
+        y_tr = _int_labels("digits labels", y_all[tr], len(tr), n_classes)
+        y_te = _int_labels("digits labels", y_all[te], len(te), n_classes)
+        scale = 16.0
+    else:
+        path = Path(source) if base_dir is None else base_dir / source
+        x_tr, y_tr, x_te, y_te = _load_image_npz(path, n_train, n_test, n_classes)
+        scale = 255.0
+    digest = array_digest({"X_train": x_tr, "y_train": y_tr, "X_test": x_te, "y_test": y_te})
+    return Dataset(
+        x_train=x_tr.transpose(0, 3, 1, 2).astype(np.float64) / scale,
+        y_train=y_tr,
+        x_test=x_te.transpose(0, 3, 1, 2).astype(np.float64) / scale,
+        y_test=y_te,
         digest=digest,
     )

@@ -4,8 +4,8 @@ A *kind* names a :class:`~prover.tasks.base.Task` subclass that sets
 ``spec_class`` (its :class:`~protocol.taskspec.TaskSpec` subclass) and
 implements ``from_spec``.  Lookup order for a kind name:
 
-1. the built-ins ``synthetic``, ``logreg``, ``mlp``, ``ablation`` (they cannot
-   be shadowed);
+1. the built-ins ``synthetic``, ``logreg``, ``mlp``, ``ablation``, ``cnn`` (they
+   cannot be shadowed);
 2. classes registered in this process with :func:`register_task`;
 3. entry points of the group ``pacda.tasks`` in installed distributions, whose
    name is the kind and whose value is ``"module:Class"``, e.g. in the plugin's
@@ -29,7 +29,7 @@ from typing import Any
 from protocol.errors import InvalidArgument
 from protocol.taskspec import TaskSpec, loads_task_toml, parse_task_table, read_task_toml
 from prover.tasks.base import Task
-from prover.tasks.specs import AblationSpec, LogregSpec, MlpSpec, SyntheticSpec
+from prover.tasks.specs import AblationSpec, CnnSpec, LogregSpec, MlpSpec, SyntheticSpec
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -50,12 +50,14 @@ _BUILTINS: Mapping[str, str] = {
     "logreg": "prover.tasks.logreg:LogregTask",
     "mlp": "prover.tasks.mlp:MlpTask",
     "ablation": "prover.tasks.ablation:AblationTask",
+    "cnn": "prover.tasks.cnn:CnnTask",
 }
 _BUILTIN_SPECS: Mapping[str, type[TaskSpec]] = {
     "synthetic": SyntheticSpec,
     "logreg": LogregSpec,
     "mlp": MlpSpec,
     "ablation": AblationSpec,
+    "cnn": CnnSpec,
 }
 _REGISTERED: dict[str, type[Task]] = {}
 

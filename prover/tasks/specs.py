@@ -8,6 +8,7 @@ speed are reported in ``docs/tasks.md``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -26,6 +27,10 @@ from protocol.taskspec import (
 __all__ = [
     "AblationSpec",
     "AblationTrain",
+    "CnnData",
+    "CnnModel",
+    "CnnSpec",
+    "CnnTrain",
     "DigitsData",
     "LogregData",
     "LogregSpec",
@@ -254,3 +259,122 @@ class AblationSpec(TaskSpec):
 
     def check(self) -> None:
         _check_digits_split(self, self.data)
+
+
+# ---------------------------------------------------------------------- cnn
+#: Outputs of ``cnn``: correct-class margins or cross-entropy losses on the test images.
+CNN_OUTPUTS = ("margin", "loss")
+#: Unit interval with 1 excluded, 0 included: label smoothing.
+SMOOTHING_RANGE = Range(lo=0, hi=1, hi_open=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CnnData(Section):
+    """``[task.data]`` of ``cnn``: scikit-learn's digits or a CIFAR-layout ``.npz``."""
+
+    path: ClassVar[str] = "task.data"
+
+    source: str = spec_field(
+        default="digits",
+        doc="'digits' (scikit-learn, 8x8x1) or a CIFAR-layout .npz path relative to the task file",
+    )
+    n_train: int = spec_field(default=128, check=POSITIVE, doc="N, training images used")
+    split_seed: int = spec_field(
+        default=0, check=SEED, doc="train/test split of digits (unused for .npz)"
+    )
+    n_classes: int = spec_field(
+        default=10, check=Range(lo=2), doc="classes; labels lie in [0, n_classes)"
+    )
+
+    def check(self) -> None:
+        if self.source != "digits" and not self.source.endswith(".npz"):
+            raise InvalidArgument(
+                f"task.data.source: expected 'digits' or a path ending in .npz, got {self.source!r}"
+            )
+        if self.source == "digits" and self.n_train >= DIGITS_SIZE:
+            raise InvalidArgument(
+                f"task.data.n_train: expected an integer < {DIGITS_SIZE} (digits has "
+                f"{DIGITS_SIZE} images and test points come from the rest), got {self.n_train}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CnnModel(Section):
+    """``[task.model]`` of ``cnn``: a residual CNN of the ResNet-9 family.
+
+    A 3x3 "prep" convolution to ``channels``, then ``blocks`` stages; stage k
+    widens to ``channels * 2**k`` with a 3x3 convolution and halves the image
+    with a 2x2 max pool (while both sides are >= 2); odd stages and the last
+    one add a residual block.  ``channels = 64, blocks = 3`` is ResNet-9's layout.
+    """
+
+    path: ClassVar[str] = "task.model"
+
+    channels: int = spec_field(default=4, check=POSITIVE, doc="width of the prep convolution")
+    blocks: int = spec_field(default=2, check=POSITIVE, doc="downsampling stages")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CnnTrain(Section):
+    """``[task.train]`` of ``cnn``: seeded minibatch SGD with heavy-ball momentum."""
+
+    path: ClassVar[str] = "task.train"
+
+    epochs: float = spec_field(
+        default=16.0,
+        check=POSITIVE,
+        doc="passes over the expected subset: steps = ceil(epochs * p * N / batch_size)",
+    )
+    batch_size: int = spec_field(default=16, check=POSITIVE, doc="minibatch size")
+    learning_rate: float = spec_field(default=0.01, check=POSITIVE, doc="step size")
+    momentum: float = spec_field(default=0.9, check=MOMENTUM_RANGE, doc="heavy-ball momentum")
+    weight_decay: float = spec_field(
+        default=5e-4, check=NON_NEGATIVE, doc="L2 on convolution and linear weights"
+    )
+    label_smoothing: float = spec_field(
+        default=0.0, check=SMOOTHING_RANGE, doc="label smoothing of the training loss"
+    )
+    augment: bool = spec_field(
+        default=False, doc="random shifts (and flips) drawn from the model's own seed"
+    )
+    max_shift: int = spec_field(
+        default=1, check=NON_NEGATIVE, doc="augmentation: shifts of up to this many pixels"
+    )
+    flip: bool = spec_field(default=False, doc="augmentation: random horizontal flips")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CnnSpec(TaskSpec):
+    """``kind = "cnn"``: a small residual CNN, seeded SGD, margins or losses on Z test images."""
+
+    kind_name: ClassVar[str | None] = "cnn"
+
+    kind: str = spec_field(default="cnn")
+    bound: float = spec_field(default=30.0, check=POSITIVE)
+    output_tolerance: float = spec_field(default=1e-8, check=NON_NEGATIVE)
+    weight_tolerance: float = spec_field(default=1e-8, check=NON_NEGATIVE)
+    n_outputs: int = spec_field(default=16, check=POSITIVE)
+    dtype: str = spec_field(default="float64", choices=DTYPES, doc="training precision")
+    output: str = spec_field(
+        default="margin", choices=CNN_OUTPUTS, doc="test margins or test cross-entropy losses"
+    )
+    data: CnnData = field(default_factory=CnnData)
+    model: CnnModel = field(default_factory=CnnModel)
+    train: CnnTrain = field(default_factory=CnnTrain)
+
+    def check(self) -> None:
+        if self.data.source == "digits" and self.data.n_train + self.n_outputs > DIGITS_SIZE:
+            raise InvalidArgument(
+                f"task.n_outputs: expected an integer <= {DIGITS_SIZE - self.data.n_train} "
+                f"(test points left after {self.data.n_train} training images), "
+                f"got {self.n_outputs}"
+            )
+        if self.train.augment and self.train.max_shift == 0 and not self.train.flip:
+            raise InvalidArgument(
+                "task.train.augment: true, but max_shift = 0 and flip = false leave nothing to draw"
+            )
+
+    def steps(self) -> int:
+        """SGD steps: ``ceil(epochs * p * n_train / batch_size)``, at least 1."""
+        t = self.train
+        return max(1, math.ceil(t.epochs * self.p * self.data.n_train / t.batch_size))
