@@ -32,6 +32,7 @@ from prover.attribution import (
     InfluenceOptions,
     Method,
     MethodFit,
+    TrakMethod,
     attribute,
     check_method,
     fit_empirical_influence,
@@ -94,11 +95,13 @@ def scaled() -> Iterator[type[ScaledEmpirical]]:
 
 
 def test_builtins_are_registered_in_help_order() -> None:
-    assert method_names()[:3] == list(METHODS)
+    assert method_names()[: len(METHODS)] == list(METHODS)
+    assert METHODS == ("datamodel", "empirical-influence", "influence-function", "trak")
     assert method_class("datamodel") is DatamodelMethod
+    assert method_class("trak") is TrakMethod
     assert [get_method(m).name for m in METHODS] == list(METHODS)
-    assert [min_samples(m, 10) for m in METHODS] == [12, 4, 0]
-    assert [get_method(m).uses_samples for m in METHODS] == [True, True, False]
+    assert [min_samples(m, 10) for m in METHODS] == [12, 4, 0, 3]
+    assert [get_method(m).uses_samples for m in METHODS] == [True, True, False, True]
 
 
 def test_a_registered_method_runs_through_attribute(scaled: type[ScaledEmpirical]) -> None:
@@ -157,8 +160,10 @@ def test_registration_refusals(scaled: type[ScaledEmpirical]) -> None:
         register_method(Abstract)
     with pytest.raises(InvalidArgument, match="is not a Method subclass"):
         register_method(int)  # type: ignore[arg-type]
-    with pytest.raises(InvalidArgument, match=r"unknown attribution method 'trak'; known: data"):
-        check_method("trak")
+    with pytest.raises(
+        InvalidArgument, match=r"unknown attribution method 'tracin'; known: data.*, trak"
+    ):
+        check_method("tracin")
 
 
 def test_options_belong_to_the_method() -> None:
