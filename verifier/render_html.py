@@ -254,7 +254,7 @@ def spot_checks_svg(diffs: Sequence[float], tolerance: float | None) -> str:
         return (
             "<p class='note'>No spot-check data: the unsigned details file "
             "(<code>REPORT.details.json</code>, written by <code>pacda-verifier audit</code> "
-            "beside the report) is absent, or the audit ran no spot checks.</p>"
+            "beside the report) is absent or holds none.</p>"
         )
     W, L, R, T, B = 900, 100, 30, 34, 64
     plot_h, zero_gap = 220, 34
@@ -510,7 +510,12 @@ def render_html(
         + "</section><section id='epsilon-budget'><h2>Where epsilon goes</h2>"
         + _budget(report)
         + "</section><section id='spot-checks'><h2>Spot-check agreement</h2><figure>"
-        + spot_checks_svg(diffs, tol)
+        + (
+            "<p class='note'>No spot checks: the audit ended before the Verifier retrained "
+            "any point.</p>"
+            if not diffs and (report.costs or {}).get("spot_checks") == 0
+            else spot_checks_svg(diffs, tol)
+        )
         + spot_caption
         + "</figure></section><section id='plan'><h2>Plan</h2>"
         + _plan(report)

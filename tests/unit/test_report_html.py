@@ -220,6 +220,9 @@ def test_an_abort_before_planning_says_no_plan_was_made() -> None:
     assert "&lt;Prover&gt; unreachable" in page and "<Prover>" not in page
     assert "No estimates: the audit stopped before the decision." in page
     assert "No budget: the audit stopped before planning." in page
+    assert "No spot checks: the audit ended before the Verifier retrained any point." in page
+    # spot checks were run, but the details file with their differences is missing
+    assert "No spot-check data: the unsigned details file" in render_html(_accepted())
     assert "plan: none (the audit stopped before planning)" in render_text(report)
 
 
