@@ -32,10 +32,12 @@ from verifier.render_text import (
     budget_rows,
     completeness_text,
     cost_parts,
+    devices_text,
     epsilon_text,
     get,
     num,
     output_rows,
+    provenance_text,
     render_text,
     verdict_sentence,
     verdict_word,
@@ -364,6 +366,12 @@ def _summary(report: AuditReport) -> str:
     if completeness is not None:
         rows.append(("completeness", completeness))
     rows.append(("mode, planning", f"{report.mode}, {report.planning}"))
+    devices = devices_text(report)
+    if devices is not None:
+        rows.append(("devices", devices))
+    provenance = provenance_text(report)
+    if provenance is not None:
+        rows.append(("scores", provenance))
     parts = cost_parts(report)
     if parts:
         rows.append(("costs", ", ".join(parts)))

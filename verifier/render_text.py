@@ -4,7 +4,8 @@ Pure: imports only :mod:`protocol` and the standard library.  Everything a
 reader sees in either rendering is worded and rounded here, once:
 :func:`verdict_sentence`, :func:`num` (the rounding), :func:`output_rows`
 (err intervals clipped at 0), :func:`epsilon_text`, :func:`budget_rows` (where
-epsilon goes), :func:`completeness_text` and :func:`cost_parts`.
+epsilon goes), :func:`completeness_text`, :func:`devices_text`,
+:func:`provenance_text` and :func:`cost_parts`.
 :mod:`verifier.render_html` lays the same pieces out as a page.
 """
 
@@ -23,9 +24,11 @@ __all__ = [
     "budget_rows",
     "completeness_text",
     "cost_parts",
+    "devices_text",
     "epsilon_text",
     "num",
     "output_rows",
+    "provenance_text",
     "render_text",
     "verdict_sentence",
     "verdict_word",
@@ -201,6 +204,55 @@ def completeness_text(report: AuditReport) -> str | None:
     )
 
 
+def devices_text(report: AuditReport) -> str | None:
+    """Where each side trained (the report's optional ``devices``); ``None`` if unrecorded."""
+    devices = get(report, "devices")
+    if not devices:
+        return None
+
+    def side(who: str, key: str) -> str:
+        cls, name = devices.get(key, ""), devices.get(f"{key}_name", "")
+        if not cls:
+            return f"{who} none"
+        return f"{who} {cls}" + (f" ({name})" if name and name != cls else "")
+
+    return f"{side('Prover', 'prover')}, {side('Verifier', 'verifier')}"
+
+
+def _spread(values: Any) -> str | None:
+    numbers = [float(v) for v in values or () if v is not None]
+    if not numbers:
+        return None
+    lo, hi = min(numbers), max(numbers)
+    return num(lo) if num(lo) == num(hi) else f"{num(lo)} to {num(hi)}"
+
+
+def provenance_text(report: AuditReport) -> str | None:
+    """What the Prover declared its scores to be (optional ``scores_provenance``), unverified.
+
+    ``None`` when the report does not record it.
+    """
+    provenance = get(report, "scores_provenance")
+    if not provenance:
+        return None
+    text = f"method {provenance.get('method', '?')} (declared by the Prover, not verified)"
+    cal = provenance.get("calibration")
+    if cal:
+        where = "by import-scores" if cal.get("source") == "import-scores" else "by the method"
+        head = f"calibrated {where}"
+        if cal.get("samples") is not None:
+            head += f" on {num(cal['samples'])} retrainings"
+        parts = [head]
+        if cal.get("seed") is not None:
+            parts.append(f"seed {cal['seed']}")
+        for key, label in (("scale", "scale"), ("intercept", "intercept"), ("r2", "R^2")):
+            spread = _spread(cal.get(key))
+            if spread is not None:
+                parts.append(f"{label} {spread}")
+        text += "; " + ", ".join(parts)
+    return text
+
+
 _COST_ORDER = (
     ("verifier_retrainings", "Verifier retrainings (pilot included)"),
     ("prover_evaluations", "Prover evaluations"),
@@ -231,6 +283,12 @@ def render_text(report: AuditReport) -> str:
     if report.reason:
         lines.append(f"reason:  {report.reason}")
     lines.append(f"mode: {report.mode}  planning: {report.planning}")
+    devices = devices_text(report)
+    if devices is not None:
+        lines.append(f"devices: {devices}")
+    provenance = provenance_text(report)
+    if provenance is not None:
+        lines.append(f"scores: {provenance}")
     lines.append(f"task digest:        {report.task_digest}")
     if report.attribution_digest:
         lines.append(f"attribution digest: {report.attribution_digest}")

@@ -278,3 +278,27 @@ def test_thousands_of_spot_checks_draw_one_dot_per_position() -> None:
     svg = spot_checks_svg([0.0] * 20000, 1e-12)
     assert 0 < svg.count("<circle") <= 2 * 900  # half-pixel positions on 900 px
     assert "20,000" in svg  # the last x tick
+
+
+def test_devices_and_declared_provenance_are_shown_in_both_renderings() -> None:
+    report = dataclasses.replace(
+        _accepted(),
+        devices={"prover": "cuda", "prover_name": "cuda:0 NVIDIA H200", "verifier": "cpu",
+                 "verifier_name": "cpu"},
+        scores_provenance={
+            "method": "imported-trak",
+            "calibration": {"tool": "trak", "source": "import-scores", "samples": 300,
+                            "seed": 7, "scale": [0.91234567, 1.1], "intercept": [0.0, 0.0],
+                            "r2": [0.8123456, 0.9]},
+        },
+    )  # fmt: skip
+    text, page = render_text(report), render_html(report)
+    devices = "Prover cuda (cuda:0 NVIDIA H200), Verifier cpu"
+    provenance = (
+        "method imported-trak (declared by the Prover, not verified); calibrated by "
+        "import-scores on 300 retrainings, seed 7, scale 0.9123 to 1.1, intercept 0, "
+        "R^2 0.8123 to 0.9"
+    )
+    assert f"devices: {devices}" in text and f"scores: {provenance}" in text
+    assert html.escape(devices) in page and html.escape(provenance) in page
+    assert "devices:" not in render_text(_accepted())
