@@ -198,12 +198,14 @@ def _load_image_npz(
 ) -> tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.uint8], NDArray[np.int64]]:
     try:
         with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in _NPZ_KEYS if k not in npz.files]
-            if missing:
-                raise InvalidArgument(f"task.data.source: {path} lacks arrays {missing}")
-            x_tr, y_tr, x_te, y_te = (np.asarray(npz[k]) for k in _NPZ_KEYS)
-    except (OSError, ValueError) as err:
+            files = list(npz.files)
+            arrays = {k: np.asarray(npz[k]) for k in _NPZ_KEYS if k in files}
+    except (OSError, ValueError, EOFError) as err:
         raise InvalidArgument(f"task.data.source: cannot read {path}: {err}") from err
+    missing = [k for k in _NPZ_KEYS if k not in arrays]
+    if missing:
+        raise InvalidArgument(f"task.data.source: {path} lacks arrays {missing}")
+    x_tr, y_tr, x_te, y_te = (arrays[k] for k in _NPZ_KEYS)
     for name, x in (("X_train", x_tr), ("X_test", x_te)):
         if x.ndim != 4 or x.dtype != np.uint8 or min(x.shape[1:]) < 1:
             raise InvalidArgument(
@@ -271,10 +273,10 @@ def load_image_data(
         x_tr, y_tr, x_te, y_te = _load_image_npz(path, n_train, n_test, n_classes)
         scale = 255.0
     digest = array_digest({"X_train": x_tr, "y_train": y_tr, "X_test": x_te, "y_test": y_te})
-    return Dataset(
-        x_train=x_tr.transpose(0, 3, 1, 2).astype(np.float64) / scale,
+    return Dataset(  # channel-first and C-contiguous (torch reads the strides)
+        x_train=np.ascontiguousarray(x_tr.transpose(0, 3, 1, 2), dtype=np.float64) / scale,
         y_train=y_tr,
-        x_test=x_te.transpose(0, 3, 1, 2).astype(np.float64) / scale,
+        x_test=np.ascontiguousarray(x_te.transpose(0, 3, 1, 2), dtype=np.float64) / scale,
         y_test=y_te,
         digest=digest,
     )
