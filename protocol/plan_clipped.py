@@ -51,6 +51,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,13 +113,35 @@ class _Sized:
     clip_shifts: np.ndarray
 
 
+def planning_moments(r: PlanRequest) -> tuple[np.ndarray, np.ndarray]:
+    """``(E[q^2], E[q^4])`` per output as planned: the request's, else from its variance."""
+    z = r.n_outputs
+    var = float(r.variance) if r.variance is not None else r.bound**2
+    m2 = np.asarray(r.second_moments or (var,) * z, dtype=np.float64)
+    m4 = np.asarray(r.fourth_moments or (3.0 * var * var,) * z, dtype=np.float64)
+    return m2, m4
+
+
+def planned_variances_at(
+    r: PlanRequest, functional: NodeFunctional, counts: Sequence[int]
+) -> np.ndarray:
+    """The planned variance sum ``V`` of every output with ``counts`` pairs per node.
+
+    The plan's ``planned_variances`` at its own counts; the screening
+    (:mod:`protocol.screening`) calls it at a prefix's counts.
+    """
+    m2, m4 = planning_moments(r)
+    return np.asarray(
+        r.moment_inflation
+        * cg.planned_variance_sum(functional.weights, counts, functional.nodes, m2, m4)
+    )
+
+
 class _Search:
     def __init__(self, r: PlanRequest) -> None:
         self.r = r
         z = r.n_outputs
-        var = float(r.variance) if r.variance is not None else r.bound**2
-        self.m2 = np.asarray(r.second_moments or (var,) * z, dtype=np.float64)
-        self.m4 = np.asarray(r.fourth_moments or (3.0 * var * var,) * z, dtype=np.float64)
+        self.m2, self.m4 = planning_moments(r)
         means = r.tail_profile or gaussian_tail_profile()
         spread = r.tail_spread or (0.0,) * len(means)
         if not len(means) == len(spread) == len(cg.CLIP_MULTIPLES):
@@ -176,9 +199,7 @@ class _Search:
             if 2 * sum(counts) > self.r.max_prover_evaluations:
                 self._sampling_memo[key] = None
             else:
-                variance = self.inflation * cg.planned_variance_sum(
-                    f.weights, counts, f.nodes, self.m2, self.m4
-                )
+                variance = planned_variances_at(self.r, f, counts)
                 self._sampling_memo[key] = (
                     counts,
                     cg.deviation(variance, self.delta_sampling),  # soundness side, in U
@@ -280,11 +301,7 @@ def _plan(search: _Search, s: _Sized) -> Plan:
     clips = tuple(float(c) for c in s.kappa * search.m2)
     tail_index = cg.CLIP_MULTIPLES.index(s.kappa)
     tails = tuple(float(search.tails[tail_index] * m) for m in search.m2)
-    variances = tuple(
-        float(v)
-        for v in search.inflation
-        * cg.planned_variance_sum(f.weights, s.counts, f.nodes, search.m2, search.m4)
-    )
+    variances = tuple(float(v) for v in planned_variances_at(r, f, s.counts))
     lev = cg.leverage(f.weights, s.counts, np.asarray(clips))
     used = s.tolerated * lev
     lo, hi = f.bias_range(1.0)

@@ -10,7 +10,9 @@ local mode :func:`verifier.local.certify_local`, the benchmarks under
    ``err >= epsilon`` (a cheap rejection, before any challenge);
 2. :func:`plan_audit` — the plan (:func:`protocol.plan.make_plan`), refused when
    it needs more Prover evaluations than the configuration allows;
-3. the challenge and the commitment checks (the caller's); clipped-gap plans
+3. the challenge and the commitment checks (the caller's); while the results
+   stream in, :class:`Screen` rejects bad scores from a prefix of them
+   (:mod:`protocol.screening`: the Prover stops evaluating); clipped-gap plans
    then reject at once, without a spot check, when
    :func:`protocol.decision.hopeless_output` shows that no spot-check outcome
    could accept (a cheap rejection of bad scores), else the spot checks the
@@ -48,6 +50,7 @@ from protocol.decision import (
 from protocol.errors import StatisticalRejection
 from protocol.plan import Plan, make_plan
 from protocol.prg import ExpandedPairs
+from protocol.screening import Screening, look_delta, screen_looks, screening_bounds
 from prover.tasks.base import Task
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
@@ -63,6 +66,7 @@ from verifier.spotcheck import SpotCheckResult, draw_spot_checks
 
 __all__ = [
     "Pilot",
+    "Screen",
     "check_pilot",
     "decide_committed_audit",
     "decide_paper_audit",
@@ -198,6 +202,45 @@ def _pair_arrays(
         "first_predictions": commitment.predict(pairs.first),
         "second_predictions": commitment.predict(pairs.second),
     }
+
+
+class Screen:
+    """The screening of one challenge's result stream (:mod:`protocol.screening`).
+
+    :meth:`observe` is called as results arrive; at each look whose prefix has
+    arrived it bounds every output's err from below and returns the
+    :class:`~protocol.screening.Screening` that rejects, if any (the caller
+    stops the stream and aborts).  No looks when ``config.early_rejection`` is
+    off or the plan has no clip levels.
+    """
+
+    def __init__(
+        self, config: AuditConfig, plan: Plan, commitment: Commitment, pairs: ExpandedPairs
+    ) -> None:
+        self.plan, self.commitment, self.pairs = plan, commitment, pairs
+        self.looks = list(screen_looks(plan)) if config.early_rejection else []
+        self.looked: list[int] = []
+
+    def observe(self, outputs: FloatArray, points_received: int) -> Screening | None:
+        """Screen every look whose prefix lies within the first ``points_received`` rows."""
+        while self.looks and 2 * self.looks[0] <= points_received:
+            m = self.looks.pop(0)
+            self.looked.append(m)
+            prefix = ExpandedPairs(
+                self.pairs.first[:m],
+                self.pairs.second[:m],
+                self.pairs.first_seeds[:m],
+                self.pairs.second_seeds[:m],
+            )
+            delta = look_delta(self.plan)
+            bounds = screening_bounds(
+                self.plan, **_pair_arrays(self.commitment, prefix, outputs[: 2 * m]), delta=delta
+            )
+            z = int(np.argmax(bounds))
+            if bounds[z] >= self.plan.request.epsilon:
+                self.looks.clear()
+                return Screening(output=z, pairs=m, lower_bound=float(bounds[z]), delta=delta)
+        return None
 
 
 def plan_escalation(

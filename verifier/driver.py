@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 
 from protocol.decision import Decision
-from protocol.errors import PacdaError, ProverError, VerificationError
+from protocol.errors import PacdaError, ProverError, StatisticalRejection, VerificationError
 from protocol.plan import Plan
 from protocol.prg import ExpandedPairs, expand_pairs
 from protocol.report import AuditReport
@@ -53,6 +53,7 @@ from verifier.commitment import Commitment, receive_commitment
 from verifier.config import AuditConfig
 from verifier.core import (
     Pilot,
+    Screen,
     check_pilot,
     decide_paper_audit,
     merge_spot_checks,
@@ -217,8 +218,9 @@ class Auditor:
         plan = self._plan(run, commitment)
         seed = run.seed = secrets.token_bytes(32)  # fresh, and only after the commitment
         run.state.challenge_seed = seed
-        results = self._challenge(run, commitment, plan, seed)
         pairs = self._pairs(plan, seed)
+        screen = Screen(self.config, plan, commitment, pairs)
+        results = self._challenge(run, commitment, plan, seed, screen)
 
         def check(indices: NDArray[np.int64]) -> SpotCheckResult:
             spot = self._spot_checks(run, results, plan, seed, indices)
@@ -336,30 +338,35 @@ class Auditor:
         return tick
 
     def _challenge(
-        self, run: _Run, commitment: Commitment, plan: Plan, seed: bytes
+        self, run: _Run, commitment: Commitment, plan: Plan, seed: bytes, screen: Screen
     ) -> ChallengeResults:
+        """Receive the results; stop the stream and abort when the screen rejects a prefix."""
         n_points = plan.prover_evaluations
+
+        def progress(done: int) -> None:
+            self._note("results", done, n_points)
+            screened = screen.observe(collector.outputs, done)
+            if screened is not None:
+                raise StatisticalRejection(screened.reason(plan))
+
         collector = ResultCollector(
-            n_points=n_points,
-            n_outputs=self.task.n_outputs,
-            bound=self.task.bound,
-            progress=lambda done: self._note("results", done, n_points),
-        )
+            n_points=n_points, n_outputs=self.task.n_outputs, bound=self.task.bound,
+            progress=progress,
+        )  # fmt: skip
         resumes = 0
         self._note("results", 0, n_points)
         while True:
+            stream = run.client.challenge(
+                session_id=commitment.session_id,
+                seed=seed,
+                p=task_p(self.task),
+                nodes=[float(r) for r in plan.functional.nodes],
+                pairs_per_node=list(plan.pairs_per_node),
+                start_point=collector.received,
+                chunk_points=self.config.chunk_points,
+            )
             try:
-                collector.consume(
-                    run.client.challenge(
-                        session_id=commitment.session_id,
-                        seed=seed,
-                        p=task_p(self.task),
-                        nodes=[float(r) for r in plan.functional.nodes],
-                        pairs_per_node=list(plan.pairs_per_node),
-                        start_point=collector.received,
-                        chunk_points=self.config.chunk_points,
-                    )
-                )
+                collector.consume(stream)
                 break
             except TransportError:
                 if resumes >= self.config.max_resumes or collector.root is not None:
@@ -367,6 +374,11 @@ class Auditor:
                 resumes += 1
                 self._note(f"stream dropped at point {collector.received}; resuming", 0, 0)
                 run.client.wait_ready(RESUME_CONNECT_TIMEOUT_S)
+            except StatisticalRejection:
+                run.state.prover_evaluations = collector.received
+                raise
+            finally:  # closing the generator cancels the call: the Prover stops evaluating
+                getattr(stream, "close", lambda: None)()
         run.state.stream_resumes = resumes
         run.state.prover_evaluations = n_points
         results = collector.finish(

@@ -13,6 +13,7 @@ from protocol.scores import Scores
 from protocol.signing import generate_private_key
 from prover.adversaries import Armed, arm
 from prover.service import Ed25519Signer, ProverHandlers, ServerOptions, start_server
+from prover.service.handlers import ServiceStats
 from prover.service.policy import ResultPolicy
 from prover.service.types import ChallengeRequest, Opening, ResultItem
 from prover.tasks.base import Task
@@ -57,12 +58,14 @@ def audit(
     audits: int = 1,
     verifier_seed: int = VERIFIER_SEED,
     early_rejection: bool = True,
+    prover_stats: list[ServiceStats] | None = None,
 ) -> Sequence[AuditResult]:
     """Serve ``scores`` with ``policy`` and run ``audits`` audits against the same server.
 
     ``early_rejection=False``: the Verifier spot-checks even results that its
     statistic alone rejects (:attr:`verifier.config.AuditConfig.early_rejection`),
-    so the tests of the spot checks see them.
+    so the tests of the spot checks see them.  ``prover_stats``: the Prover's
+    counters (points trained, ...) are appended to it once the audits are done.
     """
     handlers = OneThreadHandlers(
         source=task,
@@ -84,6 +87,8 @@ def audit(
         return out
     finally:
         server.stop(grace_s=None)
+        if prover_stats is not None:
+            prover_stats.append(handlers.stats)
 
 
 def audit_armed(

@@ -99,6 +99,7 @@ from verifier.commitment import Commitment
 from verifier.config import AuditConfig
 from verifier.core import (
     Pilot,
+    Screen,
     check_pilot,
     decide_paper_audit,
     pilot_from_runs,
@@ -350,17 +351,24 @@ def audit_once(
     commitment: Commitment,
     pool: Pool,
     rng: np.random.Generator,
-) -> tuple[bool, Plan | None, int]:
-    """One audit: (verdict, plan or None when it aborted before the challenge, retrainings).
+) -> tuple[bool, Plan | None, int, int]:
+    """One audit: (verdict, plan or None when it aborted before the challenge, retrainings,
+    Prover evaluations).
 
-    Retrainings are the Verifier's own runs: pilot, spot checks, local trainings.
+    Retrainings are the Verifier's own runs: pilot, spot checks, local trainings;
+    Prover evaluations the challenge points it evaluated (fewer than the plan's
+    when the screening stopped the stream).
     ``rng`` is the Verifier's private generator (spot checks).
     """
     try:
         pilot, retrainings, plan = _plan(task, cfg, commitment, pool)
     except (StatisticalRejection, InvalidArgument):  # the driver's abort
-        return False, None, cfg.pilot_trainings if cfg.planning == "practical" else 0
+        return False, None, cfg.pilot_trainings if cfg.planning == "practical" else 0, 0
     pairs, outputs = _challenge(plan, pool)
+    if cfg.mode == "committed":  # the driver's screening of the result stream
+        screened = Screen(cfg, plan, commitment, pairs).observe(outputs, len(outputs))
+        if screened is not None:
+            return False, plan, retrainings, 2 * screened.pairs
     checked = [0]
 
     def check(indices: NDArray[np.int64]) -> SpotCheckResult:
@@ -379,7 +387,7 @@ def audit_once(
         index, _, local = pool.points("local", plan.local_trainings)
         decision = decide_paper_audit(plan, commitment, task, outputs, pool.table[index], local)
         retrainings += plan.local_trainings
-    return decision.accept, plan, retrainings + checked[0]
+    return decision.accept, plan, retrainings + checked[0], plan.prover_evaluations
 
 
 def run_seed(settings: Settings, seed: np.random.SeedSequence) -> list[AuditOutcome]:
@@ -394,14 +402,14 @@ def run_seed(settings: Settings, seed: np.random.SeedSequence) -> list[AuditOutc
         commitment = Commitment.unsigned(theta0, theta, source="planted")
         for c in range(len(CONFIGS)):
             cfg = _config(settings, eps, c)
-            accept, plan, retrainings = audit_once(task, cfg, commitment, pool, rng)
+            accept, plan, retrainings, evaluations = audit_once(task, cfg, commitment, pool, rng)
             outcomes.append(
                 AuditOutcome(
                     c,
                     point,
                     accept,
                     plan is None,
-                    0 if plan is None else plan.prover_evaluations,
+                    evaluations,
                     retrainings,
                     float("nan") if plan is None else plan.completeness_radius,
                 )

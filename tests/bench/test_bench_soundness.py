@@ -112,6 +112,7 @@ from verifier.commitment import Commitment
 from verifier.config import AuditConfig
 from verifier.core import (
     Pilot,
+    Screen,
     check_pilot,
     pilot_from_runs,
     plan_audit,
@@ -393,6 +394,14 @@ def audit_once(
         certified_upper=float("nan"),
         completeness_radius=plan.completeness_radius,
     )
+    screened = Screen(cfg, plan, com, pairs).observe(sent, len(sent))
+    if screened is not None:  # the driver stops the stream here and aborts
+        return dataclasses.replace(
+            base,
+            prover_evaluations=2 * screened.pairs,
+            spot_checks=0,
+            accept_uncaught=False if mult == 1 else None,
+        )
     try:
         decision, _ = spot_check_and_decide(
             cfg, plan, com, pairs, sent, pilot=pilot, rng=rng, check=check, note=notes.append
