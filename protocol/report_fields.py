@@ -25,6 +25,11 @@ _PLAN_INTS = ("n_outputs", "prover_evaluations", "spot_checks", "local_trainings
 _PLAN_KEYS = frozenset(
     (*_PLAN_FLOATS, *_PLAN_INTS, "estimator", "nodes", "weights", "pairs_per_node", "budget")
 )
+#: Plan fields added later, optional so that earlier reports keep verifying: the
+#: Verifier's pilot runs, its retrainings in all (pilot + spot checks + local
+#: trainings), and the completeness radius of clipped-gap plans.
+_PLAN_OPTIONAL_INTS = ("pilot_trainings", "verifier_retrainings")
+_PLAN_OPTIONAL_FLOATS = ("completeness_radius",)
 _COST_KEYS = frozenset(
     ("verifier_retrainings", "prover_evaluations", "bytes_received", "spot_checks")
 )
@@ -80,9 +85,16 @@ def _exact_keys(where: str, value: Any, keys: frozenset[str]) -> Mapping[str, An
 
 
 def _check_plan(plan: Any) -> dict[str, Any]:
-    p = _exact_keys("plan", plan, _PLAN_KEYS)
+    optional = (*_PLAN_OPTIONAL_INTS, *_PLAN_OPTIONAL_FLOATS)
+    if isinstance(plan, Mapping):
+        present = frozenset(k for k in optional if k in plan)
+        p = _exact_keys("plan", plan, _PLAN_KEYS | present)
+    else:
+        p = _exact_keys("plan", plan, _PLAN_KEYS)
     out: dict[str, Any] = {k: _num(f"plan.{k}", p[k]) for k in _PLAN_FLOATS}
     out.update({k: _int(f"plan.{k}", p[k]) for k in _PLAN_INTS})
+    out.update({k: _int(f"plan.{k}", p[k]) for k in _PLAN_OPTIONAL_INTS if k in p})
+    out.update({k: _num(f"plan.{k}", p[k]) for k in _PLAN_OPTIONAL_FLOATS if k in p})
     out["estimator"] = _str("plan.estimator", p["estimator"])
     nodes = [_num(f"plan.nodes[{i}]", v) for i, v in enumerate(_list("plan.nodes", p["nodes"]))]
     weights = _list("plan.weights", p["weights"])

@@ -270,17 +270,22 @@ class AuditReport:
 
 
 # -- building from protocol objects -------------------------------------------
-def plan_summary(plan: Plan) -> dict[str, Any]:
+def plan_summary(plan: Plan, *, pilot_trainings: int = 0) -> dict[str, Any]:
     """The report's ``plan`` object: what the Verifier committed to, and the epsilon budget.
 
     The budget lists every term of ``protocol.plan.Plan.budget`` and the unused
-    ``slack``, so a reader sees where epsilon/2 of soundness margin went.
+    ``slack``, so a reader sees where the margin went.  ``pilot_trainings``: the
+    Verifier's own pilot runs before the plan, counted in ``verifier_retrainings``
+    (pilot + spot checks + local trainings) as in the report's costs.
     """
     r = plan.request
     budget = [{"name": b.name, "value": float(b.value), "note": b.note} for b in plan.budget]
     budget.append({"name": "slack", "value": float(plan.slack), "note": "unused margin"})
     return _check_plan(
         {
+            "completeness_radius": float(plan.completeness_radius),
+            "pilot_trainings": int(pilot_trainings),
+            "verifier_retrainings": int(pilot_trainings + plan.verifier_retrainings),
             "epsilon": float(r.epsilon),
             "delta": float(r.delta),
             "bound": float(r.bound),

@@ -308,6 +308,7 @@ class Auditor:
             run.pilot = pilot_from_runs(cfg, task, commitment, x, out)
             run.own_outputs.append(out)
             run.state.verifier_retrainings += n
+            run.state.pilot_trainings = n
             run.state.variance_verified = True
             if cfg.epsilon_relative is not None:
                 run.state.variance_f = pilot_var  # the Var(f) that set epsilon

@@ -172,6 +172,7 @@ def _pilot(
     config = state.config = config.with_pilot_variance(var)
     pilot = pilot_from_runs(config, task, commitment, x, out)
     state.verifier_retrainings += config.pilot_trainings
+    state.pilot_trainings = config.pilot_trainings
     state.variance_verified = True
     own.append(out)
     check_pilot(config, task, pilot)

@@ -182,9 +182,10 @@ def budget_rows(report: AuditReport) -> list[BudgetRow]:
 def completeness_text(report: AuditReport) -> str | None:
     """What honest scores pass: the completeness radius, or why the report lacks it.
 
-    ``None`` without a plan.  Reports of format ``pacda-report-v1`` do not record
-    the radius (the audit prints it with its plan, before the challenge); the
-    text then says so and bounds it by the err_hat threshold, which it never exceeds.
+    ``None`` without a plan.  The plan records the radius; reports written before
+    it did (the audit printed it with its plan, before the challenge) do not, and
+    the text then says so and bounds it by the err_hat threshold, which it never
+    exceeds.
     """
     plan = report.plan
     if not plan:

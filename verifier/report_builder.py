@@ -53,6 +53,7 @@ class AuditState:
     planned_variance: float | None = None
     variance_f: float | None = None
     verifier_retrainings: int = 0
+    pilot_trainings: int = 0  # of verifier_retrainings: the pilot's (practical planning)
     prover_evaluations: int = 0
     bytes_received: int = 0
     wall_seconds: float = 0.0
@@ -118,7 +119,11 @@ def build_report(state: AuditState) -> AuditReport:
         attribution_digest=c.attribution_digest if c else "",
         mode=state.report_mode or cfg.mode,
         planning=cfg.planning,
-        plan=plan_summary(state.plan) if state.plan is not None else None,
+        plan=(
+            plan_summary(state.plan, pilot_trainings=state.pilot_trainings)
+            if state.plan is not None
+            else None
+        ),
         outputs=outputs_from_decision(decision) if decision is not None else (),
         certified_upper_bound=certified,
         decision="accept" if accept else "abort",
