@@ -42,10 +42,13 @@ class AuditConfig:
             Verifier may draw later stages of spot checks at a higher clip
             level, up to this many times the planned spot checks in all (1 or
             less: never).
-        early_rejection: ``lp`` plans: reject without any spot check when no
-            spot-check outcome could accept (cheap); ``False`` draws the spot
-            checks anyway, so that a lying Prover is caught (a signed mismatch
-            in the report) rather than only rejected on its numbers.
+        early_rejection: ``lp`` plans: stop the result stream when a prefix
+            already proves ``err >= epsilon`` (the screening,
+            :mod:`protocol.screening`) and reject without any spot check when no
+            spot-check outcome could accept (cheap); ``False`` receives every
+            result and draws the spot checks anyway, so that a lying Prover is
+            caught (a signed mismatch in the report) rather than only rejected
+            on its numbers.
         variance: practical planning: a declared upper bound on the second
             moment of the planned values (``q = f - g_a`` in committed mode,
             ``f - c`` in paper mode); ``None`` estimates it from a pilot of the

@@ -153,8 +153,9 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--always-spot-check",
         action="store_true",
-        help="lp plans: draw the spot checks even when the Prover's results alone already "
-        "reject (slower; a liar is then caught with signed evidence in the report)",
+        help="lp plans: receive every result and draw the spot checks even when the "
+        "Prover's results alone already reject (no screening of the result stream; "
+        "slower; a liar is then caught with signed evidence in the report)",
     )
     parser.add_argument(
         "--yes",
