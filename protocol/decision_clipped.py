@@ -192,21 +192,40 @@ def escalation(
     d_spot, d_sampling, d_tail = cg.stage_deltas(
         plan.delta_spot, plan.delta_sampling, plan.delta_tail, stage
     )
-    eps, fixed = plan.request.epsilon, plan.tolerance_slack + abs(plan.bias_lower)
     options: list[Escalation] = []
     for g in cg.ESCALATION_MULTIPLES:
-        tolerated = math.inf
-        for z in range(Z):
-            t = _clipped_terms(plan, z, r1[:, z], r2[:, z], verified, g, d_sampling, d_tail)
-            # The stage's own spot checks re-estimate the tail: reserve as much
-            # again as it charges now, so that they rarely undo the choice.
-            margin = eps - (t.value + t.deviation + 2.0 * t.clip_bias + fixed)
-            tolerated = min(tolerated, math.floor(margin / t.leverage) if margin > 0 else -1)
+        tolerated = _tolerated_at(plan, g, r1, r2, verified, d_sampling, d_tail)
         if tolerated >= 0:
             m = int(tolerated)
             k = min(2 * n, math.ceil(2 * n * math.log(1.0 / d_spot) / (m + 1)))
             options.append(Escalation(multiple=g, tolerated=m, spot_checks=k, stage=stage))
     return _robust_choice(plan, options, verified, max_spot_checks) if options else None
+
+
+def _tolerated_at(
+    plan: Plan,
+    multiple: float,
+    r1: FloatArray,
+    r2: FloatArray,
+    verified: FloatArray | None,
+    delta_sampling: float,
+    delta_tail: float,
+) -> float:
+    """Corruptions tolerated at clip ``multiple``: ``min_z floor(margin_z / Lambda_z)``.
+
+    ``-1`` when some output's margin is not positive; ``inf`` with no outputs.
+    """
+    eps, fixed = plan.request.epsilon, plan.tolerance_slack + abs(plan.bias_lower)
+    tolerated = math.inf
+    for z in range(plan.request.n_outputs):
+        t = _clipped_terms(
+            plan, z, r1[:, z], r2[:, z], verified, multiple, delta_sampling, delta_tail
+        )
+        # The stage's own spot checks re-estimate the tail: reserve as much
+        # again as it charges now, so that they rarely undo the choice.
+        margin = eps - (t.value + t.deviation + 2.0 * t.clip_bias + fixed)
+        tolerated = min(tolerated, math.floor(margin / t.leverage) if margin > 0 else -1)
+    return tolerated
 
 
 def _robust_choice(
