@@ -107,6 +107,12 @@ class PlanRequest:
     verifier_trains_all: bool = False
 
     def __post_init__(self) -> None:
+        self._check_core()
+        self._check_planner_options()
+        self._check_statistic_fit()
+
+    def _check_core(self) -> None:
+        """Accuracy, bound, tolerance, shape, and the mode/planning/estimator names."""
         _positive("epsilon", self.epsilon)
         _positive("bound", self.bound)
         if not 0.0 < self.delta < 1.0:
@@ -132,6 +138,9 @@ class PlanRequest:
                 "the lp estimator (clipped direct gap) serves committed mode with practical "
                 "planning only"
             )
+
+    def _check_planner_options(self) -> None:
+        """The planner's tuning options: radius, inflation, tail, caps, moments, G."""
         if self.completeness_radius is not None and not (
             0.0 <= self.completeness_radius < self.epsilon
         ):
@@ -164,6 +173,9 @@ class PlanRequest:
             raise InvalidArgument(
                 f"attribution_bound must be finite and >= 0, got {self.attribution_bound}"
             )
+
+    def _check_statistic_fit(self) -> None:
+        """Practical planning's variance and clip; nnls only in paper mode."""
         if self.planning == "practical":
             if self.variance is None:
                 raise InvalidArgument("practical planning needs a declared or pilot variance")
