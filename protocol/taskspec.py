@@ -28,7 +28,9 @@ where ``H`` is the content hash of the dataset arrays (:func:`array_digest`)
 and ``v`` the pacda version (docs/design.md §2, step 1).  This module is pure: it never
 imports torch.  Kind-specific spec classes live next to their tasks; which
 class a ``kind`` resolves to is decided by the caller-supplied resolver (the
-Prover's registry, ``prover.tasks.registry``).
+Prover's registry, ``prover.tasks.registry``).  The field machinery (:class:`Range`,
+:func:`spec_field`, the scalar checks) lives in :mod:`protocol._spec_fields` and is
+re-exported here.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.metadata
-import math
 import tomllib
 import typing
 from collections.abc import Callable, Mapping
@@ -47,6 +48,15 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from numpy.typing import NDArray
 
+from protocol._spec_fields import (
+    NON_NEGATIVE,
+    OPEN_UNIT,
+    POSITIVE,
+    SEED,
+    Range,
+    check_scalar,
+    spec_field,
+)
 from protocol.canonical_json import canonical_json, sha256_digest
 from protocol.errors import InvalidArgument
 
@@ -68,80 +78,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Range:
-    """A numeric constraint ``lo (<|<=) value (<|<=) hi`` with a readable description.
-
-    Attributes:
-        lo: lower end, or ``None`` for unbounded.
-        hi: upper end, or ``None`` for unbounded.
-        lo_open: the lower end is excluded.
-        hi_open: the upper end is excluded.
-    """
-
-    lo: float | None = None
-    hi: float | None = None
-    lo_open: bool = False
-    hi_open: bool = False
-
-    def contains(self, value: float) -> bool:
-        """Whether ``value`` satisfies the constraint (NaN never does)."""
-        if math.isnan(value):
-            return False
-        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
-            return False
-        return not (self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi))
-
-    def describe(self, noun: str) -> str:
-        """E.g. ``"a positive integer"``, ``"a number in (0, 1)"``."""
-        if self.hi is None and self.lo == 0:
-            return _a(f"{'positive' if self.lo_open else 'non-negative'} {noun}")
-        if self.hi is None and self.lo is not None:
-            return _a(f"{noun} {'>' if self.lo_open else '>='} {_num(self.lo)}")
-        if self.lo is None and self.hi is not None:
-            return _a(f"{noun} {'<' if self.hi_open else '<='} {_num(self.hi)}")
-        left = "(" if self.lo_open else "["
-        right = ")" if self.hi_open else "]"
-        return _a(f"{noun} in {left}{_num(self.lo)}, {_num(self.hi)}{right}")
-
-
-def _a(phrase: str) -> str:
-    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
-
-
-def _num(value: float | None) -> str:
-    """Integers exactly (``9007199254740991``), other numbers as ``%g``."""
-    if value is not None and float(value).is_integer():
-        return str(int(value))
-    return f"{value:g}"
-
-
-POSITIVE = Range(lo=0, lo_open=True)
-NON_NEGATIVE = Range(lo=0)
-OPEN_UNIT = Range(lo=0, hi=1, lo_open=True, hi_open=True)
-#: Seeds and other integers that enter the digest must be exact in I-JSON (< 2^53).
-SEED = Range(lo=0, hi=2**53 - 1)
-
-
-def spec_field(
-    *,
-    default: Any = dataclasses.MISSING,
-    check: Range | None = None,
-    choices: tuple[str, ...] | None = None,
-    doc: str = "",
-) -> Any:
-    """Declare a spec field with an optional numeric range or string choices.
-
-    Args:
-        default: the value used when the field is omitted; no default makes it required.
-        check: numeric constraint for ``int``/``float`` fields (each element of a tuple).
-        choices: allowed values of a ``str`` field.
-        doc: one-line description (used by ``docs/tasks.md``-style listings).
-    """
-    meta = {"check": check, "choices": choices, "doc": doc}
-    return dataclasses.field(default=default, metadata=meta)
-
-
 def _type_name(tp: Any) -> str:
     names = {int: "integer", float: "number", str: "string", bool: "boolean"}
     if tp in names:
@@ -151,40 +87,6 @@ def _type_name(tp: Any) -> str:
     if isinstance(tp, type) and issubclass(tp, Section):
         return "table"
     return str(tp)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _check_scalar(where: str, tp: Any, value: Any, meta: Mapping[str, Any]) -> Any:
-    """Type- and range-check one scalar; return it normalised (int -> float for floats)."""
-    check: Range | None = meta.get("check")
-    choices: tuple[str, ...] | None = meta.get("choices")
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise InvalidArgument(f"{where}: expected a boolean, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise InvalidArgument(f"{where}: expected a string, got {value!r}")
-        if choices is not None and value not in choices:
-            allowed = ", ".join(repr(c) for c in choices)
-            raise InvalidArgument(f"{where}: expected one of {allowed}, got {value!r}")
-        return value
-    if tp is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        if not ok or (check is not None and not check.contains(value)):
-            expected = check.describe("integer") if check else "an integer"
-            raise InvalidArgument(f"{where}: expected {expected}, got {value!r}")
-        return value
-    if tp is float:
-        ok = _is_number(value) and math.isfinite(value)
-        if not ok or (check is not None and not check.contains(float(value))):
-            expected = check.describe("number") if check else "a finite number"
-            raise InvalidArgument(f"{where}: expected {expected}, got {value!r}")
-        return float(value)
-    raise TypeError(f"unsupported spec field type {tp!r} at {where}")  # a bug in a spec class
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,12 +117,12 @@ class Section:
             (elem,) = (a for a in typing.get_args(tp) if a is not Ellipsis)
             if not isinstance(value, list | tuple):
                 raise InvalidArgument(f"{where}: expected a {_type_name(tp)}, got {value!r}")
-            return tuple(_check_scalar(f"{where}[{i}]", elem, v, meta) for i, v in enumerate(value))
+            return tuple(check_scalar(f"{where}[{i}]", elem, v, meta) for i, v in enumerate(value))
         if isinstance(tp, type) and issubclass(tp, Section):
             if not isinstance(value, tp):
                 raise InvalidArgument(f"{where}: expected a {tp.__name__}, got {value!r}")
             return value
-        return _check_scalar(where, tp, value, meta)
+        return check_scalar(where, tp, value, meta)
 
     def check(self) -> None:
         """Cross-field validation hook; the default accepts everything."""
