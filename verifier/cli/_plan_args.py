@@ -105,6 +105,12 @@ def epsilon_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     """Planner options, the cost caps, ``--yes`` and ``--plan-only``."""
+    _add_planner_arguments(parser)
+    _add_gate_arguments(parser)
+
+
+def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--estimator``, ``--completeness-radius``, ``--tail-fraction``, ``--prover-weight``."""
     parser.add_argument(
         "--estimator",
         choices=("auto", *ESTIMATORS),
@@ -133,6 +139,10 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
         help="lp plans: minimise Verifier retrainings + this x (epsilon / E[q^2]) x Prover "
         "evaluations [%(default)s]",
     )
+
+
+def _add_gate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The cost caps, ``--always-spot-check``, ``--yes`` and ``--plan-only``."""
     parser.add_argument(
         "--max-retrainings",
         type=int,
