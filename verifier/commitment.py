@@ -10,7 +10,7 @@ the Prover's Ed25519 signature over
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,41 +100,14 @@ def receive_commitment(
         SignatureError: the signature does not verify.
     """
     it = iter(messages)
-    header = next(it, None)
-    if not isinstance(header, AttributionHeader):
-        raise CommitmentError("Commit stream: the first message must be the attribution header")
-    if (header.n_outputs, header.n_items) != (n_outputs, n_items):
-        raise CommitmentError(
-            f"Commit stream: attributions of shape Z={header.n_outputs}, N={header.n_items} "
-            f"do not match the task (Z={n_outputs}, N={n_items})"
-        )
+    header = _receive_header(it, n_outputs=n_outputs, n_items=n_items)
     total = n_outputs * (n_items + 1)
     if total > max_values:
         raise CommitmentError(f"Commit stream: {total} values exceed the limit {max_values}")
     matrix = np.empty(total, dtype=np.float64)
     hasher = AttributionHasher(n_outputs=n_outputs, n_items=n_items)
-    seal: AttributionSeal | None = None
-    for msg in it:
-        if seal is not None:
-            raise CommitmentError("Commit stream: a message follows the commitment")
-        if isinstance(msg, AttributionSeal):
-            seal = msg
-        elif isinstance(msg, AttributionValues):
-            _add_values(msg, hasher, matrix)
-        else:
-            raise CommitmentError("Commit stream: a second attribution header")
-    if seal is None:
-        raise CommitmentError("Commit stream ended without the signed commitment")
-    if hasher.received != total:
-        raise CommitmentError(
-            f"Commit stream: attribution matrix incomplete ({hasher.received} of {total} values)"
-        )
-    digest = hasher.hexdigest()
-    if seal.attribution_digest != digest:
-        raise CommitmentError(
-            f"attribution digest mismatch: the Prover committed to {seal.attribution_digest!r}, "
-            f"the values received hash to {digest!r}"
-        )
+    seal = _receive_values(it, hasher, matrix)
+    digest = _checked_digest(hasher, total, seal)
     _verify_signature(header.session_id, task_digest, digest, mode, seal, prover_public_key)
     device_class, device_name = _device(header)
     m = matrix.reshape(n_outputs, n_items + 1)
@@ -149,6 +122,60 @@ def receive_commitment(
         device_class=device_class,
         device_name=device_name,
     )
+
+
+def _receive_header(
+    it: Iterator[AttributionHeader | AttributionValues | AttributionSeal],
+    *,
+    n_outputs: int,
+    n_items: int,
+) -> AttributionHeader:
+    """The stream's first message: an attribution header of the task's shape."""
+    header = next(it, None)
+    if not isinstance(header, AttributionHeader):
+        raise CommitmentError("Commit stream: the first message must be the attribution header")
+    if (header.n_outputs, header.n_items) != (n_outputs, n_items):
+        raise CommitmentError(
+            f"Commit stream: attributions of shape Z={header.n_outputs}, N={header.n_items} "
+            f"do not match the task (Z={n_outputs}, N={n_items})"
+        )
+    return header
+
+
+def _receive_values(
+    it: Iterator[AttributionHeader | AttributionValues | AttributionSeal],
+    hasher: AttributionHasher,
+    matrix: NDArray[np.float64],
+) -> AttributionSeal:
+    """The value chunks into ``matrix`` (hashed as they come), then the final seal."""
+    seal: AttributionSeal | None = None
+    for msg in it:
+        if seal is not None:
+            raise CommitmentError("Commit stream: a message follows the commitment")
+        if isinstance(msg, AttributionSeal):
+            seal = msg
+        elif isinstance(msg, AttributionValues):
+            _add_values(msg, hasher, matrix)
+        else:
+            raise CommitmentError("Commit stream: a second attribution header")
+    if seal is None:
+        raise CommitmentError("Commit stream ended without the signed commitment")
+    return seal
+
+
+def _checked_digest(hasher: AttributionHasher, total: int, seal: AttributionSeal) -> str:
+    """The digest of the complete matrix, which must equal the one the seal commits to."""
+    if hasher.received != total:
+        raise CommitmentError(
+            f"Commit stream: attribution matrix incomplete ({hasher.received} of {total} values)"
+        )
+    digest = hasher.hexdigest()
+    if seal.attribution_digest != digest:
+        raise CommitmentError(
+            f"attribution digest mismatch: the Prover committed to {seal.attribution_digest!r}, "
+            f"the values received hash to {digest!r}"
+        )
+    return digest
 
 
 #: Longest device description kept from a Commit header (the rest is cut).
