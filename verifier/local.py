@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -84,6 +85,42 @@ def certify_local(
     rng = rng if rng is not None else np.random.default_rng(secrets.randbits(256))
     if config.mode != "committed":
         raise InvalidArgument("local certification uses the committed-mode (direct gap) plan")
+    commitment = Commitment.unsigned(*_checked_scores(task, theta0, theta), source="local")
+    state = AuditState(
+        config=config, task_digest=task.digest, report_mode="local", verifier_device=device
+    )
+    state.commitment = commitment
+
+    def note(stage: str, done: int = 0, total: int = 0) -> None:
+        if progress is not None:
+            progress(stage, done, total)
+
+    own: list[NDArray[np.float64]] = []
+    run = _PilotRun()
+    try:
+        plan, config = _pilot_and_plan(state, task, commitment, rng, own, run, note)
+    except StatisticalRejection as err:  # the same verdict the gRPC driver gives
+        state.reason = f"{type(err).__name__}: {err}"
+        return _finish(state, own, key, t0, None, run.variance)
+    if on_plan is not None:  # before the seed is drawn and anything is evaluated
+        on_plan(
+            preview_plan(
+                config,
+                plan,
+                pilot_trainings=run.trainings,
+                pilot_seconds=run.seconds,
+                pilot_variance=run.variance,
+                local=True,
+            )
+        )
+    _evaluate_challenge(state, task, commitment, plan, run.pilot, own, note)
+    return _finish(state, own, key, t0, plan, run.variance)
+
+
+def _checked_scores(
+    task: Task, theta0: NDArray[np.float64], theta: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``theta0`` and ``theta`` as float64 arrays of the task's shapes ``(Z,)``, ``(Z, N)``."""
     theta0 = np.asarray(theta0, dtype=np.float64)
     theta = np.asarray(theta, dtype=np.float64)
     if theta0.shape != (task.n_outputs,) or theta.shape != (task.n_outputs, task.n_items):
@@ -91,45 +128,61 @@ def certify_local(
             f"scores must be theta0 ({task.n_outputs},) and theta ({task.n_outputs}, "
             f"{task.n_items}), got {theta0.shape} and {theta.shape}"
         )
-    commitment = Commitment.unsigned(theta0, theta, source="local")
-    state = AuditState(
-        config=config, task_digest=task.digest, report_mode="local", verifier_device=device
-    )
-    state.commitment = commitment
-    p = task_p(task)
+    return theta0, theta
 
-    def note(stage: str, done: int = 0, total: int = 0) -> None:
-        if progress is not None:
-            progress(stage, done, total)
 
-    own: list[NDArray[np.float64]] = []
-    pilot = None
-    n_pilot, pilot_seconds, pilot_var = 0, None, None
-    try:
-        if config.planning == "practical" and config.variance is None:
-            n_pilot = config.pilot_trainings
-            note("pilot", 0, n_pilot)
-            pilot, pilot_seconds, pilot_var = _pilot(state, task, commitment, rng, own)
-            config = state.config
-        state.planned_variance = pilot.variance if pilot is not None else config.variance
-        plan = state.plan = plan_audit(config, task, commitment, pilot, local=True)
-    except StatisticalRejection as err:  # the same verdict the gRPC driver gives
-        state.reason = f"{type(err).__name__}: {err}"
-        return _finish(state, own, key, t0, None, pilot_var)
-    if on_plan is not None:  # before the seed is drawn and anything is evaluated
-        on_plan(
-            preview_plan(
-                config,
-                plan,
-                pilot_trainings=n_pilot,
-                pilot_seconds=pilot_seconds,
-                pilot_variance=pilot_var,
-                local=True,
-            )
-        )
+@dataclass
+class _PilotRun:
+    """What the pilot left, filled in as it goes (nothing when there is no pilot)."""
+
+    pilot: Pilot | None = None
+    trainings: int = 0
+    seconds: float | None = None
+    variance: float | None = None
+
+
+def _pilot_and_plan(
+    state: AuditState,
+    task: Task,
+    commitment: Commitment,
+    rng: np.random.Generator,
+    own: list[NDArray[np.float64]],
+    run: _PilotRun,
+    note: Progress,
+) -> tuple[Plan, AuditConfig]:
+    """The pilot (practical planning without a declared variance), then the local plan.
+
+    Returns the plan and the configuration it was made with (the pilot's Var(f) set).
+
+    Raises:
+        StatisticalRejection: the pilot alone proves ``err >= epsilon``, or no plan fits.
+    """
+    config = state.config
+    if config.planning == "practical" and config.variance is None:
+        run.trainings = config.pilot_trainings
+        note("pilot", 0, run.trainings)
+        run.pilot, run.seconds, run.variance = _pilot(state, task, commitment, rng, own)
+        config = state.config
+    state.planned_variance = run.pilot.variance if run.pilot is not None else config.variance
+    plan = state.plan = plan_audit(config, task, commitment, run.pilot, local=True)
+    return plan, config
+
+
+def _evaluate_challenge(
+    state: AuditState,
+    task: Task,
+    commitment: Commitment,
+    plan: Plan,
+    pilot: Pilot | None,
+    own: list[NDArray[np.float64]],
+    note: Progress,
+) -> None:
+    """Draw the seed, train every challenge point locally and decide (``state.decision``)."""
     seed = secrets.token_bytes(32)
     state.challenge_seed = seed
-    pairs = expand_pairs(seed, np.arange(plan.n_pairs), task.n_items, p, plan.rho_of_pair())
+    pairs = expand_pairs(
+        seed, np.arange(plan.n_pairs), task.n_items, task_p(task), plan.rho_of_pair()
+    )
     x = np.stack([pairs.first, pairs.second], axis=1).reshape(-1, task.n_items)
     seeds = np.stack([pairs.first_seeds, pairs.second_seeds], axis=1).reshape(-1)
     total = len(x)
@@ -140,7 +193,8 @@ def certify_local(
         note("local evaluations", done[0], total)
 
     # Challenge layout: point 2i = x of pair i, 2i + 1 = its partner.
-    out = train_points(task, x, seeds, chunk_size=config.train_chunk_size, progress=tick).outputs
+    chunk = state.config.train_chunk_size
+    out = train_points(task, x, seeds, chunk_size=chunk, progress=tick).outputs
     state.verifier_retrainings += total
     own.append(out)
     every = np.arange(total, dtype=np.int64)  # every evaluation is the Verifier's own
@@ -148,7 +202,6 @@ def certify_local(
         commitment, pairs, pilot=pilot, spot_indices=every, spot_outputs=out
     )
     state.decision = decide_committed_audit(plan, commitment, pairs, out, verified)
-    return _finish(state, own, key, t0, plan, pilot_var)
 
 
 def _pilot(
