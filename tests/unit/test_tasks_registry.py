@@ -237,5 +237,5 @@ def test_register_refuses_conflicts_and_bad_classes(const_registered: None) -> N
 
 
 def test_builtin_kinds_resolve() -> None:
-    assert {"synthetic", "logreg", "mlp", "ablation"} <= set(known_kinds())
+    assert {"synthetic", "logreg", "mlp", "ablation", "cnn"} <= set(known_kinds())
     assert task_class("logreg").spec_class is LogregSpec
