@@ -1,0 +1,230 @@
+"""Spot checks and the decision after the signed root, with later stages (clipped gap).
+
+Private to :mod:`verifier.core`, which re-exports :func:`spot_check_and_decide`,
+:func:`plan_escalation`, :func:`merge_spot_checks`, :func:`no_spot_checks` and
+:func:`draw_more_spot_checks` (steps 3 to 5 of the audit, see there).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from protocol.clipped_gap import LATER_STAGES
+from protocol.decision import (
+    Decision,
+    Escalation,
+    decide_committed,
+    escalation,
+    first_stage,
+    hopeless_output,
+)
+from protocol.plan import Plan
+from protocol.prg import ExpandedPairs
+from verifier._pairs import pair_arrays, verified_residuals
+from verifier.commitment import Commitment
+from verifier.config import AuditConfig
+from verifier.spotcheck import SpotCheckResult, draw_spot_checks
+
+if TYPE_CHECKING:
+    from verifier.core import Pilot
+
+__all__ = [
+    "SpotCheck",
+    "draw_more_spot_checks",
+    "merge_spot_checks",
+    "no_spot_checks",
+    "plan_escalation",
+    "spot_check_and_decide",
+]
+
+FloatArray = NDArray[np.float64]
+
+
+def plan_escalation(
+    config: AuditConfig,
+    plan: Plan,
+    commitment: Commitment,
+    pairs: ExpandedPairs,
+    outputs: FloatArray,
+    verified: FloatArray | None,
+    stage: int = 2,
+) -> Escalation | None:
+    """A later stage of spot checks that could still accept, within the configured cap.
+
+    Clipped-gap plans only, after a rejection by the stage before: the
+    :func:`protocol.decision.escalation` for ``stage`` whose total spot checks
+    stay within ``config.escalation_factor * plan.spot_checks`` (``None``
+    otherwise).
+    """
+    if plan.clip_levels is None or config.escalation_factor <= 1.0:
+        return None
+    cap = config.escalation_factor * plan.spot_checks
+    esc = escalation(
+        plan,
+        **pair_arrays(commitment, pairs, outputs),
+        verified_residuals=verified,
+        max_spot_checks=cap,
+        stage=stage,
+    )
+    if esc is None or esc.spot_checks > cap:
+        return None
+    return esc
+
+
+def merge_spot_checks(first: SpotCheckResult, second: SpotCheckResult) -> SpotCheckResult:
+    """Two stages of spot checks as one result, by point index."""
+    indices = np.concatenate([first.indices, second.indices])
+    order = np.argsort(indices, kind="stable")
+    return SpotCheckResult(
+        indices=indices[order],
+        output_diff=np.concatenate([first.output_diff, second.output_diff])[order],
+        weight_diff=np.concatenate([first.weight_diff, second.weight_diff])[order],
+        own_outputs=np.concatenate([first.own_outputs, second.own_outputs])[order],
+    )
+
+
+def no_spot_checks(n_outputs: int) -> SpotCheckResult:
+    """The result of drawing no spot check at all (an audit rejected before them)."""
+    return SpotCheckResult(
+        indices=np.zeros(0, dtype=np.int64),
+        output_diff=np.zeros(0),
+        weight_diff=np.zeros(0),
+        own_outputs=np.zeros((0, n_outputs)),
+    )
+
+
+def draw_more_spot_checks(
+    rng: np.random.Generator, n_points: int, drawn: NDArray[np.int64], k: int
+) -> NDArray[np.int64]:
+    """``k`` more point indices, uniform without replacement among those not yet ``drawn``."""
+    rest = np.setdiff1d(np.arange(n_points, dtype=np.int64), drawn, assume_unique=False)
+    k = min(k, rest.size)
+    return np.sort(rng.choice(rest, size=k, replace=False).astype(np.int64))
+
+
+SpotCheck = Callable[[NDArray[np.int64]], SpotCheckResult]
+"""``check(indices)``: open, retrain and compare these points; raise on any disagreement."""
+
+
+def spot_check_and_decide(
+    config: AuditConfig,
+    plan: Plan,
+    commitment: Commitment,
+    pairs: ExpandedPairs,
+    outputs: FloatArray,
+    *,
+    pilot: Pilot | None,
+    rng: np.random.Generator,
+    check: SpotCheck,
+    note: Callable[[str], object] | None = None,
+) -> tuple[Decision, SpotCheckResult]:
+    """Committed mode after the signed root: spot checks, decision, and later stages.
+
+    Rejects at once when no spot-check outcome could accept
+    (:func:`protocol.decision.hopeless_output`); otherwise draws the spot checks
+    the results call for (:func:`protocol.decision.first_stage`, at most
+    ``plan.spot_checks``) from the Verifier's private ``rng``, has ``check``
+    verify them (a disagreement raises and ends the audit), decides;
+    a clipped-gap plan rejected at the first stage may buy up to
+    :data:`protocol.clipped_gap.LATER_STAGES` later stages
+    (:func:`plan_escalation`), each with more spot checks at a clip level
+    chosen from the data so far, until one accepts or none can.  Returns the
+    decision and every spot check made.
+    """
+    run = _Stages(config, plan, commitment, pairs, outputs, pilot, rng, check, note)
+    if plan.clip_levels is None:  # plans other than the clipped gap: the planned spot checks
+        spot = check(draw_spot_checks(rng, plan.prover_evaluations, plan.spot_checks))
+        return run.decide(spot), spot
+    if config.early_rejection:
+        early = run.reject_early()
+        if early is not None:
+            return early
+    stage = first_stage(plan, **run.arrays)
+    run.say(
+        f"the results call for {stage.spot_checks:,d} of the planned {plan.spot_checks:,d} "
+        f"spot checks (tolerating {stage.tolerated:,d} corrupted pairs)",
+        when=stage.spot_checks < plan.spot_checks,
+    )
+    spot = check(draw_spot_checks(rng, plan.prover_evaluations, stage.spot_checks))
+    decision = run.decide(spot, stage)
+    for stage_number in range(2, 2 + LATER_STAGES):
+        if decision.accept:
+            break
+        esc = plan_escalation(
+            config, plan, commitment, pairs, outputs, run.verified(spot), stage_number
+        )
+        if esc is None:
+            break
+        run.say(
+            f"stage {stage_number}: clip x{esc.multiple:g}, {esc.spot_checks:,d} spot checks in all"
+        )
+        spot = run.more(spot, esc.spot_checks)
+        decision = run.decide(spot, esc)
+    return decision, spot
+
+
+@dataclass(frozen=True)
+class _Stages:
+    """What every stage of :func:`spot_check_and_decide` shares."""
+
+    config: AuditConfig
+    plan: Plan
+    commitment: Commitment
+    pairs: ExpandedPairs
+    outputs: FloatArray
+    pilot: Pilot | None
+    rng: np.random.Generator
+    check: SpotCheck
+    note: Callable[[str], object] | None
+
+    @functools.cached_property
+    def arrays(self) -> dict[str, FloatArray]:
+        """The Prover's outputs and ``g_a`` at both points of every pair, computed once."""
+        return pair_arrays(self.commitment, self.pairs, self.outputs)
+
+    def say(self, text: str, *, when: bool = True) -> None:
+        if self.note is not None and when:
+            self.note(text)
+
+    def verified(self, spot: SpotCheckResult) -> FloatArray | None:
+        return verified_residuals(
+            self.commitment,
+            self.pairs,
+            pilot=self.pilot,
+            spot_indices=spot.indices,
+            spot_outputs=spot.own_outputs,
+        )
+
+    def decide(self, spot: SpotCheckResult, stage: Escalation | None = None) -> Decision:
+        return decide_committed(
+            self.plan, **self.arrays, verified_residuals=self.verified(spot), escalated=stage
+        )
+
+    def more(self, spot: SpotCheckResult, total: int) -> SpotCheckResult:
+        """``spot`` and enough fresh draws to make ``total`` spot checks."""
+        k_more = total - len(spot.indices)
+        if k_more <= 0:
+            return spot
+        extra = draw_more_spot_checks(self.rng, self.plan.prover_evaluations, spot.indices, k_more)
+        return merge_spot_checks(spot, self.check(extra))
+
+    def reject_early(self) -> tuple[Decision, SpotCheckResult] | None:
+        """The rejection, with no spot check, when no spot-check outcome could accept."""
+        hopeless = hopeless_output(self.plan, **self.arrays)
+        if hopeless is None:
+            return None
+        none = no_spot_checks(self.plan.request.n_outputs)
+        decision = self.decide(none)
+        if decision.accept:  # hopeless_output bounds every certified bound from below
+            raise AssertionError("hopeless_output disagrees with the decision")
+        self.say(
+            f"output {hopeless}: rejected before any spot check (no outcome of the spot "
+            "checks could bring its certified bound below epsilon)"
+        )
+        return decision, none
