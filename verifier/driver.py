@@ -20,7 +20,8 @@ Order of one audit (both modes)::
 
 The statistics (pilot, plan, spot-check draws, decision, later stages) are
 :mod:`verifier.core`'s, shared with local mode and the benchmarks; this module
-adds only the transport and the commitment checks.
+adds only the transport and the commitment checks (the result stream in
+:mod:`verifier._stream`, the Open plumbing in :mod:`verifier._opening`).
 
 Every failure — transport, refusal, malformed or hostile message, NaN/inf,
 out-of-range outputs, bad proof, digest or signature mismatch, spot-check
@@ -33,7 +34,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -42,17 +43,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 
 from protocol.decision import Decision
-from protocol.errors import PacdaError, ProverError, StatisticalRejection, VerificationError
+from protocol.errors import PacdaError, ProverError, VerificationError
 from protocol.plan import Plan
 from protocol.prg import ExpandedPairs, expand_pairs
 from protocol.report import AuditReport
 from prover.tasks.base import Task
 from prover.tasks.device import resolve_device
 from prover.tasks.registry import load_task
+from verifier._opening import open_and_retrain
+from verifier._run import AuditRun as _Run
+from verifier._run import Progress as Progress
+from verifier._run import progress_counter
+from verifier._stream import RESUME_CONNECT_TIMEOUT_S as RESUME_CONNECT_TIMEOUT_S
+from verifier._stream import receive_results
 from verifier.commitment import Commitment, receive_commitment
 from verifier.config import AuditConfig
 from verifier.core import (
-    Pilot,
     Screen,
     check_pilot,
     decide_paper_audit,
@@ -64,24 +70,14 @@ from verifier.core import (
 from verifier.errors import TransportError
 from verifier.planning import task_p
 from verifier.preview import PlanHook, preview_plan
-from verifier.refusal import REFUSED_OPEN, OpenRefused, refusal_evidence
+from verifier.refusal import REFUSED_OPEN, OpenRefused
 from verifier.report_builder import AuditState, build_report, sign
-from verifier.results import ChallengeResults, ResultCollector
-from verifier.retrain import DeviceBoundTask, bind_task, private_points, train_points
-from verifier.spotcheck import (
-    SpotCheckResult,
-    check_openings,
-    draw_spot_checks,
-    retrain_and_compare,
-)
-from verifier.wire import Opening, ProverClient, TaskInfo
+from verifier.results import ChallengeResults
+from verifier.retrain import bind_task, private_points, train_points
+from verifier.spotcheck import SpotCheckResult, draw_spot_checks
+from verifier.wire import ProverClient
 
 __all__ = ["REFUSED_OPEN", "AuditResult", "Auditor", "OpenRefused", "Progress"]
-
-Progress = Callable[[str, int, int], object]
-"""``progress(stage, done, total)``; ``total == 0`` marks a stage without a count."""
-
-RESUME_CONNECT_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -101,23 +97,6 @@ class AuditResult:
     transport_failure: bool
     plan: Plan | None
     spot_checks: SpotCheckResult | None
-
-
-@dataclass
-class _Run:
-    """Mutable per-run scratch (one per :meth:`Auditor.run`)."""
-
-    client: ProverClient
-    state: AuditState
-    config: AuditConfig
-    task: DeviceBoundTask  # on the Verifier's device, within the tolerances in force
-    info: TaskInfo | None = None
-    commitment: Commitment | None = None
-    plan: Plan | None = None
-    seed: bytes | None = None
-    pilot: Pilot | None = None
-    spot: SpotCheckResult | None = None
-    own_outputs: list[NDArray[np.float64]] = field(default_factory=list)
 
 
 class Auditor:
@@ -330,68 +309,15 @@ class Auditor:
         return plan
 
     def _counter(self, stage: str, total: int) -> Callable[[int], object]:
-        done = [0]
-
-        def tick(m: int) -> None:
-            done[0] += m
-            self._note(stage, done[0], total)
-
-        return tick
+        return progress_counter(self._note, stage, total)
 
     def _challenge(
         self, run: _Run, commitment: Commitment, plan: Plan, seed: bytes, screen: Screen
     ) -> ChallengeResults:
         """Receive the results; stop the stream and abort when the screen rejects a prefix."""
-        n_points = plan.prover_evaluations
-
-        def progress(done: int) -> None:
-            self._note("results", done, n_points)
-            screened = screen.observe(collector.outputs, done)
-            if screened is not None:
-                raise StatisticalRejection(screened.reason(plan))
-
-        collector = ResultCollector(
-            n_points=n_points, n_outputs=self.task.n_outputs, bound=self.task.bound,
-            progress=progress,
-        )  # fmt: skip
-        resumes = 0
-        self._note("results", 0, n_points)
-        while True:
-            stream = run.client.challenge(
-                session_id=commitment.session_id,
-                seed=seed,
-                p=task_p(self.task),
-                nodes=[float(r) for r in plan.functional.nodes],
-                pairs_per_node=list(plan.pairs_per_node),
-                start_point=collector.received,
-                chunk_points=self.config.chunk_points,
-            )
-            try:
-                collector.consume(stream)
-                break
-            except TransportError:
-                if resumes >= self.config.max_resumes or collector.root is not None:
-                    raise
-                resumes += 1
-                self._note(f"stream dropped at point {collector.received}; resuming", 0, 0)
-                run.client.wait_ready(RESUME_CONNECT_TIMEOUT_S)
-            except StatisticalRejection:
-                run.state.prover_evaluations = collector.received
-                raise
-            finally:  # closing the generator cancels the call: the Prover stops evaluating
-                getattr(stream, "close", lambda: None)()
-        run.state.stream_resumes = resumes
-        run.state.prover_evaluations = n_points
-        results = collector.finish(
-            session_id=commitment.session_id,
-            task_digest=self.task.digest,
-            attribution_digest=commitment.attribution_digest,
-            challenge_seed=seed,
-            prover_public_key=run.state.prover_public_key or b"",
+        return receive_results(
+            run, commitment, plan, seed, screen, task=self.task, config=self.config, note=self._note
         )
-        run.state.merkle_root = results.merkle_root
-        run.state.root_signature = results.root_signature
-        return results
 
     def _spot_checks(
         self,
@@ -401,65 +327,17 @@ class Auditor:
         seed: bytes,
         indices: NDArray[np.int64],
     ) -> SpotCheckResult:
-        commitment = run.commitment
-        if commitment is None:
-            raise VerificationError("internal: spot checks before commitment")
-        self._note("open", 0, len(indices))
-        step = self.config.open_batch
-        batches = [indices[i : i + step].tolist() for i in range(0, len(indices), step)]
-        openings: list[Opening] = []
-        try:
-            for b in batches:
-                openings.extend(run.client.open(session_id=commitment.session_id, point_indices=b))
-        except ProverError as err:  # a refusal, an error status or a broken connection
-            raise self._refused(run, results, plan, seed, indices, f"Open failed: {err}") from None
-        answered = {op.point_index for op in openings}
-        missing = [int(i) for i in indices if int(i) not in answered]
-        if missing:
-            why = f"{len(missing)} of {len(indices)} requested points not opened"
-            raise self._refused(run, results, plan, seed, indices, why)
-        opened = check_openings(openings, indices, results)
-        k = len(indices)
-        run.state.verifier_retrainings += k
-        spot = retrain_and_compare(
-            run.task,
-            seed=seed,
-            indices=indices,
-            opened=opened,
-            results=results,
-            p=task_p(self.task),
-            rho_of_pair=plan.rho_of_pair(),
-            chunk_size=self.config.train_chunk_size,
-            progress=self._counter("spot checks", k),
-        )
-        return spot
-
-    def _refused(
-        self,
-        run: _Run,
-        results: ChallengeResults,
-        plan: Plan,
-        seed: bytes,
-        indices: NDArray[np.int64],
-        why: str,
-    ) -> OpenRefused:
-        """Retrain the requested points anyway and state the mismatches as evidence."""
-        k = len(indices)
-        self._note("retraining refused spot checks", 0, k)
-        err, spot = refusal_evidence(
-            run.task,
+        """Open, check and retrain ``indices`` (:func:`verifier._opening.open_and_retrain`)."""
+        return open_and_retrain(
+            run,
             results,
             plan,
             seed,
             indices,
-            why,
-            chunk_size=self.config.train_chunk_size,
-            progress=self._counter("retraining refused spot checks", k),
+            p=task_p(self.task),
+            config=self.config,
+            note=self._note,
         )
-        run.state.verifier_retrainings += k
-        run.own_outputs.append(spot.own_outputs)
-        run.spot = run.state.spot = spot if run.spot is None else merge_spot_checks(run.spot, spot)
-        return err
 
     def _decide_paper(
         self, run: _Run, commitment: Commitment, plan: Plan, results: ChallengeResults
