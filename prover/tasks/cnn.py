@@ -15,7 +15,7 @@ Network (:class:`ResidualCnn`), for ``channels = c`` and ``blocks = K``, with
 
 ``c = 64, K = 3`` is ResNet-9's layout (prep 64, stages 128/256/512, residual
 blocks after stages 1 and 3).  The normalisation is GroupNorm with one group
-(per image, over channels and pixels), not batch norm: it has no running
+(:class:`GroupNorm1`: per image, over channels and pixels), not batch norm: it has no running
 statistics and mixes no images, so a model is a function of its parameters
 alone and ``torch.func.vmap`` trains many at once (TorchTask refuses buffers).
 
@@ -58,14 +58,40 @@ from prover.tasks.specs import CnnSpec
 from prover.tasks.torch_task import Data, Params, SgdRecipe, TorchTask
 from prover.tasks.torch_utils import classifier_margins, seeded_generator
 
-__all__ = ["CnnTask", "ResidualCnn", "shift_and_flip"]
+__all__ = ["CnnTask", "GroupNorm1", "ResidualCnn", "shift_and_flip"]
+
+
+class GroupNorm1(torch.nn.Module):
+    """GroupNorm with one group: each image normalised over its channels and pixels.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight[c] + bias[c]`` with mean and
+    (biased) variance over ``(C, H, W)``; equal to ``torch.nn.GroupNorm(1, C)``
+    within rounding (8.9e-16 in float64), but written with plain tensor
+    operations, whose second derivatives also work under batched gradients
+    (``torch.autograd.grad(..., is_grads_batched=True)``, the Hessian blocks of
+    influence functions), which ``torch.nn.functional.group_norm``'s do not.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = torch.nn.Parameter(torch.ones(channels))
+        self.bias = torch.nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` -> the same shape."""
+        mean = x.mean(dim=(-3, -2, -1), keepdim=True)
+        var = ((x - mean) ** 2).mean(dim=(-3, -2, -1), keepdim=True)
+        scale = self.weight[:, None, None] / torch.sqrt(var + self.eps)
+        out: torch.Tensor = (x - mean) * scale + self.bias[:, None, None]
+        return out
 
 
 def _unit(c_in: int, c_out: int) -> torch.nn.Sequential:
-    """conv3x3 (no bias) -> GroupNorm(1 group) -> ReLU."""
+    """conv3x3 (no bias) -> GroupNorm1 -> ReLU."""
     return torch.nn.Sequential(
         torch.nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-        torch.nn.GroupNorm(1, c_out),
+        GroupNorm1(c_out),
         torch.nn.ReLU(),
     )
 
@@ -194,7 +220,7 @@ class CnnTask(TorchTask[CnnSpec]):
         for prefix, layer in self.module.named_modules():
             for name, p in layer.named_parameters(recurse=False):
                 key = f"{prefix}.{name}" if prefix else name
-                if isinstance(layer, torch.nn.GroupNorm):
+                if isinstance(layer, GroupNorm1):
                     out[key] = torch.full(p.shape, 1.0 if name == "weight" else 0.0).double()
                     continue
                 if isinstance(layer, torch.nn.Conv2d):

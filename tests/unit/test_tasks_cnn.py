@@ -16,9 +16,10 @@ import torch
 
 from protocol.errors import InvalidArgument
 from protocol.taskspec import read_task_toml
+from prover.attribution import fit_influence_function
 from prover.engine import train
 from prover.tasks import load_task, load_task_text, parse_task, task_class
-from prover.tasks.cnn import CnnTask, ResidualCnn, shift_and_flip
+from prover.tasks.cnn import CnnTask, GroupNorm1, ResidualCnn, shift_and_flip
 from prover.tasks.specs import CnnSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,6 +197,25 @@ def test_outputs_are_margins_or_losses_of_the_same_model_and_the_hooks_agree() -
     for w, out in zip(m.weights, m.outputs, strict=True):
         np.testing.assert_allclose(hooks.outputs(torch.as_tensor(w)).numpy(), out, atol=1e-12)
     assert hooks.item_losses(torch.as_tensor(m.weights[0])).shape == (24,)
+
+
+def test_influence_functions_run_on_the_cnn() -> None:
+    """Reverse over reverse with batched gradients (the exact Hessian) through the network."""
+    task = tiny(blocks=1)
+    assert task.n_params == 456
+    fit = fit_influence_function(task, reference_seed=1, damping=0.1)
+    assert fit.solver == "exact" and fit.theta.shape == (3, 24)
+    assert np.all(np.isfinite(fit.theta)) and np.abs(fit.theta).max() > 0
+
+
+def test_group_norm_is_torch_group_norm_with_one_group() -> None:
+    x = torch.as_tensor(np.random.default_rng(0).normal(size=(3, 4, 5, 5)))
+    ours = GroupNorm1(4).double()
+    with torch.no_grad():
+        ours.weight.copy_(torch.arange(1.0, 5.0))
+        ours.bias.copy_(torch.arange(4.0))
+        theirs = torch.nn.functional.group_norm(x, 1, ours.weight, ours.bias, eps=1e-5)
+        assert float((ours(x) - theirs).abs().max()) < 1e-12
 
 
 def test_resnet9_layout() -> None:
