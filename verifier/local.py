@@ -36,7 +36,7 @@ from verifier.core import (
 )
 from verifier.driver import AuditResult, Progress, pilot_variance
 from verifier.planning import task_p
-from verifier.preview import PlanHook, preview_plan
+from verifier.preview import PlanHook, PlanPreview, preview_plan
 from verifier.report_builder import AuditState, build_report, sign
 from verifier.retrain import bind_task, private_points, train_points
 
@@ -90,11 +90,7 @@ def certify_local(
         config=config, task_digest=task.digest, report_mode="local", verifier_device=device
     )
     state.commitment = commitment
-
-    def note(stage: str, done: int = 0, total: int = 0) -> None:
-        if progress is not None:
-            progress(stage, done, total)
-
+    note = _notifier(progress)
     own: list[NDArray[np.float64]] = []
     run = _PilotRun()
     try:
@@ -103,18 +99,31 @@ def certify_local(
         state.reason = f"{type(err).__name__}: {err}"
         return _finish(state, own, key, t0, None, run.variance)
     if on_plan is not None:  # before the seed is drawn and anything is evaluated
-        on_plan(
-            preview_plan(
-                config,
-                plan,
-                pilot_trainings=run.trainings,
-                pilot_seconds=run.seconds,
-                pilot_variance=run.variance,
-                local=True,
-            )
-        )
+        on_plan(_preview(config, plan, run))
     _evaluate_challenge(state, task, commitment, plan, run.pilot, own, note)
     return _finish(state, own, key, t0, plan, run.variance)
+
+
+def _notifier(progress: Progress | None) -> Progress:
+    """``note(stage, done=0, total=0)``: report to ``progress`` when there is one."""
+
+    def note(stage: str, done: int = 0, total: int = 0) -> None:
+        if progress is not None:
+            progress(stage, done, total)
+
+    return note
+
+
+def _preview(config: AuditConfig, plan: Plan, run: _PilotRun) -> PlanPreview:
+    """The plan and its cost as shown to ``on_plan`` (local mode, the pilot counted)."""
+    return preview_plan(
+        config,
+        plan,
+        pilot_trainings=run.trainings,
+        pilot_seconds=run.seconds,
+        pilot_variance=run.variance,
+        local=True,
+    )
 
 
 def _checked_scores(
