@@ -200,13 +200,14 @@ def test_empirical_influence_needs_both_classes_of_every_item() -> None:
 
 def test_unknown_method_and_budget() -> None:
     with pytest.raises(
-        InvalidArgument, match=r"unknown attribution method 'trak'; known: datamodel"
+        InvalidArgument, match=r"unknown attribution method 'tracin'; known: datamodel"
     ):
-        check_method("trak")
-    with pytest.raises(InvalidArgument, match="unknown attribution method 'trak'"):
-        AttributionConfig(method="trak", samples=10)  # type: ignore[arg-type]
+        check_method("tracin")
+    with pytest.raises(InvalidArgument, match="unknown attribution method 'tracin'"):
+        AttributionConfig(method="tracin", samples=10)
     assert min_samples("datamodel", 100) == 102
     assert min_samples("influence-function", 100) == 0
+    assert min_samples("trak", 100) == 3
     cfg = AttributionConfig(method="datamodel", samples=101)
     with pytest.raises(
         InvalidArgument,
