@@ -338,7 +338,16 @@ def _challenge(plan: Plan, pool: Pool) -> tuple[ExpandedPairs, FloatArray]:
         pool.pairs(rho, n)
         for rho, n in zip(plan.functional.nodes, plan.pairs_per_node, strict=True)
     ]
-    i1, i2, s1, s2, f1, f2 = (np.concatenate([p[i] for p in parts]) for i in range(6))
+    # drawn node by node; placed where the interleaved layout puts each node's pairs
+    where = np.argsort(plan.node_of_pair(), kind="stable")
+
+    def placed(i: int) -> NDArray:  # type: ignore[type-arg]
+        by_node = np.concatenate([p[i] for p in parts])
+        out = np.empty_like(by_node)
+        out[where] = by_node
+        return out
+
+    i1, i2, s1, s2, f1, f2 = (placed(i) for i in range(6))
     pairs = ExpandedPairs(pool.table[i1], pool.table[i2], s1, s2)
     outputs = np.empty((2 * len(f1), f1.shape[1]), dtype=np.float64)
     outputs[0::2], outputs[1::2] = f1, f2

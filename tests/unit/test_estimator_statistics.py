@@ -46,7 +46,10 @@ def _draw_pairs(
         x = sample_bp(rng, count, fn.n_items, fn.p)
         firsts.append(x)
         seconds.append(sample_partner(rng, x, fn.p, rho))
-    x1, x2 = np.vstack(firsts), np.vstack(seconds)
+    # drawn node by node; placed where the interleaved challenge layout puts each node's pairs
+    where = np.argsort(plan.node_of_pair(), kind="stable")
+    x1, x2 = np.empty_like(np.vstack(firsts)), np.empty_like(np.vstack(seconds))
+    x1[where], x2[where] = np.vstack(firsts), np.vstack(seconds)
     r = rng.integers(0, 2**63, size=(2, len(x1)), dtype=np.uint64)
     return x1, x2, fn.evaluate(x1, r[0])[:, 0], fn.evaluate(x2, r[1])[:, 0]
 
