@@ -5,7 +5,7 @@ A small residual CNN on digits (N = 32 training images, Z = 2 test margins,
 scripts: the Prover fits datamodel scores on 600 trainings, serves them on port
 0, and ``pacda-verifier audit`` (committed mode, practical planning, a 100-run
 pilot, epsilon = 1 x Var(f)) retrains its spot checks and must accept.  Marked
-``slow``: about 1.5 minutes on two busy cores (measured 77 s).
+``slow``: 45 to 77 s on two cores busy with other jobs (measured).
 """
 
 from __future__ import annotations
