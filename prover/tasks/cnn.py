@@ -179,6 +179,10 @@ class CnnTask(TorchTask[CnnSpec]):
 
     spec_class: ClassVar[type[TaskSpec] | None] = CnnSpec
     stream_label: ClassVar[str] = "pacda.cnn"
+    #: Influence functions' Hessian damping: on ``examples/tasks/cnn.toml`` the
+    #: Hessian of a model after 16 steps has curvature below -1 (conjugate
+    #: gradients fail with damping 0.05 and 1); 10 works (mean LDS 0.53).
+    default_damping: ClassVar[float] = 10.0
 
     def __init__(self, spec: CnnSpec, data: Dataset) -> None:
         c, h, w = data.x_train.shape[1:]
