@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from protocol.errors import ProverError, VerificationError
+from protocol.messages import Opening
 from protocol.plan import Plan
 from verifier._run import AuditRun, Progress, progress_counter
 from verifier._stages import merge_spot_checks
@@ -18,7 +19,6 @@ from verifier.config import AuditConfig
 from verifier.refusal import OpenRefused, refusal_evidence
 from verifier.results import ChallengeResults
 from verifier.spotcheck import SpotCheckResult, check_openings, retrain_and_compare
-from verifier.wire import Opening
 
 __all__ = ["open_and_retrain"]
 

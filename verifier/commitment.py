@@ -18,9 +18,14 @@ from numpy.typing import NDArray
 
 from protocol.digests import AttributionHasher, attribution_digest
 from protocol.errors import CommitmentError, InvalidArgument, SignatureError, VerificationError
+from protocol.messages import (
+    AttributionCommitment,
+    AttributionHeader,
+    AttributionValues,
+    CommitItem,
+)
 from protocol.signing import commitment_statement, public_key_from_bytes, verify_json
 from prover.tasks.device import DEVICE_CLASSES
-from verifier.wire import AttributionHeader, AttributionSeal, AttributionValues
 
 __all__ = ["Commitment", "attribution_bound", "receive_commitment"]
 
@@ -76,7 +81,7 @@ def attribution_bound(theta0: NDArray[np.float64], theta: NDArray[np.float64]) -
 
 
 def receive_commitment(
-    messages: Iterable[AttributionHeader | AttributionValues | AttributionSeal],
+    messages: Iterable[CommitItem],
     *,
     task_digest: str,
     mode: str,
@@ -125,7 +130,7 @@ def receive_commitment(
 
 
 def _receive_header(
-    it: Iterator[AttributionHeader | AttributionValues | AttributionSeal],
+    it: Iterator[CommitItem],
     *,
     n_outputs: int,
     n_items: int,
@@ -143,16 +148,16 @@ def _receive_header(
 
 
 def _receive_values(
-    it: Iterator[AttributionHeader | AttributionValues | AttributionSeal],
+    it: Iterator[CommitItem],
     hasher: AttributionHasher,
     matrix: NDArray[np.float64],
-) -> AttributionSeal:
+) -> AttributionCommitment:
     """The value chunks into ``matrix`` (hashed as they come), then the final seal."""
-    seal: AttributionSeal | None = None
+    seal: AttributionCommitment | None = None
     for msg in it:
         if seal is not None:
             raise CommitmentError("Commit stream: a message follows the commitment")
-        if isinstance(msg, AttributionSeal):
+        if isinstance(msg, AttributionCommitment):
             seal = msg
         elif isinstance(msg, AttributionValues):
             _add_values(msg, hasher, matrix)
@@ -163,7 +168,7 @@ def _receive_values(
     return seal
 
 
-def _checked_digest(hasher: AttributionHasher, total: int, seal: AttributionSeal) -> str:
+def _checked_digest(hasher: AttributionHasher, total: int, seal: AttributionCommitment) -> str:
     """The digest of the complete matrix, which must equal the one the seal commits to."""
     if hasher.received != total:
         raise CommitmentError(
@@ -214,7 +219,7 @@ def _verify_signature(
     task_digest: str,
     digest: str,
     mode: str,
-    seal: AttributionSeal,
+    seal: AttributionCommitment,
     prover_public_key: bytes,
 ) -> None:
     try:

@@ -23,8 +23,8 @@ from numpy.typing import NDArray
 
 from protocol.errors import CommitmentError, InvalidArgument, SignatureError, VerificationError
 from protocol.merkle import HASH_BYTES, MerkleTree, result_leaf
+from protocol.messages import ResultBatch, ResultItem, ResultRoot
 from protocol.signing import public_key_from_bytes, root_statement, verify_json
-from verifier.wire import ResultBatch, ResultRoot
 
 __all__ = ["ChallengeResults", "ResultCollector"]
 
@@ -79,7 +79,7 @@ class ResultCollector:
         """Points received and checked so far (the resume point)."""
         return len(self.digests)
 
-    def consume(self, stream: Iterable[ResultBatch | ResultRoot]) -> None:
+    def consume(self, stream: Iterable[ResultItem]) -> None:
         """Read one (possibly resumed) stream until the root; errors propagate."""
         for msg in stream:
             if self.root is not None:

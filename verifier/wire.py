@@ -1,11 +1,13 @@
-"""The only Verifier module that speaks protobuf: gRPC calls in, domain objects out.
+"""The only Verifier module that speaks protobuf: gRPC calls in, domain messages out.
 
 :class:`ProverClient` wraps the ``pacda.v1.Prover`` stub over a channel the
-caller provides and turns every message into a small frozen dataclass, so the
-driver never touches ``*_pb2`` types (CONVENTIONS: adapters only).  It counts
-the serialized size of every message received (``bytes_received``: protobuf
-payload bytes, excluding HTTP/2 and TLS framing) and maps gRPC failures onto
-the error hierarchy in one place (:func:`map_rpc_error`):
+caller provides and turns every message into a frozen domain message of
+:mod:`protocol.messages` with the serde the Prover's servicer uses too
+(:mod:`protocol.messages_proto`), so the driver never touches ``*_pb2`` types
+(CONVENTIONS: adapters only).  It counts the serialized size of every message
+received (``bytes_received``: protobuf payload bytes, excluding HTTP/2 and TLS
+framing) and maps gRPC failures onto the error hierarchy in one place
+(:func:`map_rpc_error`):
 
 * ``UNAVAILABLE``, ``DEADLINE_EXCEEDED``, ``CANCELLED`` -> :class:`TransportError`
   (network failure; a dropped result stream may be resumed);
@@ -16,23 +18,41 @@ A message whose ``oneof`` body is empty raises :class:`VerificationError`.
 Sessions are bound to the client that opened them: the Commit header carries a
 secret session token, which the client keeps (by session id) and presents in
 every Challenge and Open of that session; the driver never sees it.
+
+The message classes are re-exported here under their old names too
+(``TaskInfo`` is :class:`~protocol.messages.TaskDescription`, ``AttributionSeal``
+is :class:`~protocol.messages.AttributionCommitment`).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import grpc
-import numpy as np
-from numpy.typing import NDArray
 
 from pacda.v1 import prover_pb2, prover_pb2_grpc
-from protocol.errors import ProverError, VerificationError
+from protocol.errors import ProverError
+from protocol.messages import (
+    AttributionCommitment,
+    AttributionHeader,
+    AttributionValues,
+    ChallengeRequest,
+    CloseRequest,
+    CommitItem,
+    CommitRequest,
+    Opening,
+    OpenRequest,
+    ResultBatch,
+    ResultItem,
+    ResultRoot,
+    TaskDescription,
+)
+from protocol.messages_proto import from_commit_chunk, from_proto, from_result_chunk, to_proto
 from verifier.errors import TransportError
 
 __all__ = [
+    "AttributionCommitment",
     "AttributionHeader",
     "AttributionSeal",
     "AttributionValues",
@@ -40,90 +60,17 @@ __all__ = [
     "ProverClient",
     "ResultBatch",
     "ResultRoot",
+    "TaskDescription",
     "TaskInfo",
     "map_rpc_error",
 ]
 
 _TRANSPORT_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"}
 
-
-@dataclass(frozen=True)
-class TaskInfo:
-    """``TaskDescription``: the Prover's task and its raw 32-byte Ed25519 public key."""
-
-    task_toml: str
-    task_digest: str
-    pacda_version: str
-    prover_public_key: bytes
-    modes: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class AttributionHeader:
-    """First message of ``Commit`` (``session_token``: the secret that Challenge/Open present).
-
-    ``device_class`` / ``device_name``: where the Prover trains challenge points
-    (``""`` from Provers older than the field).
-    """
-
-    session_id: str
-    n_outputs: int
-    n_items: int
-    method: str
-    meta_json: str
-    session_token: bytes = b""
-    device_class: str = ""
-    device_name: str = ""
-
-
-@dataclass(frozen=True)
-class AttributionValues:
-    """A row-major slice of the ``Z x (N+1)`` matrix starting at flat index ``offset``."""
-
-    offset: int
-    values: NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class AttributionSeal:
-    """Last message of ``Commit``: the digest and the Prover's signature."""
-
-    attribution_digest: str
-    signature: bytes
-
-
-@dataclass(frozen=True)
-class ResultBatch:
-    """Results of points ``first_point .. first_point + n_points - 1``.
-
-    ``outputs`` is float64 flat ``(n_points * Z,)`` point-major as sent (the
-    driver checks and reshapes it); ``weight_digests`` one entry per point.
-    """
-
-    first_point: int
-    n_points: int
-    outputs: NDArray[np.float64]
-    weight_digests: tuple[bytes, ...]
-
-
-@dataclass(frozen=True)
-class ResultRoot:
-    """Last message of ``Challenge``: the signed Merkle root."""
-
-    merkle_root: bytes
-    n_leaves: int
-    signature: bytes
-
-
-@dataclass(frozen=True)
-class Opening:
-    """One opened spot check: outputs, weight digest, raw weights and audit path."""
-
-    point_index: int
-    outputs: NDArray[np.float64]
-    weight_digest: bytes
-    weights: bytes
-    proof: tuple[bytes, ...]
+#: Old name of :class:`~protocol.messages.TaskDescription` (the answer of ``DescribeTask``).
+TaskInfo = TaskDescription
+#: Old name of :class:`~protocol.messages.AttributionCommitment` (the last Commit message).
+AttributionSeal = AttributionCommitment
 
 
 def map_rpc_error(rpc: str, err: grpc.RpcError) -> ProverError:
@@ -170,51 +117,25 @@ class ProverClient:
                 f"the Prover is unreachable (no connection within {timeout_s:g}s)"
             ) from err
 
-    def describe(self) -> TaskInfo:
+    def describe(self) -> TaskDescription:
         """``DescribeTask``."""
         try:
-            msg = self._stub.DescribeTask(prover_pb2.DescribeTaskRequest(), timeout=self._timeout)
+            msg: prover_pb2.TaskDescription = self._stub.DescribeTask(
+                prover_pb2.DescribeTaskRequest(), timeout=self._timeout
+            )
         except grpc.RpcError as err:
             raise map_rpc_error("DescribeTask", err) from None
         self._count(msg.ByteSize())
-        return TaskInfo(
-            task_toml=msg.task_toml,
-            task_digest=msg.task_digest,
-            pacda_version=msg.pacda_version,
-            prover_public_key=bytes(msg.prover_public_key),
-            modes=tuple(msg.modes),
-        )
+        return from_proto(msg)
 
-    def commit(
-        self, task_digest: str, mode: str
-    ) -> Iterator[AttributionHeader | AttributionValues | AttributionSeal]:
-        """``Commit``: the attribution stream, one domain object per message."""
-        request = prover_pb2.CommitRequest(task_digest=task_digest, mode=mode)
+    def commit(self, task_digest: str, mode: str) -> Iterator[CommitItem]:
+        """``Commit``: the attribution stream, one domain message per ``CommitChunk``."""
+        request = to_proto(CommitRequest(task_digest=task_digest, mode=mode))
         for msg in self._stream("Commit", self._stub.Commit, request):
-            body = msg.WhichOneof("body")
-            if body == "header":
-                h = msg.header
-                token = bytes(h.session_token)
-                self._tokens[h.session_id] = token
-                yield AttributionHeader(
-                    h.session_id,
-                    int(h.n_outputs),
-                    int(h.n_items),
-                    h.method,
-                    h.meta_json,
-                    token,
-                    device_class=h.device_class,
-                    device_name=h.device_name,
-                )
-            elif body == "values":
-                yield AttributionValues(
-                    int(msg.values.offset), np.asarray(msg.values.values, dtype=np.float64)
-                )
-            elif body == "commitment":
-                c = msg.commitment
-                yield AttributionSeal(c.attribution_digest, bytes(c.signature))
-            else:
-                raise VerificationError("malformed Commit stream: a CommitChunk has no body")
+            item = from_commit_chunk(msg)
+            if isinstance(item, AttributionHeader):
+                self._tokens[item.session_id] = item.session_token
+            yield item
 
     def challenge(
         self,
@@ -226,49 +147,30 @@ class ProverClient:
         pairs_per_node: Sequence[int],
         start_point: int,
         chunk_points: int,
-    ) -> Iterator[ResultBatch | ResultRoot]:
+    ) -> Iterator[ResultItem]:
         """``Challenge``: the result stream from ``start_point`` on."""
-        request = prover_pb2.ChallengeRequest(
+        request = ChallengeRequest(
             session_id=session_id,
             seed=seed,
             p=p,
-            nodes=list(nodes),
-            pairs_per_node=[int(n) for n in pairs_per_node],
+            nodes=tuple(nodes),
+            pairs_per_node=tuple(pairs_per_node),
             start_point=start_point,
             chunk_points=chunk_points,
             session_token=self._tokens.get(session_id, b""),
         )
-        for msg in self._stream("Challenge", self._stub.Challenge, request):
-            body = msg.WhichOneof("body")
-            if body == "batch":
-                b = msg.batch
-                yield ResultBatch(
-                    int(b.first_point),
-                    int(b.n_points),
-                    np.asarray(b.outputs, dtype=np.float64),
-                    tuple(bytes(d) for d in b.weight_digests),
-                )
-            elif body == "root":
-                r = msg.root
-                yield ResultRoot(bytes(r.merkle_root), int(r.n_leaves), bytes(r.signature))
-            else:
-                raise VerificationError("malformed Challenge stream: a ResultChunk has no body")
+        for msg in self._stream("Challenge", self._stub.Challenge, to_proto(request)):
+            yield from_result_chunk(msg)
 
     def open(self, *, session_id: str, point_indices: Sequence[int]) -> Iterator[Opening]:
         """``Open``: one :class:`Opening` per requested point."""
-        request = prover_pb2.OpenRequest(
+        request = OpenRequest(
             session_id=session_id,
-            point_indices=[int(i) for i in point_indices],
+            point_indices=tuple(point_indices),
             session_token=self._tokens.get(session_id, b""),
         )
-        for msg in self._stream("Open", self._stub.Open, request):
-            yield Opening(
-                int(msg.point_index),
-                np.asarray(msg.outputs, dtype=np.float64),
-                bytes(msg.weight_digest),
-                bytes(msg.weights),
-                tuple(bytes(h) for h in msg.proof),
-            )
+        for msg in self._stream("Open", self._stub.Open, to_proto(request)):
+            yield from_proto(msg)
 
     def close(self, session_id: str) -> None:
         """``Close``: the audit is over, the Prover may free the session (best effort).
@@ -277,7 +179,7 @@ class ProverClient:
         frees the session at its idle deadline instead.
         """
         token = self._tokens.pop(session_id, b"")
-        request = prover_pb2.CloseRequest(session_id=session_id, session_token=token)
+        request = to_proto(CloseRequest(session_id=session_id, session_token=token))
         with contextlib.suppress(grpc.RpcError):
             self._stub.Close(request, timeout=min(self._timeout, 10.0))
 

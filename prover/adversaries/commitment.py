@@ -15,29 +15,17 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
+from protocol.messages import Opening, ResultRoot
 from protocol.scores import Scores
 from prover.service.plan import ChallengePlan
 from prover.service.policy import ResultPolicy
-from prover.service.types import Opening, ResultRoot
 
 __all__ = ["BadProofPolicy", "ReplayPolicy", "RewriteAfterRootPolicy"]
-
-
-def _with(opening: Opening, **changes: object) -> Opening:
-    fields = {
-        "point_index": opening.point_index,
-        "outputs": opening.outputs,
-        "weight_digest": opening.weight_digest,
-        "weights": opening.weights,
-        "proof": opening.proof,
-    }
-    fields.update(changes)
-    return Opening(**fields)  # type: ignore[arg-type]
 
 
 class RewriteAfterRootPolicy(ResultPolicy):
@@ -73,7 +61,7 @@ class RewriteAfterRootPolicy(ResultPolicy):
     def opening(self, session_id: str, plan: ChallengePlan, opening: Opening) -> Opening:
         with self._lock:
             honest = self._honest.get((session_id, opening.point_index))
-        return opening if honest is None else _with(opening, outputs=honest)
+        return opening if honest is None else replace(opening, outputs=honest)
 
 
 class BadProofPolicy(ResultPolicy):
@@ -81,10 +69,10 @@ class BadProofPolicy(ResultPolicy):
 
     def opening(self, session_id: str, plan: ChallengePlan, opening: Opening) -> Opening:
         if not opening.proof:
-            return _with(opening, proof=(bytes(32),))
+            return replace(opening, proof=(bytes(32),))
         first = bytearray(opening.proof[0])
         first[0] ^= 0x01
-        return _with(opening, proof=(bytes(first), *opening.proof[1:]))
+        return replace(opening, proof=(bytes(first), *opening.proof[1:]))
 
 
 @dataclass

@@ -21,9 +21,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from protocol.errors import ProverError
+from protocol.messages import Opening
 from prover.service.plan import ChallengePlan
 from prover.service.policy import ResultPolicy
-from prover.service.types import Opening
 
 __all__ = ["RefuseOpenPolicy"]
 

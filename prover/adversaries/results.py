@@ -20,11 +20,11 @@ import threading
 import numpy as np
 from numpy.typing import NDArray
 
+from protocol.messages import Opening
 from protocol.scores import Scores
 from prover.adversaries._state import SessionWeights, Trained, train_digests
 from prover.service.plan import ChallengePlan
 from prover.service.policy import ResultPolicy
-from prover.service.types import Opening
 from prover.tasks.base import Task
 
 __all__ = [

@@ -1,11 +1,11 @@
 """The Prover's protocol logic as plain Python: domain requests in, domain messages out.
 
 :class:`ProverHandlers` implements the four RPCs of ``pacda.v1.Prover``
-(``protos/pacda/v1/prover.proto``) on domain objects (:mod:`prover.service.types`);
-the gRPC servicer only converts messages.  Each method validates its request
-completely before it yields anything and raises errors of the one hierarchy
-(:mod:`protocol.errors`, :mod:`prover.service.errors`), which
-:mod:`prover.service.status` maps to gRPC status codes.
+(``protos/pacda/v1/prover.proto``) on domain objects (:mod:`protocol.messages`);
+the gRPC servicer only converts messages (:mod:`protocol.messages_proto`).  Each
+method validates its request completely before it yields anything and raises
+errors of the one hierarchy (:mod:`protocol.errors`, :mod:`prover.service.errors`),
+which :mod:`prover.service.status` maps to gRPC status codes.
 
 Training goes through :func:`prover.executors.run` with the Prover's result
 store, so a restarted Prover or a resumed stream never trains a run twice.
@@ -40,18 +40,7 @@ from protocol.digests import attribution_digest
 from protocol.errors import InvalidArgument, ProverError
 from protocol.hypercube import check_p
 from protocol.merkle import MerkleTree
-from protocol.scores import Scores
-from protocol.signing import commitment_statement, root_statement
-from protocol.taskspec import pacda_version
-from prover.executors import Executor, TaskSource, resolve_task, run
-from prover.executors.base import device_of
-from prover.service.errors import UnknownSession, show_id
-from prover.service.limits import ServiceLimits
-from prover.service.plan import plan_from_request
-from prover.service.policy import HonestPolicy, ResultPolicy
-from prover.service.session import Results, Session, SessionRegistry, WeightSpill
-from prover.service.signer import Signer
-from prover.service.types import (
+from protocol.messages import (
     AttributionCommitment,
     AttributionHeader,
     AttributionValues,
@@ -63,6 +52,17 @@ from prover.service.types import (
     ResultRoot,
     TaskDescription,
 )
+from protocol.scores import Scores
+from protocol.signing import commitment_statement, root_statement
+from protocol.taskspec import pacda_version
+from prover.executors import Executor, TaskSource, resolve_task, run
+from prover.executors.base import device_of
+from prover.service.errors import UnknownSession, show_id
+from prover.service.limits import ServiceLimits
+from prover.service.plan import plan_from_request
+from prover.service.policy import HonestPolicy, ResultPolicy
+from prover.service.session import Results, Session, SessionRegistry, WeightSpill
+from prover.service.signer import Signer
 from prover.store import ResultStore
 from prover.tasks.base import Task
 
@@ -279,10 +279,8 @@ class ProverHandlers:
                 stop = min(first + step, plan.n_points)
                 self._ensure(session, results, first, stop)
                 session.check_alive()
-                yield ResultBatch(
-                    first_point=first,
-                    outputs=results.outputs[first:stop].copy(),
-                    weight_digests=results.weight_digests[first:stop].copy(),
+                yield ResultBatch.of_points(
+                    first, results.outputs[first:stop], results.weight_digests[first:stop]
                 )
             root = self._root(session, results)
             session.check_alive()

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from protocol.messages import Opening, ResultRoot
 from prover.service.plan import ChallengePlan
-from prover.service.types import Opening, ResultRoot
 
 __all__ = ["HonestPolicy", "ResultPolicy"]
 

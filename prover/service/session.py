@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 
 from protocol.errors import ProverError
 from protocol.merkle import HASH_BYTES, MerkleTree, leaf_hash, result_leaf
+from protocol.messages import ResultRoot
 from prover.service.errors import (
     PermissionDenied,
     ServerBusy,
@@ -53,7 +54,6 @@ from prover.service.errors import (
 )
 from prover.service.limits import ServiceLimits
 from prover.service.plan import ChallengePlan
-from prover.service.types import ResultRoot
 
 __all__ = ["TOKEN_BYTES", "Results", "Session", "SessionRegistry", "WeightSpill", "client_of"]
 

@@ -9,13 +9,13 @@ import grpc
 import numpy as np
 import torch
 
+from protocol.messages import ChallengeRequest, Opening, ResultItem
 from protocol.scores import Scores
 from protocol.signing import generate_private_key
 from prover.adversaries import Armed, arm
 from prover.service import Ed25519Signer, ProverHandlers, ServerOptions, start_server
 from prover.service.handlers import ServiceStats
 from prover.service.policy import ResultPolicy
-from prover.service.types import ChallengeRequest, Opening, ResultItem
 from prover.tasks.base import Task
 from verifier import AuditConfig, Auditor
 from verifier.driver import AuditResult

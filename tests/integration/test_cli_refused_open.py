@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 import torch
 
+from protocol.messages import Opening
 from protocol.report import AuditReport, verify_report
 from protocol.scores import Scores
 from protocol.signing import generate_private_key, load_public_key, write_keypair
@@ -37,7 +38,6 @@ from prover.adversaries.refuse_open import RefuseOpenPolicy
 from prover.service import Ed25519Signer, ServerOptions, start_server
 from prover.service.plan import ChallengePlan
 from prover.service.policy import ResultPolicy
-from prover.service.types import Opening
 from prover.tasks.base import Task
 from prover.tasks.registry import load_task
 from tests.adversarial._audit import OneThreadHandlers
