@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from protocol.messages import TaskDescription
 from protocol.plan import Plan
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
@@ -19,7 +20,7 @@ from verifier.core import Pilot
 from verifier.report_builder import AuditState
 from verifier.retrain import DeviceBoundTask
 from verifier.spotcheck import SpotCheckResult
-from verifier.wire import ProverClient, TaskInfo
+from verifier.wire import ProverClient
 
 __all__ = ["AuditRun", "Progress", "progress_counter"]
 
@@ -35,7 +36,7 @@ class AuditRun:
     state: AuditState
     config: AuditConfig
     task: DeviceBoundTask  # on the Verifier's device, within the tolerances in force
-    info: TaskInfo | None = None
+    info: TaskDescription | None = None
     commitment: Commitment | None = None
     plan: Plan | None = None
     seed: bytes | None = None

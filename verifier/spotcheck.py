@@ -24,10 +24,10 @@ from numpy.typing import NDArray
 from protocol.digests import weight_digest, weights_from_bytes
 from protocol.errors import CommitmentError, InvalidArgument, SpotCheckMismatch
 from protocol.merkle import result_leaf, verify_inclusion
+from protocol.messages import Opening
 from prover.tasks.base import Task
 from verifier.results import ChallengeResults
 from verifier.retrain import challenge_points, train_points
-from verifier.wire import Opening
 
 __all__ = ["SpotCheckResult", "check_openings", "draw_spot_checks", "retrain_and_compare"]
 

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from protocol.challenge import ChallengeLayout, check_challenge, check_seed
 from protocol.errors import InvalidArgument
-from prover.service.types import ChallengeRequest
+from protocol.messages import ChallengeRequest
 
 __all__ = ["ChallengePlan", "plan_from_request"]
 
