@@ -10,10 +10,12 @@ pairs are numbered in increasing position, ties by node index::
     key = [(2k + 1) / (2 K_j) for j in range(J) for k in range(K_j)]
     node_of_pair = np.repeat(np.arange(J), K)[np.lexsort((node, key))]
 
-so that every prefix of ``m`` pairs holds within one pair of ``m K_j / n_pairs``
-pairs of each node (the stream's first points are a proportional sample of the
-whole challenge: the Verifier can screen out bad scores before the Prover has
-evaluated everything, :func:`verifier.core.screen_results`).  Pair ``i`` has
+so that every prefix of ``m`` pairs holds ``m K_j / n_pairs`` pairs of each node
+to within ``(1 + J K_j / n_pairs) / 2`` (the positions taken so far lie below
+some ``t`` with ``K_j t - 1/2 <= seen_j <= K_j t + 1/2``, and these sum to
+``m``): the stream's first points are a proportional sample of the whole
+challenge, and the Verifier can screen out bad scores before the Prover has
+evaluated everything (:class:`verifier.core.Screen`).  Pair ``i`` has
 ``rho = nodes[node_of_pair[i]]``.
 Pair ``i`` has two challenge points: ``2i``, its first subset ``x``, and
 ``2i + 1``, the rho-correlated partner ``x'``.  Subsets and training seeds of

@@ -74,18 +74,23 @@ SCREEN_DELTA_SHARE = 0.1
 def screen_looks(plan: Plan) -> tuple[int, ...]:
     """Pair counts of the prefixes screened (increasing; empty for plans without clipping).
 
-    A prefix of ``m`` pairs holds within one pair of ``m K_j / n`` pairs of node
-    ``j``; a look is kept when ``m >=`` :data:`MIN_PREFIX_PAIRS` and that is at
-    least :data:`MIN_PAIRS_PER_NODE` for every node with pairs.
+    A prefix of ``m`` pairs holds about ``m K_j / n`` pairs of node ``j``
+    (:mod:`protocol.challenge`); a look is kept when ``m >=``
+    :data:`MIN_PREFIX_PAIRS` and its prefix holds at least
+    :data:`MIN_PAIRS_PER_NODE` pairs of every node with pairs.
     """
     if plan.clip_levels is None:
         return ()
     n = plan.n_pairs
-    smallest = min(k for k in plan.pairs_per_node if k > 0)
+    node = plan.node_of_pair()
+    used = np.asarray(plan.pairs_per_node) > 0
     looks = []
     for fraction in SCREEN_FRACTIONS:
         m = math.floor(fraction * n)
-        if m >= MIN_PREFIX_PAIRS and m * smallest / n - 1.0 >= MIN_PAIRS_PER_NODE:
+        if m < MIN_PREFIX_PAIRS:
+            continue
+        counts = np.bincount(node[:m], minlength=len(plan.pairs_per_node))
+        if np.all(counts[used] >= MIN_PAIRS_PER_NODE):
             looks.append(m)
     return tuple(sorted(set(looks)))
 
