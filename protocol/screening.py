@@ -11,15 +11,19 @@ output, a lower confidence bound on ``err_z`` from that prefix alone and stops
 the stream when one reaches epsilon.
 
 **The bound.**  The plan's functional is exact to degree 2 with bias
-``sum_{k>=3} s_k B_k`` (:mod:`protocol.lp_functional`), so ``err = F - bias >=
-F - s_max B_{>=3} >= F - s_max E[q^2]`` with ``s_max = max(0, max_k s_k)``
-(:meth:`~protocol.estimators.NodeFunctional.bias_range`).  Clipping the
-products at ``C_z`` moves ``F`` by at most ``||w||_1 T_z``
+``sum_{k>=3} s_k B_k`` (:mod:`protocol.lp_functional`), ``0 <= s_k <= s_max``
+(:meth:`~protocol.estimators.NodeFunctional.bias_range`), and ``B_{>=3} <=
+sum_k B_k - B_0 - B_1 <= E[q^2] - err``, so ``err = F - bias >= F - s_max
+(E[q^2] - err)``, i.e. ``err >= (F - s_max E[q^2]) / (1 - s_max)``.  Clipping
+the products at ``C_z`` moves ``F`` by at most ``||w||_1 T_z``
 (:func:`protocol.clipped_gap.clip_bias`, ``T_z`` the plan's tail bound), and
 the Prover's honest values differ from the Verifier's by at most the
 tolerance.  Hence, with ``F_hat`` the clipped statistic on the prefix,
 
-    L_z = F_hat - z_{1-d} sqrt(V) - ||w||_1 T_z - s_max U_z - tolerance <= err_z
+    L_z = (F_hat - z_{1-d} sqrt(V) - ||w||_1 T_z - tolerance - s_max U_z)
+          / (1 - s_max) <= err_z
+
+(undivided when that is larger, i.e. when the numerator is negative)
 
 with probability ``>= 1 - d`` when ``V`` bounds the prefix statistic's
 variance (the larger of the observed one and the plan's at the prefix's
@@ -124,6 +128,9 @@ def screening_bounds(
     planned = planned_variances_at(plan.request, plan.functional, prefix_counts)
     zq = NormalDist().inv_cdf(1.0 - delta)
     l1 = float(np.abs(np.asarray(w)).sum())
+    s_max = plan.functional.bias_range(1.0)[1]  # largest upward bias per unit of B_{>=3}
+    # err >= (F - s E[q^2]) / (1 - s) needs s < 1; without it, err >= F - s E[q^2]
+    shrink = 1.0 - s_max if s_max < 1.0 else 1.0
     bounds = np.empty(Z)
     for z in range(Z):
         products = cg.clipped_products(q1[:, z], q2[:, z], plan.clip_levels[z])
@@ -132,10 +139,9 @@ def screening_bounds(
         dev = float(cg.deviation(planned[z], delta, observed))
         squares = 0.5 * (q1[:, z] ** 2 + q2[:, z] ** 2)
         second = float(squares.mean() + zq * squares.std(ddof=1) / math.sqrt(m))
-        upward = plan.functional.bias_range(max(second, 0.0))[1]
-        bounds[z] = (
-            value - dev - l1 * plan.planned_tails[z] - upward - plan.tolerance_slack
-        )  # fmt: skip
+        low = value - dev - l1 * plan.planned_tails[z] - plan.tolerance_slack
+        numerator = low - s_max * max(second, 0.0)
+        bounds[z] = max(numerator, numerator / shrink)  # both bound err; keep the larger
     return bounds
 
 
