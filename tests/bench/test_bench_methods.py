@@ -24,7 +24,7 @@ relative to Var(f) and averaged over the Z outputs, the worst ``err/Var``, and
 the LDS (Spearman correlation of g and f per output, averaged).  "models" counts
 every training of the fit (the ensemble and the reference model included, the
 held-out ones not); "wall" is the fit's wall time and "x dm" its ratio to the
-datamodel's, measured in the same run.
+first (smaller-M) datamodel's, measured in the same run.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ from prover.tasks.registry import load_task
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(2 * 3600)]
 
-#: task -> (datamodel M, held-out pairs)
-SIZES = {"logreg": (2000, 1000), "mlp": (1100, 300)}
+#: task -> (datamodel Ms, held-out pairs)
+SIZES = {"logreg": ((500, 2000), 1000), "mlp": ((1100, 4000), 300)}
 TRAK_SAMPLES = 200
 EVAL_SEED = 12
 
@@ -76,7 +76,7 @@ def _run(task_name: str) -> list[dict[str, Any]]:
         f"\n{task_name}: {2 * design.n_pairs} held-out models in {time.perf_counter() - t0:.0f} s"
     )
     runs = [
-        ("datamodel", m_dm, 0),
+        *[("datamodel", m, 0) for m in m_dm],
         ("influence-function", 0, 1),
         ("trak", TRAK_SAMPLES, 5),
     ]
@@ -106,6 +106,7 @@ def _run(task_name: str) -> list[dict[str, Any]]:
             {
                 "task": task_name,
                 "method": method,
+                "samples": samples,
                 "models": res.n_trained + extra,
                 "wall_s": wall,
                 "mse_var": float(mse.mean()),
@@ -125,15 +126,15 @@ def _run(task_name: str) -> list[dict[str, Any]]:
 def test_bench_methods(task_name: str) -> None:
     rows = _run(task_name)
     header = (
-        f"{'task':<7} {'method':<19} {'models':>6} {'wall s':>7} {'x dm':>5} "
+        f"{'task':<7} {'method':<19} {'M':>5} {'models':>6} {'wall s':>7} {'x dm':>5} "
         f"{'mse/Var':>8} {'err/Var':>8} {'max err/Var':>11} {'LDS':>6}"
     )
     print("\n" + header)
     for r in rows:
         print(
-            f"{r['task']:<7} {r['method']:<19} {r['models']:>6} {r['wall_s']:>7.1f} "
-            f"{r['wall_ratio']:>5.2f} {r['mse_var']:>8.3f} {r['err_var']:>8.3f} "
-            f"{r['max_err_var']:>11.3f} {r['lds']:>6.3f}"
+            f"{r['task']:<7} {r['method']:<19} {r['samples']:>5} {r['models']:>6} "
+            f"{r['wall_s']:>7.1f} {r['wall_ratio']:>5.2f} {r['mse_var']:>8.3f} "
+            f"{r['err_var']:>8.3f} {r['max_err_var']:>11.3f} {r['lds']:>6.3f}"
         )
     out = REPO / "out" / "methods"
     out.mkdir(parents=True, exist_ok=True)
@@ -141,7 +142,5 @@ def test_bench_methods(task_name: str) -> None:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    by = {r["method"]: r for r in rows}
-    # Sanity floors only: the table is the result.
-    assert by["datamodel"]["lds"] > 0.5
-    assert by["trak"]["lds"] > 0.0
+    # Sanity floors only (every method ranks better than chance): the table is the result.
+    assert all(r["lds"] > 0.2 for r in rows), rows
