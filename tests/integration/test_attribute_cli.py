@@ -82,7 +82,7 @@ def test_datamodel_end_to_end_then_resume_and_refuse_overwrite(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--method", "trak", "--samples", "100"], "unknown attribution method 'trak'; known: "),
+        (["--method", "tracin", "--samples", "100"], "unknown attribution method 'tracin'; known: "),
         (
             ["--method", "datamodel", "--samples", "21"],
             "--samples M=21 is too small for N=20 items with method 'datamodel': need M >= 22",
