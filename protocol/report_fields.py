@@ -189,7 +189,8 @@ _PROVENANCE_KEYS = frozenset(("method", "calibration"))
 def _check_provenance(value: Any) -> dict[str, Any] | None:
     """``scores_provenance``: null, or ``{"method": str, "calibration": null | object}``.
 
-    Copied from the Prover's declared method and meta (``protocol.scores.scores_provenance``);
+    Copied from the Prover's declared method and meta
+    (:func:`protocol.scores_provenance.scores_provenance`);
     the calibration object must be plain JSON (no NaN or infinity).
     """
     if value is None:

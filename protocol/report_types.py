@@ -131,7 +131,7 @@ class AuditReport:
     epsilon_relative: float | None
     costs: dict[str, Any]
     soundness_basis: str
-    #: The Prover's declared method and calibration (``protocol.scores.scores_provenance``);
+    #: The Prover's declared method and calibration (``protocol.scores_provenance``);
     #: omitted from the JSON when None, so reports without it keep their bytes.
     scores_provenance: dict[str, Any] | None = None
     #: Where the Prover and the Verifier trained (:func:`protocol.report_fields._check_devices`);

@@ -49,8 +49,10 @@ from numpy.typing import NDArray
 from protocol.atomic import atomic_write
 from protocol.canonical_json import canonical_json
 from protocol.errors import InvalidArgument
+from protocol.scores_provenance import CALIBRATION_FITTED, scores_provenance
 
 __all__ = [
+    "CALIBRATION_FITTED",
     "ENCODING",
     "SCORES_FORMAT",
     "Scores",
@@ -266,6 +268,23 @@ def load_scores(
     """
     src = Path(path)
     where = str(src)
+    theta0, theta, header, meta_text = _read_npz(src, where)
+    _check_arrays(theta0, theta, where=where)
+    _check_header(header["task_digest"], header["method"], header["encoding"], where=where)
+    scores = Scores(
+        theta0=theta0,
+        theta=theta,
+        task_digest=header["task_digest"],
+        method=header["method"],
+        meta=_parse_meta(meta_text, where),
+        encoding=header["encoding"],
+    )
+    _check_expected(scores, where, task_digest=task_digest, n_items=n_items, n_outputs=n_outputs)
+    return scores
+
+
+def _read_npz(src: Path, where: str) -> tuple[Any, Any, dict[str, str], str]:
+    """``(theta0, theta, header, meta text)`` of a ``pacda-scores/1`` archive, keys checked."""
     _check_zip_magic(src, where)
     try:
         with np.load(src, allow_pickle=False) as npz:
@@ -283,10 +302,13 @@ def load_scores(
                 raise InvalidArgument(f"{where}: not a pacda scores file, missing {missing}")
             if extra:
                 raise InvalidArgument(f"{where}: unexpected arrays {extra} in {SCORES_FORMAT}")
-            theta0 = np.asarray(npz["theta0"])
-            theta = np.asarray(npz["theta"])
             header = {k: _string(npz, k, where) for k in ("encoding", "task_digest", "method")}
-            meta_text = _string(npz, "meta", where)
+            return (
+                np.asarray(npz["theta0"]),
+                np.asarray(npz["theta"]),
+                header,
+                _string(npz, "meta", where),
+            )
     except FileNotFoundError:
         raise InvalidArgument(f"{where}: no such scores file") from None
     except (OSError, zipfile.BadZipFile, EOFError) as err:
@@ -295,22 +317,28 @@ def load_scores(
         if isinstance(err, InvalidArgument):
             raise
         raise InvalidArgument(f"{where}: not a readable .npz scores file ({err})") from err
-    _check_arrays(theta0, theta, where=where)
-    _check_header(header["task_digest"], header["method"], header["encoding"], where=where)
+
+
+def _parse_meta(meta_text: str, where: str) -> dict[str, Any]:
+    """The ``meta`` string as a JSON object (no NaN or infinity)."""
     try:
         meta = json.loads(meta_text, parse_constant=_reject_constant)
     except (json.JSONDecodeError, InvalidArgument) as err:
         raise InvalidArgument(f"{where}: meta is not valid JSON ({err})") from err
     if not isinstance(meta, dict):
         raise InvalidArgument(f"{where}: meta must be a JSON object, got {type(meta).__name__}")
-    scores = Scores(
-        theta0=theta0,
-        theta=theta,
-        task_digest=header["task_digest"],
-        method=header["method"],
-        meta=meta,
-        encoding=header["encoding"],
-    )
+    return meta
+
+
+def _check_expected(
+    scores: Scores,
+    where: str,
+    *,
+    task_digest: str | None,
+    n_items: int | None,
+    n_outputs: int | None,
+) -> None:
+    """The loaded scores are for the expected task, N and Z (each when given)."""
     if task_digest is not None and scores.task_digest != task_digest:
         raise InvalidArgument(
             f"{where}: scores are for task {scores.task_digest}, not for task {task_digest} "
@@ -322,88 +350,6 @@ def load_scores(
         raise InvalidArgument(
             f"{where}: scores have Z={scores.n_outputs} outputs, expected {n_outputs}"
         )
-    return scores
-
-
-#: What a calibration record says was fitted (``scores_provenance``).
-CALIBRATION_FITTED = (
-    "per output z: intercept a_z and one scale factor s_z, by least squares of the Prover's "
-    "retrained outputs f_z(x_k) on the predictor theta_z . x_k; the served scores are "
-    "theta0 = a, theta = s * theta (the audit certifies these calibrated scores)"
-)
-#: Longest per-output list copied into a provenance record.
-_MAX_PROVENANCE_LIST = 100_000
-
-
-def _finite_list(value: Any) -> list[float] | None:
-    if not isinstance(value, list) or len(value) > _MAX_PROVENANCE_LIST:
-        return None
-    out: list[float] = []
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
-            return None
-        out.append(float(v))
-    return out
-
-
-def _count(value: Any) -> int | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53
-    return int(value) if ok else None
-
-
-def scores_provenance(method: str, meta_json: str) -> dict[str, Any]:
-    """Where a set of scores says it comes from, as the audit report records it.
-
-    ``method`` and ``meta_json`` are what the Prover declared with its
-    commitment (the scores file's ``method`` and ``meta``): not verified, recorded
-    so that a report says what the certified scores are.  Returns
-
-        {"method": <name>, "calibration": None | {
-            "tool": <name>, "source": "import-scores" | "method",
-            "fitted": CALIBRATION_FITTED, "samples": K, "seed": S,
-            "scale": [s_z], "intercept": [a_z], "r2": [R^2_z]}}
-
-    The calibration is read from ``meta.import.calibration`` (written by
-    ``pacda-prover import-scores --calibrate K``; tool = the method name without
-    ``imported-``) or ``meta.fit.calibration`` (written by a method that calibrates
-    its own scores, e.g. ``trak``; seed = ``meta.config.seed``).  Values of the
-    wrong type become None; meta that is not a JSON object gives no calibration.
-    """
-    out: dict[str, Any] = {"method": str(method), "calibration": None}
-    try:
-        meta = json.loads(meta_json, parse_constant=_reject_constant)
-    except (json.JSONDecodeError, InvalidArgument, TypeError):
-        return out
-    if not isinstance(meta, dict):
-        return out
-    record: Any = None
-    source = ""
-    seed: Any = None
-    imported = meta.get("import")
-    fit = meta.get("fit")
-    if isinstance(imported, dict) and isinstance(imported.get("calibration"), dict):
-        record, source = imported["calibration"], "import-scores"
-        seed = record.get("seed")
-    elif isinstance(fit, dict) and isinstance(fit.get("calibration"), dict):
-        record, source = fit["calibration"], "method"
-        config = meta.get("config")
-        seed = config.get("seed") if isinstance(config, dict) else None
-    if record is None:
-        return out
-    tool = str(method)
-    if source == "import-scores" and tool.startswith("imported-"):
-        tool = tool[len("imported-") :]
-    out["calibration"] = {
-        "tool": tool,
-        "source": source,
-        "fitted": CALIBRATION_FITTED,
-        "samples": _count(record.get("samples")),
-        "seed": _count(seed),
-        "scale": _finite_list(record.get("scale")),
-        "intercept": _finite_list(record.get("intercept")),
-        "r2": _finite_list(record.get("r2")),
-    }
-    return out
 
 
 #: First bytes of a zip archive (an .npz) and of a plain .npy array.

@@ -24,7 +24,7 @@ from protocol.report import (
     sign_report,
     utc_timestamp,
 )
-from protocol.scores import scores_provenance
+from protocol.scores_provenance import scores_provenance
 from protocol.taskspec import pacda_version
 from prover.tasks.device import Device
 from verifier.commitment import Commitment

@@ -17,7 +17,7 @@ from scipy.stats import spearmanr
 from protocol.errors import InvalidArgument
 from protocol.hypercube import sample_bp
 from protocol.report import AuditReport
-from protocol.scores import scores_provenance
+from protocol.scores_provenance import scores_provenance
 from prover.attribution import (
     AttributionConfig,
     TrakFit,
