@@ -6,6 +6,7 @@ asserted) and nothing is overwritten without ``--force``.
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 import subprocess
@@ -65,6 +66,14 @@ def test_datamodel_end_to_end_then_resume_and_refuse_overwrite(
     assert scores.method == "datamodel"
     assert scores.meta["config"]["samples"] == 300
     assert scores.meta["self_check"]["outputs"][0]["lds"] > 0.3
+    # the budget line: the worst output's eps_min / Var(f), and 1/M scaling below it
+    outputs = scores.meta["self_check"]["outputs"]
+    worst = max(o["eps_min"] / o["variance"] for o in outputs)
+    budget = [line for line in first.stdout.splitlines() if line.startswith("budget: ")]
+    assert budget == [budget[0]] and f"epsilon ~ {worst:.3g} x Var(f)" in budget[0]
+    for target in (0.1, 0.05):
+        if worst > target:
+            assert f"~{math.ceil(300 * worst / target):,d} for {target:g} x Var(f)" in budget[0]
     before = out.read_bytes()
 
     refused = cli(*base, "--store", store, "--check-samples", "200", "--seed", "3")
@@ -82,7 +91,10 @@ def test_datamodel_end_to_end_then_resume_and_refuse_overwrite(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--method", "tracin", "--samples", "100"], "unknown attribution method 'tracin'; known: "),
+        (
+            ["--method", "tracin", "--samples", "100"],
+            "unknown attribution method 'tracin'; known: ",
+        ),
         (
             ["--method", "datamodel", "--samples", "21"],
             "--samples M=21 is too small for N=20 items with method 'datamodel': need M >= 22",
