@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def installed(name: str) -> str:
@@ -33,3 +36,50 @@ n_train = 40
 [task.train]
 steps = 60
 """
+
+
+def attribute_serve_audit(
+    task_file: Path,
+    tmp_path: Path,
+    env: dict[str, str],
+    *,
+    samples: int,
+    seed: int,
+    epsilon_relative: float,
+    timeout: float,
+) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str], dict[str, Any]]:
+    """A user's whole path: ``attribute`` (datamodel), ``serve`` and ``audit`` over gRPC.
+
+    Returns the ``attribute`` and ``audit`` processes and the signed report's body;
+    the server is stopped whatever happens.
+    """
+    scores = tmp_path / "scores.npz"
+    fit = subprocess.run(
+        [installed("pacda-prover"), "attribute", "--task", str(task_file), "--method",
+         "datamodel", "--samples", str(samples), "--check-samples", "0", "--seed", str(seed),
+         "--out", str(scores)],
+        capture_output=True, text=True, timeout=timeout, env=env, check=False,
+    )  # fmt: skip
+    assert fit.returncode == 0, fit.stderr
+    server = subprocess.Popen(
+        [installed("pacda-prover"), "serve", "--task", str(task_file), "--scores", str(scores),
+         "--port", "0", "--log-level", "WARNING"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+    )  # fmt: skip
+    try:
+        line = server.stdout.readline() if server.stdout else ""
+        assert line.startswith("listening on "), line
+        report = tmp_path / "report.json"
+        done = subprocess.run(
+            [installed("pacda-verifier"), "audit", "--prover", line.split()[-1],
+             "--task", str(task_file), "--epsilon-relative", str(epsilon_relative),
+             "--delta", "0.05", "--pilot", "100", "--report", str(report)],
+            capture_output=True, text=True, timeout=timeout, env=env, check=False,
+        )  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        if server.stdout is not None:
+            server.stdout.close()
+    body = json.loads(report.read_text())["report"] if report.exists() else {}
+    return fit, done, body

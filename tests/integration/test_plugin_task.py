@@ -11,7 +11,6 @@ and ``pacda-verifier audit`` over gRPC, which must accept.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ import torch
 
 from prover.engine import train
 from prover.tasks import known_kinds, load_task, task_class
-from tests.integration._cli import installed
+from tests.integration._cli import attribute_serve_audit
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "bring_your_own_model"
@@ -97,36 +96,11 @@ def test_the_entry_point_resolves_and_batches_agree_with_single_models(on_path: 
 
 def test_attribute_serve_and_audit_over_grpc(site: Path, tmp_path: Path, on_path: None) -> None:
     env = env_with(site, tmp_path)
-    scores = tmp_path / "scores.npz"
-    fit = subprocess.run(
-        [installed("pacda-prover"), "attribute", "--task", str(TASK), "--method", "datamodel",
-         "--samples", "800", "--check-samples", "0", "--seed", "1", "--out", str(scores)],
-        capture_output=True, text=True, timeout=300, env=env, check=False,
-    )  # fmt: skip
-    assert fit.returncode == 0, fit.stderr
+    fit, done, body = attribute_serve_audit(
+        TASK, tmp_path, env, samples=800, seed=1, epsilon_relative=0.5, timeout=300
+    )
     assert "attribution digest" in fit.stdout
-    server = subprocess.Popen(
-        [installed("pacda-prover"), "serve", "--task", str(TASK), "--scores", str(scores),
-         "--port", "0", "--log-level", "WARNING"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-    )  # fmt: skip
-    try:
-        line = server.stdout.readline() if server.stdout else ""
-        assert line.startswith("listening on "), line
-        report = tmp_path / "report.json"
-        done = subprocess.run(
-            [installed("pacda-verifier"), "audit", "--prover", line.split()[-1],
-             "--task", str(TASK), "--epsilon-relative", "0.5", "--delta", "0.05",
-             "--pilot", "100", "--report", str(report)],
-            capture_output=True, text=True, timeout=300, env=env, check=False,
-        )  # fmt: skip
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        if server.stdout is not None:
-            server.stdout.close()
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verdict: ACCEPT" in done.stdout
-    body = json.loads(report.read_text())["report"]
     assert body["decision"] == "accept"
     assert body["task_digest"] == load_task(TASK).digest  # the plugin's task, as installed
