@@ -32,6 +32,7 @@ from prover.attribution import (
     method_names,
 )
 from prover.cli._devices import add_device_argument, make_executor
+from prover.cli._interrupt import EXIT_INTERRUPTED, Interrupt, bounded
 from prover.executors import Executor
 from prover.store import ResultStore
 from prover.tasks.device import parse_device
@@ -120,22 +121,24 @@ def _log(msg: str) -> None:
     print(f"[attribute] {msg}", file=sys.stderr, flush=True)
 
 
-#: Exit status after Ctrl-C (128 + SIGINT), with one line on stderr.
-EXIT_INTERRUPTED = 130
-
-
 def run(args: argparse.Namespace) -> int:
-    """Run the command; see the module docstring.  Ctrl-C: one line, exit 130."""
-    try:
-        return _run(args)
-    except KeyboardInterrupt:
-        kept = (
-            f"; models trained so far are kept in --store {args.store} (rerun to resume)"
-            if args.store is not None
-            else "; nothing was written (use --store DIR to keep trained models)"
-        )
-        print(f"pacda-prover attribute: interrupted{kept}", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
+    """Run the command; see the module docstring.  Ctrl-C: one line, exit 130.
+
+    The exit is bounded (:mod:`prover.cli._interrupt`): if closing the store or
+    the executor hangs after Ctrl-C, the process still ends within seconds.
+    """
+    kept = (
+        f"; models trained so far are kept in --store {args.store} (rerun to resume)"
+        if args.store is not None
+        else "; nothing was written (use --store DIR to keep trained models)"
+    )
+    interrupt = Interrupt(f"pacda-prover attribute: interrupted{kept}")
+    with bounded(interrupt):
+        try:
+            return _run(args)
+        except KeyboardInterrupt:
+            interrupt.say()
+            return EXIT_INTERRUPTED
 
 
 def _run(args: argparse.Namespace) -> int:

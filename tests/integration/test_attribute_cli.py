@@ -220,8 +220,8 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path: Path) -> None:
             if line.startswith("[attribute] training "):
                 break
         proc.send_signal(signal.SIGINT)
-        rest = proc.stderr.read()
-        assert proc.wait(timeout=120) == 130, "".join(lines) + rest
+        _, rest = proc.communicate(timeout=120)  # a hang fails here, not at the suite's limit
+        assert proc.returncode == 130, "".join(lines) + rest
     assert rest.strip().splitlines() == [
         f"pacda-prover attribute: interrupted; models trained so far are kept in --store "
         f"{tmp_path / 'store'} (rerun to resume)"
