@@ -53,10 +53,14 @@ class Interrupt:
 def bounded(interrupt: Interrupt, grace_s: float = 20.0) -> Iterator[None]:
     """SIGINT raises KeyboardInterrupt as usual, and arms a ``grace_s`` watchdog.
 
-    Only in the main thread (elsewhere signal handlers cannot be set): then the
-    default handling stays.  The previous handler is restored on exit.
+    Only in the main thread (elsewhere signal handlers cannot be set), and not
+    when SIGINT is ignored (a background job, ``nohup``): then nothing changes.
+    The previous handler is restored on exit.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    ):
         yield
         return
     armed: list[threading.Timer] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,12 @@ def attribute_serve_audit(
             server.stdout.close()
     body = json.loads(report.read_text())["report"] if report.exists() else {}
     return fit, done, body
+
+
+def sigint_default() -> None:
+    """``preexec_fn`` of a child that the test will Ctrl-C: SIGINT at its default.
+
+    A suite started in the background (``cmd &`` in a script, ``nohup``) runs with
+    SIGINT ignored, and Python children inherit that and never see the signal.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

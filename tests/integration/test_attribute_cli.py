@@ -17,7 +17,7 @@ import pytest
 
 from protocol.scores import load_scores
 from prover.tasks.registry import load_task
-from tests.integration._cli import LOGREG, prover_exe
+from tests.integration._cli import LOGREG, prover_exe, sigint_default
 
 SYNTHETIC = """
 [task]
@@ -212,6 +212,7 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path: Path) -> None:
          "--samples", "2000000", "--out", str(out), "--store", str(tmp_path / "store"),
          "--no-progress"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        preexec_fn=sigint_default,
     ) as proc:  # fmt: skip
         assert proc.stderr is not None
         lines = []

@@ -23,7 +23,7 @@ from protocol.scores import Scores, load_scores
 from prover.cli import main
 from prover.tasks.registry import load_task
 from prover.tasks.synthetic import SyntheticTask
-from tests.integration._cli import LOGREG, prover_exe
+from tests.integration._cli import LOGREG, prover_exe, sigint_default
 
 ROOT = Path(__file__).resolve().parents[2]
 SYNTHETIC = ROOT / "examples" / "tasks" / "synthetic.toml"  # N = 50, Z = 2, p = 0.5
@@ -499,6 +499,7 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path: Path) -> None:
         [prover_exe(), "import-scores", "--task", str(task), "--in", str(src), "--encoding",
          "mask", "--calibrate", "200000", "--out", str(out), "--no-progress"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        preexec_fn=sigint_default,
     ) as proc:  # fmt: skip
         assert proc.stderr is not None
         lines = []

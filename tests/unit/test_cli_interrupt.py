@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+from tests.integration._cli import sigint_default
+
 SCRIPT = textwrap.dedent(
     """
     import sys, threading
@@ -43,6 +45,7 @@ def test_ctrl_c_exits_130_with_one_line_even_when_cleanup_hangs(cleanup: str) ->
     with subprocess.Popen(
         [sys.executable, "-c", SCRIPT, cleanup],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=sigint_default,
     ) as proc:  # fmt: skip
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
@@ -54,3 +57,20 @@ def test_ctrl_c_exits_130_with_one_line_even_when_cleanup_hangs(cleanup: str) ->
     assert err.strip().splitlines() == ["cmd: interrupted"]
     if cleanup == "hang":
         assert elapsed >= 1.0  # the watchdog's grace period, not the cleanup, ended it
+
+
+def test_an_ignored_ctrl_c_stays_ignored() -> None:
+    """Started with SIGINT ignored (a background job, nohup): the command keeps running."""
+    with subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, "returns"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGINT)
+        with pytest.raises(subprocess.TimeoutExpired):  # no watchdog was armed (grace 1 s)
+            proc.wait(timeout=3)
+        proc.kill()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and err == ""
