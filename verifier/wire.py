@@ -18,59 +18,34 @@ A message whose ``oneof`` body is empty raises :class:`VerificationError`.
 Sessions are bound to the client that opened them: the Commit header carries a
 secret session token, which the client keeps (by session id) and presents in
 every Challenge and Open of that session; the driver never sees it.
-
-The message classes are re-exported here under their old names too
-(``TaskInfo`` is :class:`~protocol.messages.TaskDescription`, ``AttributionSeal``
-is :class:`~protocol.messages.AttributionCommitment`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 
 import grpc
 
 from pacda.v1 import prover_pb2, prover_pb2_grpc
 from protocol.errors import ProverError
 from protocol.messages import (
-    AttributionCommitment,
     AttributionHeader,
-    AttributionValues,
     ChallengeRequest,
     CloseRequest,
     CommitItem,
     CommitRequest,
     Opening,
     OpenRequest,
-    ResultBatch,
     ResultItem,
-    ResultRoot,
     TaskDescription,
 )
 from protocol.messages_proto import from_commit_chunk, from_proto, from_result_chunk, to_proto
 from verifier.errors import TransportError
 
-__all__ = [
-    "AttributionCommitment",
-    "AttributionHeader",
-    "AttributionSeal",
-    "AttributionValues",
-    "Opening",
-    "ProverClient",
-    "ResultBatch",
-    "ResultRoot",
-    "TaskDescription",
-    "TaskInfo",
-    "map_rpc_error",
-]
+__all__ = ["ProverClient", "map_rpc_error"]
 
 _TRANSPORT_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED"}
-
-#: Old name of :class:`~protocol.messages.TaskDescription` (the answer of ``DescribeTask``).
-TaskInfo = TaskDescription
-#: Old name of :class:`~protocol.messages.AttributionCommitment` (the last Commit message).
-AttributionSeal = AttributionCommitment
 
 
 def map_rpc_error(rpc: str, err: grpc.RpcError) -> ProverError:
@@ -147,8 +122,11 @@ class ProverClient:
         pairs_per_node: Sequence[int],
         start_point: int,
         chunk_points: int,
-    ) -> Iterator[ResultItem]:
-        """``Challenge``: the result stream from ``start_point`` on."""
+    ) -> Generator[ResultItem, None, None]:
+        """``Challenge``: the result stream from ``start_point`` on.
+
+        Closing the generator before its end cancels the call (the Prover stops).
+        """
         request = ChallengeRequest(
             session_id=session_id,
             seed=seed,

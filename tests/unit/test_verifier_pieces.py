@@ -7,11 +7,11 @@ import pytest
 
 from protocol.digests import attribution_digest
 from protocol.errors import CommitmentError, InvalidArgument, SignatureError
+from protocol.messages import AttributionCommitment, AttributionHeader, AttributionValues
 from protocol.signing import commitment_statement, generate_private_key, public_key_bytes, sign_json
 from verifier.commitment import attribution_bound, receive_commitment
 from verifier.config import AuditConfig
 from verifier.spotcheck import draw_spot_checks
-from verifier.wire import AttributionHeader, AttributionSeal, AttributionValues
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -42,7 +42,7 @@ def _stream(theta0, theta, key, *, sid="s1", mode="committed", tamper=None):  # 
     stmt = commitment_statement(
         session_id=sid, task_digest=DIGEST, attribution_digest=digest, mode=mode
     )
-    msgs.append(AttributionSeal(digest, sign_json(key, stmt)))
+    msgs.append(AttributionCommitment(digest, sign_json(key, stmt)))
     if tamper is not None:
         msgs = tamper(msgs)
     return msgs
