@@ -36,6 +36,8 @@ class Screen:
         self.plan, self.commitment, self.pairs = plan, commitment, pairs
         self.looks = list(screen_looks(plan)) if config.early_rejection else []
         self.looked: list[int] = []
+        # one failure probability per output and look, split over all the plan's looks
+        self.delta = look_delta(plan) if self.looks else 0.0
 
     def observe(self, outputs: FloatArray, points_received: int) -> Screening | None:
         """Screen every look whose prefix lies within the first ``points_received`` rows."""
@@ -48,12 +50,13 @@ class Screen:
                 self.pairs.first_seeds[:m],
                 self.pairs.second_seeds[:m],
             )
-            delta = look_delta(self.plan)
             bounds = screening_bounds(
-                self.plan, **pair_arrays(self.commitment, prefix, outputs[: 2 * m]), delta=delta
+                self.plan,
+                **pair_arrays(self.commitment, prefix, outputs[: 2 * m]),
+                delta=self.delta,
             )
             z = int(np.argmax(bounds))
             if bounds[z] >= self.plan.request.epsilon:
                 self.looks.clear()
-                return Screening(output=z, pairs=m, lower_bound=float(bounds[z]), delta=delta)
+                return Screening(output=z, pairs=m, lower_bound=float(bounds[z]), delta=self.delta)
         return None

@@ -99,4 +99,4 @@ def _consume(
             run.state.prover_evaluations = collector.received
             raise
         finally:  # closing the generator cancels the call: the Prover stops evaluating
-            getattr(stream, "close", lambda: None)()
+            stream.close()
