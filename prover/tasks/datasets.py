@@ -72,8 +72,14 @@ def _raw_digest(
 
 
 def _split(
-    n_total: int, n_train: int, n_test: int, split_seed: int
+    n_total: int, n_train: int, n_test: int, split_seed: int, rows: str
 ) -> tuple[NDArray[np.intp], ...]:
+    """Seeded disjoint train/test row indices; ``rows`` names the rows in the error."""
+    if n_train + n_test > n_total:
+        raise InvalidArgument(
+            f"task.data.n_train: n_train + n_outputs must be <= {n_total} "
+            f"({rows}), got {n_train} + {n_test}"
+        )
     perm = np.random.default_rng(np.random.SeedSequence(split_seed)).permutation(n_total)
     return perm[:n_train], perm[n_train : n_train + n_test]
 
@@ -143,12 +149,7 @@ def load_logreg_data(
         from sklearn.datasets import load_breast_cancer
 
         x_all, y_all = load_breast_cancer(return_X_y=True)
-        if n_train + n_test > len(x_all):
-            raise InvalidArgument(
-                f"task.data.n_train: n_train + n_outputs must be <= {len(x_all)} "
-                f"(breast_cancer rows), got {n_train} + {n_test}"
-            )
-        tr, te = _split(len(x_all), n_train, n_test, split_seed)
+        tr, te = _split(len(x_all), n_train, n_test, split_seed, "breast_cancer rows")
         x_tr, x_te = x_all[tr].astype(np.float64), x_all[te].astype(np.float64)
         classes = np.array([0, 1])
         y_tr, y_te = _pm_labels(y_all[tr], classes), _pm_labels(y_all[te], classes)
@@ -166,7 +167,7 @@ def load_digits_split(*, n_train: int, n_test: int, split_seed: int) -> Dataset:
     from sklearn.datasets import load_digits
 
     x_all, y_all = load_digits(return_X_y=True)
-    tr, te = _split(len(x_all), n_train, n_test, split_seed)
+    tr, te = _split(len(x_all), n_train, n_test, split_seed, "digits images")
     x_all = x_all.astype(np.float64)
     y_all = y_all.astype(np.int64)
     digest = _raw_digest(x_all[tr], y_all[tr], x_all[te], y_all[te])
@@ -257,12 +258,7 @@ def load_image_data(
         from sklearn.datasets import load_digits
 
         x_all, y_all = load_digits(return_X_y=True)
-        if n_train + n_test > len(x_all):
-            raise InvalidArgument(
-                f"task.data.n_train: n_train + n_outputs must be <= {len(x_all)} "
-                f"(digits images), got {n_train} + {n_test}"
-            )
-        tr, te = _split(len(x_all), n_train, n_test, split_seed)
+        tr, te = _split(len(x_all), n_train, n_test, split_seed, "digits images")
         images = x_all.reshape(-1, 8, 8, 1).astype(np.uint8)  # exact: values 0..16
         x_tr, x_te = images[tr], images[te]
         y_tr = _int_labels("digits labels", y_all[tr], len(tr), n_classes)
