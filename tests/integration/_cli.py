@@ -7,6 +7,8 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,26 +64,16 @@ def attribute_serve_audit(
         capture_output=True, text=True, timeout=timeout, env=env, check=False,
     )  # fmt: skip
     assert fit.returncode == 0, fit.stderr
-    server = subprocess.Popen(
-        [installed("pacda-prover"), "serve", "--task", str(task_file), "--scores", str(scores),
-         "--port", "0", "--log-level", "WARNING"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-    )  # fmt: skip
-    try:
-        line = server.stdout.readline() if server.stdout else ""
-        assert line.startswith("listening on "), line
-        report = tmp_path / "report.json"
+    serve = [installed("pacda-prover"), "serve", "--task", str(task_file), "--scores", str(scores),
+             "--port", "0", "--log-level", "WARNING"]  # fmt: skip
+    report = tmp_path / "report.json"
+    with served(serve, env) as address:
         done = subprocess.run(
-            [installed("pacda-verifier"), "audit", "--prover", line.split()[-1],
+            [installed("pacda-verifier"), "audit", "--prover", address,
              "--task", str(task_file), "--epsilon-relative", str(epsilon_relative),
              "--delta", "0.05", "--pilot", "100", "--report", str(report)],
             capture_output=True, text=True, timeout=timeout, env=env, check=False,
         )  # fmt: skip
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        if server.stdout is not None:
-            server.stdout.close()
     body = json.loads(report.read_text())["report"] if report.exists() else {}
     return fit, done, body
 
@@ -93,3 +85,28 @@ def sigint_default() -> None:
     SIGINT ignored, and Python children inherit that and never see the signal.
     """
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextmanager
+def served(serve: Sequence[str], env: dict[str, str] | None = None) -> Iterator[str]:
+    """Start ``serve`` (a ``pacda-prover serve`` command line, usually ``--port 0``).
+
+    Yields the address from its first stdout line and stops it afterwards.
+    """
+    proc = subprocess.Popen(
+        list(serve),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.startswith("listening on "), f"serve did not start: {line!r}"
+        yield line.split()[-1]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()

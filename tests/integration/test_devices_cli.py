@@ -28,7 +28,7 @@ from prover.service import Ed25519Signer, ServerOptions, start_server
 from prover.tasks.device import Device
 from prover.tasks.registry import load_task
 from tests.adversarial._audit import OneThreadHandlers
-from tests.integration._cli import installed, prover_exe
+from tests.integration._cli import installed, prover_exe, served
 from tests.integration.test_audit_real import SYNTHETIC, write_scores
 from verifier import AuditConfig, Auditor
 
@@ -143,23 +143,8 @@ def test_a_misspelt_device_is_a_usage_error(
 def served_cpu(workdir: Path) -> Iterator[str]:
     """``pacda-prover serve --device cpu`` on port 0; yields its address."""
     argv = _commands(workdir, "cpu")["serve"] + ["--log-level", "WARNING"]
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
-    )
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        assert line.startswith("listening on "), line + (proc.stderr.read() if proc.stderr else "")
-        yield line.split()[-1]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+    with served(argv, ENV) as address:
+        yield address
 
 
 def test_an_audit_over_grpc_with_cpu_on_both_sides_records_the_devices(

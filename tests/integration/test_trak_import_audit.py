@@ -40,7 +40,7 @@ from protocol.scores import load_scores
 from protocol.signing import load_public_key
 from prover.attribution import trak_scores
 from prover.tasks.registry import load_task
-from tests.integration._cli import LOGREG, installed
+from tests.integration._cli import LOGREG, installed, served
 
 K_CALIBRATION = 300
 
@@ -91,25 +91,10 @@ def imported(workdir: Path, task_file: Path, trak_npy: Path) -> tuple[Path, str]
 @pytest.fixture(scope="module")
 def server(task_file: Path, imported: tuple[Path, str]) -> Iterator[str]:
     """``pacda-prover serve`` on port 0; yields its address (from its first stdout line)."""
-    proc = subprocess.Popen(
-        [installed("pacda-prover"), "serve", "--task", str(task_file),
-         "--scores", str(imported[0]), "--port", "0", "--log-level", "WARNING"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-    )  # fmt: skip
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        assert line.startswith("listening on "), line
-        yield line.split()[-1]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+    serve = [installed("pacda-prover"), "serve", "--task", str(task_file),
+             "--scores", str(imported[0]), "--port", "0", "--log-level", "WARNING"]  # fmt: skip
+    with served(serve, {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}) as address:
+        yield address
 
 
 def test_imported_calibrated_trak_scores_are_audited_and_the_report_records_it(
