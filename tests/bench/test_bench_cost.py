@@ -159,9 +159,18 @@ def measure_inputs(fit_n: int, pilot_n: int, path: Path = TASK) -> Inputs:
 
 
 def plan_row(
-    inputs: Inputs, planning: str, series: tuple[str, str, str], frac: float
+    inputs: Inputs,
+    planning: str,
+    series: tuple[str, str, str],
+    frac: float,
+    *,
+    tail_fraction: float = 0.1,
 ) -> Row | None:
-    """Plan one audit; an infeasible plan becomes a row with the planner's reason."""
+    """Plan one audit; an infeasible plan becomes a row with the planner's reason.
+
+    ``tail_fraction``: the ``lp`` planner's completeness-side assumption
+    ``B_{>=3}(q) <= tail_fraction E[q^2]`` (the CLI's default 0.1).
+    """
     label, mode, estimator = series
     if estimator == "lp" and planning != "practical":
         return None
@@ -175,6 +184,7 @@ def plan_row(
             "tail_spread": inputs.tail_spread,
             "tail_runs": inputs.tail_runs,
             "moment_inflation": inputs.variance_inflation,
+            "tail_fraction": tail_fraction,
         }
     eps = frac * inputs.variance_f
     try:

@@ -1,0 +1,306 @@
+"""Spectrum benchmark (issue 10): the Fourier weight of degree >= 3 that a task's residuals carry.
+
+Why it matters.  The clipped direct gap's node functional
+(:mod:`protocol.lp_functional`) is exact to degree 2 and biased upward by
+``sum_{k>=3} s_k B_k(q)``.  An honest Prover's statistic therefore sits about
+``s_3 B_3`` above its err, and for completeness the planner must keep that
+below a share of epsilon; it assumes ``B_{>=3}(q) <= tail_fraction E[q^2]``
+(``--tail-fraction``, default 0.1).  When ``B_{>=3}`` is comparable to epsilon,
+only functionals with a small ``s_3`` qualify, and their ``||w||_1`` (which
+multiplies the spot checks) grows as ``s_3`` shrinks.  This bench measures the
+weight on real trainings and prints what it implies for the cost.
+
+What is measured.  ``q = f - g_a`` with ``g_a`` a ridge datamodel fitted on
+``PACDA_SPECTRUM_FIT`` trainings (default as in ``test_bench_cost.py``:
+10,000 on ``mlp``, 20,000 on ``logreg``).  For ``PACDA_SPECTRUM_PAIRS`` independent
+subsets ``x`` and a partner ``y`` at each correlation ``rho`` of :data:`RHOS`
+(``rho = 1``: the same subset), both trained with independent seeds,
+
+    C(rho) = E[q(x) q(y)] = sum_k rho^k B_k(qbar),   qbar(x) = E_seed q(x, seed),
+
+so ``C(1) = E[qbar^2]`` and ``E[q^2] - C(1)`` is the training-seed noise.  The
+curve is pooled over outputs as ``mean_z q_z(x) q_z(y) / E[q_z^2]`` per pair
+(its standard error from the pairs, so correlated outputs are not counted as
+independent).  From it:
+
+* least-squares fits with ``B_k >= 0`` up to degree 2, 3 and 4, with their
+  chi-square (does degree <= 2 explain the curve?);
+* confidence bounds on ``B_{>=3} / E[q^2]``: the least and largest value of a
+  non-negative spectrum (degrees 0..:data:`MAX_DEGREE`, plus a weight seen
+  only at ``rho = 1``) whose curve lies within ``z`` standard errors of every
+  measured node, ``z`` Bonferroni-corrected at :data:`DELTA`;
+* the degree-1 U-statistic ``B_0 + B_1 = E_{x,x'}[q(x) q(x') (1 + <xt, xt'>)]``
+  over the independent subsets (``xt`` the standardised coordinates), an
+  estimate of err with no bias from any degree, with a jackknife error;
+* what a tail implies (at the degree-3 fit's value and at the upper bound,
+  all of it taken at degree 3): at each epsilon the largest ``s_3`` keeping the
+  honest bias ``s_3 B_3`` below epsilon / 4, and the least ``||w||_1`` of any
+  functional with that ``s_3`` (:func:`protocol.lp_functional.lp_functional`;
+  the degree-3 constraint alone sets that least ``||w||_1``), and the
+  planner's slope of Verifier retrainings with ``--tail-fraction`` at 0, the
+  fit, 0.1 and the upper bound (inputs as in ``test_bench_cost.py``).
+
+Run (about 9 minutes on 2 cores: 84,500 mlp trainings and 104,500 logreg
+ones, which train 20 times faster)::
+
+    .venv/bin/pytest -m bench -s tests/bench/test_bench_spectrum.py
+
+Environment: ``PACDA_SPECTRUM_TASKS`` (default ``mlp,logreg``),
+``PACDA_SPECTRUM_PAIRS`` (default 8000 per node), ``PACDA_SPECTRUM_FIT``,
+``PACDA_SPECTRUM_OUT`` (default ``out/spectrum``; writes
+``spectrum_TASK.json``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from scipy.optimize import linprog, nnls
+
+from protocol.hypercube import bias_moments, rho_max, sample_bp, sample_partner
+from protocol.lp_functional import lp_functional
+from prover.attribution import fit_datamodel
+from prover.attribution.datamodel import DatamodelFit
+from prover.engine import train
+from prover.tasks.base import Task
+from prover.tasks.registry import load_task
+from tests.bench.test_bench_cost import (
+    FRACTIONS,
+    SERIES,
+    Inputs,
+    measure_inputs,
+    plan_row,
+    slope,
+)
+
+pytestmark = pytest.mark.bench
+
+ROOT = Path(__file__).resolve().parents[2]
+TASKS = {"mlp": ROOT / "examples/tasks/mlp.toml", "logreg": ROOT / "examples/tasks/logreg.toml"}
+FIT = {"mlp": 10_000, "logreg": 20_000}  # as in test_bench_cost.py
+RHOS = (1.0, 0.95, 0.85, 0.7, 0.5, 0.25, -0.5)
+MAX_DEGREE = 100
+DELTA = 0.05
+SEED = 20261130
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Curve:
+    """The pooled noise-stability curve, in units of ``E[q^2]``, with standard errors."""
+
+    rhos: tuple[float, ...]
+    values: tuple[float, ...]
+    errors: tuple[float, ...]
+
+
+def _residuals(
+    task: Task, x: NDArray[np.int8], rng: np.random.Generator, fit: DatamodelFit
+) -> FloatArray:
+    """``q = f - g_a`` of freshly seeded trainings on the pm-encoded subsets ``x``."""
+    seeds = rng.integers(0, 2**63, size=len(x), dtype=np.int64).astype(np.uint64)
+    outputs = train(task, x, seeds).outputs
+    return np.asarray(outputs - (fit.theta0[None, :] + x.astype(np.float64) @ fit.theta.T))
+
+
+def measure_curve(
+    task: Task, pairs: int, fit_n: int
+) -> tuple[Curve, FloatArray, NDArray[np.int8], FloatArray]:
+    """Fit the datamodel, train ``pairs`` subsets and a partner at every rho; the pooled curve.
+
+    Returns the curve, ``E[q_z^2]`` per output, the subsets and their residuals.
+    """
+    rng = np.random.default_rng(SEED)
+    fit_x = sample_bp(rng, fit_n, task.n_items, task.p)
+    fit_seeds = rng.integers(0, 2**63, size=fit_n, dtype=np.int64).astype(np.uint64)
+    fit = fit_datamodel(fit_x, train(task, fit_x, fit_seeds).outputs, p=task.p, rng=rng)
+    x = sample_bp(rng, pairs, task.n_items, task.p)
+    qx = _residuals(task, x, rng, fit)
+    m2 = np.mean(qx**2, axis=0)
+    values, errors = [], []
+    for rho in RHOS:
+        qy = _residuals(task, sample_partner(rng, x, task.p, rho), rng, fit)
+        pooled = np.mean(qx * qy / m2[None, :], axis=1)  # one value per pair
+        values.append(float(pooled.mean()))
+        errors.append(float(pooled.std(ddof=1) / math.sqrt(pairs)))
+    return Curve(RHOS, tuple(values), tuple(errors)), m2, x, qx
+
+
+def _design(rhos: tuple[float, ...], degree: int, *, at_one: bool) -> FloatArray:
+    """``rho_j^k`` for k = 0..degree, plus a column seen only at rho = 1 if ``at_one``."""
+    a = np.asarray(rhos, dtype=np.float64)[:, None] ** np.arange(degree + 1)[None, :]
+    if at_one:
+        a = np.hstack([a, (np.asarray(rhos) == 1.0).astype(np.float64)[:, None]])
+    return a
+
+
+def degree_fits(curve: Curve) -> dict[int, tuple[list[float], float]]:
+    """Non-negative least-squares spectra up to degree 2, 3, 4 and their chi-square."""
+    c, e = np.asarray(curve.values), np.asarray(curve.errors)
+    fits = {}
+    for degree in (2, 3, 4):
+        a = _design(curve.rhos, degree, at_one=True)
+        weights, residual = nnls(a / e[:, None], c / e)
+        fits[degree] = ([float(w) for w in weights], float(residual**2))
+    return fits
+
+
+def tail_bounds(curve: Curve) -> tuple[float, float, float, float]:
+    """Confidence bounds on ``B_{>=3}`` and on ``B_0 + B_1`` (units of E[q^2]).
+
+    The least and largest value over non-negative spectra whose curve lies
+    within ``z`` standard errors of every node, ``z`` at ``DELTA / (2 J)``.
+    """
+    c, e = np.asarray(curve.values), np.asarray(curve.errors)
+    z = NormalDist().inv_cdf(1.0 - DELTA / (2 * len(c)))
+    a = _design(curve.rhos, MAX_DEGREE, at_one=True)
+    a_ub, b_ub = np.vstack([a, -a]), np.concatenate([c + z * e, -(c - z * e)])
+    k = np.arange(a.shape[1])
+    out = []
+    for mask in (k >= 3, k <= 1):
+        target = mask.astype(np.float64)
+        lo = linprog(target, A_ub=a_ub, b_ub=b_ub, bounds=(0, None), method="highs")
+        hi = linprog(-target, A_ub=a_ub, b_ub=b_ub, bounds=(0, None), method="highs")
+        assert lo.success and hi.success, "no non-negative spectrum fits the measured curve"
+        out += [float(lo.fun), float(-hi.fun)]
+    return out[0], out[1], out[2], out[3]
+
+
+def degree_one_ustatistic(
+    x: NDArray[np.int8], q: FloatArray, p: float, groups: int = 20
+) -> tuple[FloatArray, FloatArray]:
+    """Unbiased ``B_0 + B_1`` of each output from independent subsets, and its jackknife error.
+
+    ``U = (|S|^2 - D) / (n (n - 1))`` with ``S = sum_i q_i phi_i``,
+    ``D = sum_i q_i^2 |phi_i|^2``, ``phi = (1, (x - mu) / sigma)``.
+    """
+    mu, sigma = bias_moments(p)
+    phi = np.hstack([np.ones((len(x), 1)), (x.astype(np.float64) - mu) / sigma])
+    norms = np.sum(phi**2, axis=1)
+
+    def u(rows: NDArray[np.bool_]) -> FloatArray:
+        n = int(rows.sum())
+        s = phi[rows].T @ q[rows]
+        d = norms[rows] @ q[rows] ** 2
+        return np.asarray((np.sum(s**2, axis=0) - d) / (n * (n - 1)))
+
+    everything = np.ones(len(x), dtype=bool)
+    label = np.arange(len(x)) % groups
+    leave_out = np.stack([u(label != g) for g in range(groups)])
+    error = np.sqrt((groups - 1) / groups * np.sum((leave_out - leave_out.mean(0)) ** 2, axis=0))
+    return u(everything), error
+
+
+def implications(tail: float, second: float, variance_f: float, p: float) -> list[dict[str, float]]:
+    """Largest ``s_3`` with ``s_3 B_3 <= epsilon / 4`` and the least ``||w||_1`` it allows."""
+    rows = []
+    for frac in FRACTIONS:
+        eps = frac * variance_f
+        b3 = tail * second
+        beta = min(1.0, eps / (4.0 * b3)) if b3 > 0 else 1.0
+        rows.append(
+            {
+                "eps_over_var": frac,
+                "b3_over_eps": b3 / eps,
+                "largest_s3": beta,
+                "least_l1": lp_functional(round(beta, 6), -rho_max(p)).l1_norm,
+            }
+        )
+    return rows
+
+
+def planner_slopes(inputs: Inputs, tails: dict[str, float]) -> dict[str, float]:
+    """The lp planner's slope of Verifier retrainings (pilot included) at each tail fraction."""
+    lp = next(s for s in SERIES if s[2] == "lp")
+    out = {}
+    for name, fraction in tails.items():
+        rows = [
+            plan_row(inputs, "practical", lp, f, tail_fraction=min(1.0, fraction))
+            for f in FRACTIONS
+            if f >= 0.02
+        ]
+        out[name] = slope([r for r in rows if r is not None], "with_pilot")
+    return out
+
+
+@pytest.mark.parametrize("name", os.environ.get("PACDA_SPECTRUM_TASKS", "mlp,logreg").split(","))
+def test_spectrum(name: str) -> None:
+    pairs = int(os.environ.get("PACDA_SPECTRUM_PAIRS", "8000"))
+    fit_n = int(os.environ.get("PACDA_SPECTRUM_FIT", str(FIT[name])))
+    out = Path(os.environ.get("PACDA_SPECTRUM_OUT", "out/spectrum"))
+    out.mkdir(parents=True, exist_ok=True)
+    task = load_task(TASKS[name])
+    t0 = time.perf_counter()
+    curve, m2, x, qx = measure_curve(task, pairs, fit_n)
+    print(f"\n{name}: {pairs:,d} pairs per node, {time.perf_counter() - t0:.0f}s of trainings")
+    print("  rho    C(rho)/E[q^2]   s.e.")
+    for rho, v, e in zip(curve.rhos, curve.values, curve.errors, strict=True):
+        print(f"  {rho:+.2f}  {v:10.4f}  {e:8.4f}")
+    fits = degree_fits(curve)
+    for degree, (weights, chi2) in fits.items():
+        dof = len(curve.rhos) - len(weights)
+        shown = ", ".join(f"{w:.4f}" for w in weights[:-1])
+        print(f"  degree <= {degree}: B = ({shown}), rho=1 only {weights[-1]:.4f}; "
+              f"chi2 {chi2:.1f} on {dof} dof")  # fmt: skip
+    b3_lo, b3_hi, b01_lo, b01_hi = tail_bounds(curve)
+    print(f"  B_>=3 / E[q^2] in [{b3_lo:.4f}, {b3_hi:.4f}]; (B_0 + B_1) / E[q^2] in "
+          f"[{b01_lo:.4f}, {b01_hi:.4f}]; seed noise {1 - curve.values[0]:.3f} E[q^2]")  # fmt: skip
+    u, u_err = degree_one_ustatistic(x, qx, task.p)
+    pooled_u = float(np.mean(u / m2))
+    print(f"  degree-1 U-statistic: (B_0 + B_1) / E[q^2] = {pooled_u:.4f} (outputs: "
+          f"{np.min(u / m2):.4f} .. {np.max(u / m2):.4f}, s.e. about "
+          f"{float(np.mean(u_err / m2)):.4f} each)")  # fmt: skip
+    inputs = measure_inputs(fit_n, 500, TASKS[name])  # the cost bench's planning inputs
+    second = max(inputs.residual_second)
+    print(f"  planning inputs: Var(f) = {inputs.variance_f:.4g}, max E[q^2] = {second:.4g} "
+          f"({second / inputs.variance_f:.3f} Var(f))")  # fmt: skip
+    fitted = float(sum(fits[3][0][3:]))  # B_3 + the rho=1-only weight of the degree-3 fit
+    tails = {"0": 0.0, "fit": fitted, "0.1": 0.1, "upper": b3_hi}
+    implied = {k: implications(v, second, inputs.variance_f, task.p) for k, v in tails.items()}
+    slopes = planner_slopes(inputs, tails)
+    for label in ("fit", "upper"):
+        print(f"  if B_>=3 = {tails[label]:.4f} E[q^2] ({label}), all at degree 3:")
+        for row in implied[label]:
+            print(f"    eps = {row['eps_over_var']:.2f} Var(f): B_3 = {row['b3_over_eps']:.2f} "
+                  f"eps; s_3 <= {row['largest_s3']:.3f} keeps the bias below eps / 4, "
+                  f"which takes ||w||_1 >= {row['least_l1']:.2f}")  # fmt: skip
+    print("  planner slope of Verifier retrainings (0.2 .. 0.02 Var(f)) at --tail-fraction: "
+          + ", ".join(f"{k} ({tails[k]:.3f}) {v:+.2f}" for k, v in slopes.items()))  # fmt: skip
+    (out / f"spectrum_{name}.json").write_text(
+        json.dumps(
+            {
+                "curve": asdict(curve),
+                "fits": {str(k): v for k, v in fits.items()},
+                "b3_bounds": [b3_lo, b3_hi],
+                "b01_bounds": [b01_lo, b01_hi],
+                "ustatistic": pooled_u,
+                "tails": tails,
+                "implications": implied,
+                "planner_slopes": slopes,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    # Checks of the measurement itself: C is non-decreasing on [0, 1] for any spectrum,
+    # and the bias-free U-statistic must agree with the curve's bounds on B_0 + B_1.
+    nonneg = [(r, v, e) for r, v, e in zip(curve.rhos, curve.values, curve.errors, strict=True)
+              if r >= 0]  # fmt: skip
+    for (_, v1, e1), (_, v2, e2) in itertools.pairwise(nonneg):
+        assert v1 >= v2 - 4 * math.hypot(e1, e2), curve
+    assert b3_lo <= b3_hi and b01_lo <= b01_hi
+    assert (
+        b01_lo - 4 * float(np.mean(u_err / m2))
+        <= pooled_u
+        <= b01_hi + 4 * float(np.mean(u_err / m2))
+    ), (pooled_u, b01_lo, b01_hi)
