@@ -25,13 +25,12 @@ independent).  From it:
 
 * least-squares fits with ``B_k >= 0`` up to degree 2, 3 and 4, with their
   chi-square (does degree <= 2 explain the curve?);
-* confidence bounds on ``B_{>=3} / E[q^2]``: the least and largest value of a
-  non-negative spectrum (degrees 0..:data:`MAX_DEGREE`, plus a weight seen
-  only at ``rho = 1``) whose curve lies within ``z`` standard errors of every
-  measured node, ``z`` Bonferroni-corrected at :data:`DELTA`;
-* the degree-1 U-statistic ``B_0 + B_1 = E_{x,x'}[q(x) q(x') (1 + <xt, xt'>)]``
-  over the independent subsets (``xt`` the standardised coordinates), an
-  estimate of err with no bias from any degree, with a jackknife error;
+* confidence bounds on ``B_{>=3} / E[q^2]`` and ``(B_0 + B_1) / E[q^2]`` at
+  :data:`DELTA` (:func:`protocol.spectrum.weight_bounds`: the least and largest
+  value over non-negative spectra consistent with every measured node);
+* the degree-1 U-statistic (:func:`protocol.spectrum.degree_one_ustatistic`)
+  over the independent subsets, an estimate of err with no bias from any
+  degree, with a jackknife error;
 * what a tail implies (at the degree-3 fit's value and at the upper bound,
   all of it taken at degree 3): at each epsilon the largest ``s_3`` keeping the
   honest bias ``s_3 B_3`` below epsilon / 4, and the least ``||w||_1`` of any
@@ -58,17 +57,17 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from statistics import NormalDist
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from scipy.optimize import linprog, nnls
+from scipy.optimize import nnls
 
-from protocol.hypercube import bias_moments, rho_max, sample_bp, sample_partner
+from protocol.hypercube import rho_max, sample_bp, sample_partner
 from protocol.lp_functional import lp_functional
+from protocol.spectrum import Curve, degree_one_ustatistic, design, weight_bounds
 from prover.attribution import fit_datamodel
 from prover.attribution.datamodel import DatamodelFit
 from prover.engine import train
@@ -89,19 +88,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TASKS = {"mlp": ROOT / "examples/tasks/mlp.toml", "logreg": ROOT / "examples/tasks/logreg.toml"}
 FIT = {"mlp": 10_000, "logreg": 20_000}  # as in test_bench_cost.py
 RHOS = (1.0, 0.95, 0.85, 0.7, 0.5, 0.25, -0.5)
-MAX_DEGREE = 100
 DELTA = 0.05
 SEED = 20261130
 FloatArray = NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class Curve:
-    """The pooled noise-stability curve, in units of ``E[q^2]``, with standard errors."""
-
-    rhos: tuple[float, ...]
-    values: tuple[float, ...]
-    errors: tuple[float, ...]
 
 
 def _residuals(
@@ -136,69 +125,20 @@ def measure_curve(
     return Curve(RHOS, tuple(values), tuple(errors)), m2, x, qx
 
 
-def _design(rhos: tuple[float, ...], degree: int, *, at_one: bool) -> FloatArray:
-    """``rho_j^k`` for k = 0..degree, plus a column seen only at rho = 1 if ``at_one``."""
-    a = np.asarray(rhos, dtype=np.float64)[:, None] ** np.arange(degree + 1)[None, :]
-    if at_one:
-        a = np.hstack([a, (np.asarray(rhos) == 1.0).astype(np.float64)[:, None]])
-    return a
-
-
 def degree_fits(curve: Curve) -> dict[int, tuple[list[float], float]]:
     """Non-negative least-squares spectra up to degree 2, 3, 4 and their chi-square."""
     c, e = np.asarray(curve.values), np.asarray(curve.errors)
     fits = {}
     for degree in (2, 3, 4):
-        a = _design(curve.rhos, degree, at_one=True)
+        a = design(curve.rhos, degree)
         weights, residual = nnls(a / e[:, None], c / e)
         fits[degree] = ([float(w) for w in weights], float(residual**2))
     return fits
 
 
 def tail_bounds(curve: Curve) -> tuple[float, float, float, float]:
-    """Confidence bounds on ``B_{>=3}`` and on ``B_0 + B_1`` (units of E[q^2]).
-
-    The least and largest value over non-negative spectra whose curve lies
-    within ``z`` standard errors of every node, ``z`` at ``DELTA / (2 J)``.
-    """
-    c, e = np.asarray(curve.values), np.asarray(curve.errors)
-    z = NormalDist().inv_cdf(1.0 - DELTA / (2 * len(c)))
-    a = _design(curve.rhos, MAX_DEGREE, at_one=True)
-    a_ub, b_ub = np.vstack([a, -a]), np.concatenate([c + z * e, -(c - z * e)])
-    k = np.arange(a.shape[1])
-    out = []
-    for mask in (k >= 3, k <= 1):
-        target = mask.astype(np.float64)
-        lo = linprog(target, A_ub=a_ub, b_ub=b_ub, bounds=(0, None), method="highs")
-        hi = linprog(-target, A_ub=a_ub, b_ub=b_ub, bounds=(0, None), method="highs")
-        assert lo.success and hi.success, "no non-negative spectrum fits the measured curve"
-        out += [float(lo.fun), float(-hi.fun)]
-    return out[0], out[1], out[2], out[3]
-
-
-def degree_one_ustatistic(
-    x: NDArray[np.int8], q: FloatArray, p: float, groups: int = 20
-) -> tuple[FloatArray, FloatArray]:
-    """Unbiased ``B_0 + B_1`` of each output from independent subsets, and its jackknife error.
-
-    ``U = (|S|^2 - D) / (n (n - 1))`` with ``S = sum_i q_i phi_i``,
-    ``D = sum_i q_i^2 |phi_i|^2``, ``phi = (1, (x - mu) / sigma)``.
-    """
-    mu, sigma = bias_moments(p)
-    phi = np.hstack([np.ones((len(x), 1)), (x.astype(np.float64) - mu) / sigma])
-    norms = np.sum(phi**2, axis=1)
-
-    def u(rows: NDArray[np.bool_]) -> FloatArray:
-        n = int(rows.sum())
-        s = phi[rows].T @ q[rows]
-        d = norms[rows] @ q[rows] ** 2
-        return np.asarray((np.sum(s**2, axis=0) - d) / (n * (n - 1)))
-
-    everything = np.ones(len(x), dtype=bool)
-    label = np.arange(len(x)) % groups
-    leave_out = np.stack([u(label != g) for g in range(groups)])
-    error = np.sqrt((groups - 1) / groups * np.sum((leave_out - leave_out.mean(0)) ** 2, axis=0))
-    return u(everything), error
+    """Confidence bounds on ``B_{>=3}`` and on ``B_0 + B_1`` (units of E[q^2])."""
+    return (*weight_bounds(curve, "tail", delta=DELTA), *weight_bounds(curve, (0, 1), delta=DELTA))
 
 
 def implications(tail: float, second: float, variance_f: float, p: float) -> list[dict[str, float]]:
