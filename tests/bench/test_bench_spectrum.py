@@ -59,13 +59,14 @@ import os
 import time
 from dataclasses import asdict
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 from scipy.optimize import nnls
 
-from protocol.hypercube import rho_max, sample_bp, sample_partner
+from protocol.hypercube import bias_moments, rho_max, sample_bp, sample_partner
 from protocol.lp_functional import lp_functional
 from protocol.spectrum import Curve, degree_one_ustatistic, design, weight_bounds
 from prover.attribution import fit_datamodel
@@ -173,6 +174,69 @@ def planner_slopes(inputs: Inputs, tails: dict[str, float]) -> dict[str, float]:
     return out
 
 
+def ustatistic_cost(
+    x: NDArray[np.int8], q: FloatArray, p: float, epsilons: list[float], kappa: float = 12.0
+) -> list[dict[str, float]]:
+    """A model estimate (no such audit exists) of a degree-1 U-statistic audit's cost.
+
+    Per output: values clipped at ``sqrt(C)``, ``C = kappa E[q^2]``; the Prover
+    evaluates the n' independent points that bring ``z sqrt(V(n'))`` to epsilon / 4,
+    ``V(n') = 2 (N + 1) E[v^2]^2 / n'^2 + 4 Var(v h) / n'`` (both terms from these
+    points, ``h_i = H_i / (n - 1)``, ``H_i = sum_{j != i} v_j <phi_i, phi_j>``); a lie
+    at point i moves the statistic by at most ``4 sqrt(C) |h_i| / n'`` plus the lies'
+    cross terms, bounded by ``10 C m^2 max_{i != j} |<phi_i, phi_j>| / n'^2``; the
+    Verifier tolerates the most lies ``m*`` (the adversary's choice: the largest
+    ``|h_i|``) within epsilon / 2 and draws ``n' ln(2 / delta) / (m* + 1)`` spot checks.
+    n' is chosen as the clipped gap's planner chooses (spot checks + 0.05 epsilon /
+    E[q^2] x n', from the least n' up to 100 times it).  ``|h_i|`` is taken at these
+    n points, scaled by ``sqrt(n / n')`` below n (its noise part), as is above n
+    (which overstates it).
+    """
+    n, n_items = x.shape
+    mu, sigma = bias_moments(p)
+    phi = np.hstack([np.ones((n, 1)), (x.astype(np.float64) - mu) / sigma])
+    norms = np.sum(phi**2, axis=1)
+    kmax = 0.0
+    for start in range(0, n, 1000):  # the largest off-diagonal kernel value, in blocks
+        block = phi[start : start + 1000] @ phi.T
+        block[np.arange(len(block)), np.arange(start, start + len(block))] = 0.0
+        kmax = max(kmax, float(np.abs(block).max()))
+    z_sampling = NormalDist().inv_cdf(1.0 - DELTA / (4 * q.shape[1]))
+    log_spot = math.log(2.0 / DELTA)
+    rows = []
+    for eps in epsilons:
+        weight = 0.05 * eps / float(np.max(np.mean(q**2, axis=0)))  # as --prover-weight 0.05
+        worst = {"epsilon": eps, "prover_evaluations": 0.0, "spot_checks": 0.0, "tolerated": 0.0}
+        for z in range(q.shape[1]):
+            clip = kappa * float(np.mean(q[:, z] ** 2))
+            v = np.clip(q[:, z], -math.sqrt(clip), math.sqrt(clip))
+            h = (phi @ (phi.T @ v) - v * norms) / (n - 1)
+            a = 2.0 * (n_items + 1) * float(np.mean(v**2)) ** 2
+            b = 4.0 * float(np.var(v * h))
+            target = (eps / 4.0 / z_sampling) ** 2  # V(n') <= target
+            least = math.ceil((b + math.sqrt(b * b + 4.0 * a * target)) / (2.0 * target))
+            top = np.cumsum(np.sort(np.abs(h))[::-1])
+            m = np.arange(1, n + 1)
+            best: tuple[float, int, int, int] | None = None
+            for n_prime in np.unique(np.geomspace(least, 100 * least, 25).astype(np.int64)):
+                # h's noise part shrinks like 1/sqrt(n'): scale it up below n, keep it above
+                scale = max(1.0, math.sqrt(n / n_prime))
+                moved = (4.0 * math.sqrt(clip) * scale * top / n_prime
+                         + 10.0 * clip * m**2 * kmax / n_prime**2)  # fmt: skip
+                tolerated = int(np.sum(moved <= eps / 2.0))
+                spot = min(int(n_prime), math.ceil(n_prime * log_spot / (tolerated + 1)))
+                cost = spot + weight * n_prime  # the clipped gap planner's objective
+                if best is None or cost < best[0]:
+                    best = (cost, int(n_prime), spot, tolerated)
+            assert best is not None
+            _, n_prime, spot, tolerated = best
+            if spot > worst["spot_checks"]:
+                worst.update(spot_checks=float(spot), tolerated=float(tolerated))
+            worst["prover_evaluations"] = max(worst["prover_evaluations"], float(n_prime))
+        rows.append(worst)
+    return rows
+
+
 @pytest.mark.parametrize("name", os.environ.get("PACDA_SPECTRUM_TASKS", "mlp,logreg").split(","))
 def test_spectrum(name: str) -> None:
     pairs = int(os.environ.get("PACDA_SPECTRUM_PAIRS", "8000"))
@@ -214,6 +278,20 @@ def test_spectrum(name: str) -> None:
             print(f"    eps = {row['eps_over_var']:.2f} Var(f): B_3 = {row['b3_over_eps']:.2f} "
                   f"eps; s_3 <= {row['largest_s3']:.3f} keeps the bias below eps / 4, "
                   f"which takes ||w||_1 >= {row['least_l1']:.2f}")  # fmt: skip
+    estimate = ustatistic_cost(x, qx, task.p, [f * inputs.variance_f for f in FRACTIONS])
+    gap = next(series for series in SERIES if series[2] == "lp")
+    print(
+        "  degree-1 U-statistic audit, a model estimate (see ustatistic_cost), against the "
+        "clipped gap's plan at --tail-fraction 0.1; Verifier counts include a 200-run pilot:"
+    )
+    print("    eps/Var   gap: Verifier   gap: Prover   U: Verifier   U: Prover   U: lies tolerated")
+    for frac, row in zip(FRACTIONS, estimate, strict=True):
+        plan = plan_row(inputs, "practical", gap, frac)
+        assert plan is not None
+        print(f"    {frac:7.2f} {plan.with_pilot:15,.0f} {plan.prover_evaluations:13,.0f} "
+              f"{row['spot_checks'] + 200:13,.0f} {row['prover_evaluations']:11,.0f} "
+              f"{row['tolerated']:14,.0f}")  # fmt: skip
+        row["gap_verifier"], row["gap_prover"] = plan.with_pilot, plan.prover_evaluations
     print("  planner slope of Verifier retrainings (0.2 .. 0.02 Var(f)) at --tail-fraction: "
           + ", ".join(f"{k} ({tails[k]:.3f}) {v:+.2f}" for k, v in slopes.items()))  # fmt: skip
     (out / f"spectrum_{name}.json").write_text(
@@ -227,6 +305,7 @@ def test_spectrum(name: str) -> None:
                 "tails": tails,
                 "implications": implied,
                 "planner_slopes": slopes,
+                "ustatistic_estimate": estimate,
             },
             indent=1,
         )
