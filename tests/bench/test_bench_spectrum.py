@@ -83,7 +83,7 @@ from tests.bench.test_bench_cost import (
     slope,
 )
 
-pytestmark = pytest.mark.bench
+pytestmark = [pytest.mark.bench, pytest.mark.timeout(2 * 3600)]
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = {"mlp": ROOT / "examples/tasks/mlp.toml", "logreg": ROOT / "examples/tasks/logreg.toml"}
