@@ -41,12 +41,12 @@ from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import linprog
+from scipy.optimize import linprog, nnls
 
 from protocol.errors import InvalidArgument
 from protocol.hypercube import bias_moments
 
-__all__ = ["Curve", "degree_one_ustatistic", "design", "weight_bounds"]
+__all__ = ["Curve", "degree_fit", "degree_one_ustatistic", "design", "weight_bounds"]
 
 FloatArray = NDArray[np.float64]
 #: Degrees modelled one by one; the weight above is one variable seen only at rho = 1.
@@ -120,6 +120,21 @@ def weight_bounds(
             f"(values {curve.values}, errors {curve.errors})"
         )
     return float(lo.fun), float(-hi.fun)
+
+
+def degree_fit(curve: Curve, degree: int) -> tuple[FloatArray, float, float]:
+    """Least-squares non-negative spectrum up to ``degree`` (weighted by the errors).
+
+    Returns ``(B_0..B_degree, B_inf, chi-square)``: the weights, the weight seen
+    only at rho = 1 (everything above ``degree``), and the chi-square of the fit
+    on ``J - degree - 2`` degrees of freedom.  A point estimate, not a bound.
+    """
+    if not 0 <= degree <= MAX_DEGREE:
+        raise InvalidArgument(f"degree must lie in 0..{MAX_DEGREE}, got {degree}")
+    e = np.maximum(np.asarray(curve.errors), 1e-300)
+    a = design(curve.rhos, degree)
+    weights, residual = nnls(a / e[:, None], np.asarray(curve.values) / e)
+    return np.asarray(weights[:-1]), float(weights[-1]), float(residual**2)
 
 
 def degree_one_ustatistic(

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "attribute": "prover.cli.attribute",
     "import-scores": "prover.cli.import_scores",
     "serve": "prover.cli.serve",
+    "spectrum": "prover.cli.spectrum",
     "keygen": "prover.cli.keygen",
     "tls": "prover.cli.tls",
 }

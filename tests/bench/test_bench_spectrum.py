@@ -13,8 +13,10 @@ weight on real trainings and prints what it implies for the cost.
 What is measured.  ``q = f - g_a`` with ``g_a`` a ridge datamodel fitted on
 ``PACDA_SPECTRUM_FIT`` trainings (default as in ``test_bench_cost.py``:
 10,000 on ``mlp``, 20,000 on ``logreg``).  For ``PACDA_SPECTRUM_PAIRS`` independent
-subsets ``x`` and a partner ``y`` at each correlation ``rho`` of :data:`RHOS`
-(``rho = 1``: the same subset), both trained with independent seeds,
+subsets ``x`` and a partner ``y`` at each correlation ``rho`` of
+:data:`prover.spectrum.RHOS` (``rho = 1``: the same subset), both trained with
+independent seeds (:func:`prover.spectrum.measure_curve`, which
+``pacda-prover spectrum`` runs too),
 
     C(rho) = E[q(x) q(y)] = sum_k rho^k B_k(qbar),   qbar(x) = E_seed q(x, seed),
 
@@ -64,14 +66,13 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from scipy.optimize import nnls
 
-from protocol.hypercube import bias_moments, rho_max, sample_bp, sample_partner
+from protocol.hypercube import bias_moments, rho_max, sample_bp
 from protocol.lp_functional import lp_functional
-from protocol.spectrum import Curve, degree_one_ustatistic, design, weight_bounds
+from protocol.spectrum import Curve, degree_fit, degree_one_ustatistic, weight_bounds
 from prover.attribution import fit_datamodel
-from prover.attribution.datamodel import DatamodelFit
 from prover.engine import train
+from prover.spectrum import RHOS, Measurement, measure_curve
 from prover.tasks.base import Task
 from prover.tasks.registry import load_task
 from tests.bench.test_bench_cost import (
@@ -88,52 +89,30 @@ pytestmark = [pytest.mark.bench, pytest.mark.timeout(2 * 3600)]
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = {"mlp": ROOT / "examples/tasks/mlp.toml", "logreg": ROOT / "examples/tasks/logreg.toml"}
 FIT = {"mlp": 10_000, "logreg": 20_000}  # as in test_bench_cost.py
-RHOS = (1.0, 0.95, 0.85, 0.7, 0.5, 0.25, -0.5)
 DELTA = 0.05
 SEED = 20261130
 FloatArray = NDArray[np.float64]
 
 
-def _residuals(
-    task: Task, x: NDArray[np.int8], rng: np.random.Generator, fit: DatamodelFit
-) -> FloatArray:
-    """``q = f - g_a`` of freshly seeded trainings on the pm-encoded subsets ``x``."""
-    seeds = rng.integers(0, 2**63, size=len(x), dtype=np.int64).astype(np.uint64)
-    outputs = train(task, x, seeds).outputs
-    return np.asarray(outputs - (fit.theta0[None, :] + x.astype(np.float64) @ fit.theta.T))
-
-
-def measure_curve(
-    task: Task, pairs: int, fit_n: int
-) -> tuple[Curve, FloatArray, NDArray[np.int8], FloatArray]:
-    """Fit the datamodel, train ``pairs`` subsets and a partner at every rho; the pooled curve.
-
-    Returns the curve, ``E[q_z^2]`` per output, the subsets and their residuals.
-    """
+def fitted_curve(task: Task, pairs: int, fit_n: int) -> Measurement:
+    """Fit the datamodel on ``fit_n`` trainings, then measure the curve of its residuals."""
     rng = np.random.default_rng(SEED)
     fit_x = sample_bp(rng, fit_n, task.n_items, task.p)
     fit_seeds = rng.integers(0, 2**63, size=fit_n, dtype=np.int64).astype(np.uint64)
     fit = fit_datamodel(fit_x, train(task, fit_x, fit_seeds).outputs, p=task.p, rng=rng)
-    x = sample_bp(rng, pairs, task.n_items, task.p)
-    qx = _residuals(task, x, rng, fit)
-    m2 = np.mean(qx**2, axis=0)
-    values, errors = [], []
-    for rho in RHOS:
-        qy = _residuals(task, sample_partner(rng, x, task.p, rho), rng, fit)
-        pooled = np.mean(qx * qy / m2[None, :], axis=1)  # one value per pair
-        values.append(float(pooled.mean()))
-        errors.append(float(pooled.std(ddof=1) / math.sqrt(pairs)))
-    return Curve(RHOS, tuple(values), tuple(errors)), m2, x, qx
+
+    def predict(x: NDArray[np.int8]) -> FloatArray:
+        return np.asarray(fit.theta0[None, :] + x.astype(np.float64) @ fit.theta.T)
+
+    return measure_curve(task, predict, pairs, rng=rng, rhos=RHOS)
 
 
 def degree_fits(curve: Curve) -> dict[int, tuple[list[float], float]]:
-    """Non-negative least-squares spectra up to degree 2, 3, 4 and their chi-square."""
-    c, e = np.asarray(curve.values), np.asarray(curve.errors)
+    """Non-negative least-squares spectra up to degree 2, 3, 4: weights (then B_inf), chi2."""
     fits = {}
     for degree in (2, 3, 4):
-        a = design(curve.rhos, degree)
-        weights, residual = nnls(a / e[:, None], c / e)
-        fits[degree] = ([float(w) for w in weights], float(residual**2))
+        weights, above, chi2 = degree_fit(curve, degree)
+        fits[degree] = ([*map(float, weights), above], chi2)
     return fits
 
 
@@ -245,7 +224,9 @@ def test_spectrum(name: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     task = load_task(TASKS[name])
     t0 = time.perf_counter()
-    curve, m2, x, qx = measure_curve(task, pairs, fit_n)
+    measured = fitted_curve(task, pairs, fit_n)
+    curve, m2 = measured.curve, measured.second_moments
+    x, qx = measured.points, measured.residuals
     print(f"\n{name}: {pairs:,d} pairs per node, {time.perf_counter() - t0:.0f}s of trainings")
     print("  rho    C(rho)/E[q^2]   s.e.")
     for rho, v, e in zip(curve.rhos, curve.values, curve.errors, strict=True):

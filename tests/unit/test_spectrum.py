@@ -8,7 +8,7 @@ import pytest
 from protocol.errors import InvalidArgument
 from protocol.fourier import degree_weights, fourier_coefficients, noise_stability
 from protocol.hypercube import sample_bp
-from protocol.spectrum import Curve, degree_one_ustatistic, weight_bounds
+from protocol.spectrum import Curve, degree_fit, degree_one_ustatistic, weight_bounds
 
 RHOS = (1.0, 0.95, 0.85, 0.7, 0.5, 0.25, -0.5)
 
@@ -67,6 +67,19 @@ def test_a_measured_degree_three_weight_is_proved() -> None:
     assert 1.5 < lo <= 2.0 <= hi
     lo, hi = weight_bounds(curve, (0, 1))
     assert lo == pytest.approx(0.0, abs=1e-9) and hi < 0.2
+
+
+def test_degree_fit_recovers_an_exact_low_degree_spectrum() -> None:
+    n_items, p = 8, 0.5
+    x = np.array([[1 if (i >> k) & 1 else -1 for k in range(n_items)] for i in range(2**n_items)])
+    values = 0.5 + 0.7 * x[:, 0] - 0.4 * x[:, 1] * x[:, 2] + 0.3 * x[:, 3] * x[:, 4] * x[:, 5]
+    truth = degree_weights(fourier_coefficients(values.astype(np.float64), p))
+    curve = Curve(RHOS, tuple(float(noise_stability(values, p, r)) for r in RHOS), (1e-4,) * 7)
+    weights, above, chi2 = degree_fit(curve, 3)
+    np.testing.assert_allclose(weights, truth[:4], atol=1e-6)
+    assert above == pytest.approx(0.0, abs=1e-6) and chi2 < 1e-6
+    _, _, chi2_two = degree_fit(curve, 2)
+    assert chi2_two > 100.0  # degree 3 is needed
 
 
 def test_a_curve_no_spectrum_fits_is_refused() -> None:
