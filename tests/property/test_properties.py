@@ -1,8 +1,9 @@
 """Hypothesis properties: sampling marginals and correlations, PRG determinism and
 seed sensitivity, planner monotonicity in epsilon.
 
-Statistical properties use 40,000 draws per example and 6-sigma tolerances
-(false failure < 2e-9 per check; hypothesis runs derandomized in CI).
+Statistical properties use 40,000 draws per example; marginals have 6-sigma
+tolerances, correlations Bernstein bounds with the exact variance and range of
+a product (false failure < 2e-9 per check; hypothesis runs derandomized in CI).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from protocol.hypercube import (
     bias_moments,
     mask_to_pm,
+    partner_probabilities,
     pm_to_mask,
     rho_max,
     sample_bp,
@@ -33,6 +35,18 @@ def _rho(p: float, frac: float) -> float:
     return frac if frac >= 0 else frac * rho_max(p)
 
 
+def _product_law(p: float, rho: float) -> tuple[float, float]:
+    """Exact variance and largest ``|phi(x) phi(y) - rho|`` of one coordinate's product."""
+    mu, sigma = bias_moments(p)
+    q_minus, q_plus = partner_probabilities(p, rho)
+    phi = {1: (1 - mu) / sigma, -1: (-1 - mu) / sigma}
+    law = {(1, 1): p * q_plus, (1, -1): p * (1 - q_plus),
+           (-1, 1): (1 - p) * q_minus, (-1, -1): (1 - p) * (1 - q_minus)}  # fmt: skip
+    second = sum(w * (phi[a] * phi[b]) ** 2 for (a, b), w in law.items())
+    reach = max(abs(phi[a] * phi[b] - rho) for (a, b), w in law.items() if w > 0)
+    return max(second - rho * rho, 0.0), reach
+
+
 def _check_marginal_and_correlation(x: np.ndarray, y: np.ndarray, p: float, rho: float) -> None:
     mu, sigma = bias_moments(p)
     n = x.shape[0]
@@ -40,9 +54,13 @@ def _check_marginal_and_correlation(x: np.ndarray, y: np.ndarray, p: float, rho:
         freq = (arr > 0).mean(axis=0)
         assert np.all(np.abs(freq - p) <= 6 * math.sqrt(p * (1 - p) / n))
     corr = (((x - mu) / sigma) * ((y - mu) / sigma)).mean(axis=0)
-    # Var of phi(x) phi(y) <= max phi^4 <= ((1+|mu|)/sigma)^4 / ... use empirical sd.
-    sd = (((x - mu) / sigma) * ((y - mu) / sigma)).std(axis=0) / math.sqrt(n)
-    assert np.all(np.abs(corr - rho) <= 6 * sd + 1e-12)
+    # Bernstein's inequality with the exact variance and range of one product, at
+    # 2e-9: valid also near rho = +-1, where a pair rarely differs and an empirical
+    # standard deviation is often exactly 0.
+    variance, reach = _product_law(p, rho)
+    log_term = math.log(2 / 2e-9)
+    tolerance = math.sqrt(2 * variance * log_term / n) + 2 * reach * log_term / (3 * n)
+    assert np.all(np.abs(corr - rho) <= tolerance + 1e-12), (corr, rho, tolerance)
 
 
 @given(p=ps, frac=rho_fracs, seed=st.integers(0, 2**32 - 1))
