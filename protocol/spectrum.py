@@ -46,7 +46,14 @@ from scipy.optimize import linprog, nnls
 from protocol.errors import InvalidArgument
 from protocol.hypercube import bias_moments
 
-__all__ = ["Curve", "degree_fit", "degree_one_ustatistic", "design", "weight_bounds"]
+__all__ = [
+    "Curve",
+    "degree_fit",
+    "degree_one_features",
+    "degree_one_ustatistic",
+    "design",
+    "weight_bounds",
+]
 
 FloatArray = NDArray[np.float64]
 #: Degrees modelled one by one; the weight above is one variable seen only at rho = 1.
@@ -137,6 +144,15 @@ def degree_fit(curve: Curve, degree: int) -> tuple[FloatArray, float, float]:
     return np.asarray(weights[:-1]), float(weights[-1]), float(residual**2)
 
 
+def degree_one_features(x: NDArray[np.int8], p: float) -> FloatArray:
+    """``phi(x) = (1, (x_1 - mu)/sigma, ..., (x_N - mu)/sigma)``, ``(n, N + 1)``.
+
+    The characters of degree <= 1, orthonormal under B_p.
+    """
+    mu, sigma = bias_moments(p)
+    return np.hstack([np.ones((len(x), 1)), (np.asarray(x, dtype=np.float64) - mu) / sigma])
+
+
 def degree_one_ustatistic(
     x: NDArray[np.int8], q: FloatArray, p: float, *, groups: int = 20
 ) -> tuple[FloatArray, FloatArray]:
@@ -157,8 +173,7 @@ def degree_one_ustatistic(
         raise InvalidArgument(f"x (n, N) and q (n, Z) must share n, got {x.shape} and {q.shape}")
     if not 2 <= groups <= len(x) // 2:
         raise InvalidArgument(f"groups must lie in [2, n/2] for n={len(x)}, got {groups}")
-    mu, sigma = bias_moments(p)
-    phi = np.hstack([np.ones((len(x), 1)), (x.astype(np.float64) - mu) / sigma])
+    phi = degree_one_features(x, p)
     norms = np.sum(phi**2, axis=1)
 
     def ustat(rows: NDArray[np.bool_]) -> FloatArray:

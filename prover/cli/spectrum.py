@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from protocol.errors import InvalidArgument
 from protocol.scores import load_scores
@@ -78,9 +77,6 @@ def run(args: argparse.Namespace) -> int:
         args.scores, task_digest=task.digest, n_items=task.n_items, n_outputs=task.n_outputs
     )
 
-    def predict(x: NDArray[np.int8]) -> NDArray[np.float64]:
-        return np.asarray(scores.theta0[None, :] + x.astype(np.float64) @ scores.theta.T)
-
     def progress(rho: float, value: float) -> None:
         print(f"spectrum: rho = {rho:+.2f}: C = {value:.4f} E[q^2]", file=sys.stderr, flush=True)
 
@@ -88,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
           f"({args.pairs:,d} per correlation) on {device}", file=sys.stderr)  # fmt: skip
     try:
         measured = measure_curve(
-            task, predict, args.pairs, rng=np.random.default_rng(args.seed), device=device,
+            task, scores.predict, args.pairs, rng=np.random.default_rng(args.seed), device=device,
             chunk_size=args.chunk_size, on_node=progress,
         )  # fmt: skip
     except KeyboardInterrupt:

@@ -67,9 +67,16 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from protocol.hypercube import bias_moments, rho_max, sample_bp
+from protocol.hypercube import rho_max, sample_bp
 from protocol.lp_functional import lp_functional
-from protocol.spectrum import Curve, degree_fit, degree_one_ustatistic, weight_bounds
+from protocol.scores import Scores
+from protocol.spectrum import (
+    Curve,
+    degree_fit,
+    degree_one_features,
+    degree_one_ustatistic,
+    weight_bounds,
+)
 from prover.attribution import fit_datamodel
 from prover.engine import train
 from prover.spectrum import RHOS, Measurement, measure_curve
@@ -100,11 +107,8 @@ def fitted_curve(task: Task, pairs: int, fit_n: int) -> Measurement:
     fit_x = sample_bp(rng, fit_n, task.n_items, task.p)
     fit_seeds = rng.integers(0, 2**63, size=fit_n, dtype=np.int64).astype(np.uint64)
     fit = fit_datamodel(fit_x, train(task, fit_x, fit_seeds).outputs, p=task.p, rng=rng)
-
-    def predict(x: NDArray[np.int8]) -> FloatArray:
-        return np.asarray(fit.theta0[None, :] + x.astype(np.float64) @ fit.theta.T)
-
-    return measure_curve(task, predict, pairs, rng=rng, rhos=RHOS)
+    scores = Scores(theta0=fit.theta0, theta=fit.theta, task_digest=task.digest, method="datamodel")
+    return measure_curve(task, scores.predict, pairs, rng=rng, rhos=RHOS)
 
 
 def degree_fits(curve: Curve) -> dict[int, tuple[list[float], float]]:
@@ -172,8 +176,7 @@ def ustatistic_cost(
     (which overstates it).
     """
     n, n_items = x.shape
-    mu, sigma = bias_moments(p)
-    phi = np.hstack([np.ones((n, 1)), (x.astype(np.float64) - mu) / sigma])
+    phi = degree_one_features(x, p)
     norms = np.sum(phi**2, axis=1)
     kmax = 0.0
     for start in range(0, n, 1000):  # the largest off-diagonal kernel value, in blocks
