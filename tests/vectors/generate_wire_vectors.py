@@ -184,10 +184,52 @@ def _task_digest() -> dict[str, Any]:
     }
 
 
+#: The signed report's plan, written out as literals.  A plan computed here would
+#: go through numpy/scipy linear algebra (the LP functional, the radius), whose
+#: last bits depend on the BLAS kernel OpenBLAS picks for the processor, so the
+#: file would describe one machine's numerics rather than bytes.  These values
+#: are one real plan (``make_plan`` at epsilon 0.5, delta 0.1, bound 1, two
+#: outputs), frozen; every float below parses to one IEEE 754 double.
+REPORT_PLAN: dict[str, Any] = {
+    "epsilon": 0.5,
+    "delta": 0.1,
+    "bound": 1.0,
+    "tolerance": 0.0,
+    "p": 0.5,
+    "threshold": 0.25,
+    "n_outputs": 2,
+    "prover_evaluations": 396802,
+    "spot_checks": 982,
+    "local_trainings": 0,
+    "pilot_trainings": 0,
+    "verifier_retrainings": 982,
+    "completeness_radius": 0.06621625822968286,
+    "estimator": "chebyshev",
+    "nodes": [-0.24248711305964285, 1.7145055188062947e-17, 0.24248711305964285],
+    "weights": [-2.061965247105806, 0.9999999999999996, 2.0619652471058063],
+    "pairs_per_node": [79840, 38721, 79840],
+    "budget": [
+        {
+            "name": "corruption budget",
+            "value": 0.12501625822968288,
+            "note": "up to 1,210 corrupted evaluations unseen; more caught w.p. >= 0.95",
+        },
+        {"name": "bias (downward)", "value": 0.0, "note": "sum_k>2 s_k B_k with B_>2 <= 1"},
+        {"name": "tolerance slack", "value": 0.0, "note": "tau=0 on every evaluation"},
+        {
+            "name": "sampling (Prover)",
+            "value": 0.12498374177031712,
+            "note": "Hoeffding, range b, delta=0.025 per output",
+        },
+        {"name": "slack", "value": 0.0, "note": "unused margin"},
+    ],
+}
+
+
 def _report(key: Ed25519PrivateKey) -> dict[str, Any]:
     from tests.unit.test_report import _fields  # one valid report of every field
 
-    report = AuditReport(**_fields())
+    report = AuditReport(**_fields(plan=REPORT_PLAN))
     return {"document": sign_report(report, key).decode("utf-8")}
 
 
