@@ -7,9 +7,6 @@ For independent ``X_i`` with ``a_i <= X_i <= a_i + R_i``:
   ``t = sqrt(sum_i R_i^2 * ln(1/delta) / 2)``.
 * Bernstein: if ``|X_i - E X_i| <= M`` and ``sum_i Var X_i <= V``, the
   deviation is below ``t = sqrt(2 V L) + M L / 3`` with ``L = ln(1/delta)``.
-* Empirical Bernstein (after Maurer & Pontil 2009, Thm. 4) plugs in the
-  sample variance and widens the range term to ``7 M L / 3``.  For a weighted
-  sum of node groups this is a practical-mode heuristic, not a theorem.
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ import math
 
 from protocol.errors import InvalidArgument
 
-__all__ = ["bernstein_deviation", "empirical_bernstein_deviation", "hoeffding_deviation"]
+__all__ = ["bernstein_deviation", "hoeffding_deviation"]
 
 
 def _log_inv(delta: float) -> float:
@@ -36,14 +33,3 @@ def bernstein_deviation(variance_sum: float, max_deviation: float, delta: float)
     """One-sided Bernstein deviation ``sqrt(2 V L) + M L / 3``, ``L = ln(1/delta)``."""
     log_term = _log_inv(delta)
     return math.sqrt(2.0 * max(variance_sum, 0.0) * log_term) + max_deviation * log_term / 3.0
-
-
-def empirical_bernstein_deviation(
-    sample_variance_sum: float, max_deviation: float, delta: float
-) -> float:
-    """Empirical-Bernstein deviation ``sqrt(2 V_hat L) + 7 M L / 3`` (Maurer & Pontil 2009)."""
-    log_term = _log_inv(delta)
-    return (
-        math.sqrt(2.0 * max(sample_variance_sum, 0.0) * log_term)
-        + 7.0 * max_deviation * log_term / 3.0
-    )

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from protocol import clipped_gap as cg
+from protocol.escalation import Escalation
 from protocol.plan import Plan
 from protocol.verdict import OutputDecision, pair_residuals
 
@@ -26,30 +27,6 @@ FloatArray = NDArray[np.float64]
 #: The second stage may spend up to this many times the cheapest option's spot
 #: checks on a higher clip level (:func:`escalation`).
 ROBUST_COST = 2.0
-
-
-@dataclass(frozen=True)
-class Escalation:
-    """A stage of spot checks sized after the Prover's results (clipped-gap plans).
-
-    Attributes:
-        multiple: the clip levels are ``multiple * plan.clip_levels``.
-        tolerated: corrupted pairs its spot checks tolerate.
-        spot_checks: total spot checks (earlier stages included) it needs.
-        stage: 1 for the first stage sized from the data (:func:`first_stage`;
-            the plan's failure probabilities), 2, 3, ... for a later stage
-            after a rejection (:func:`escalation`; each its own,
-            :func:`protocol.clipped_gap.stage_deltas`).
-    """
-
-    multiple: float
-    tolerated: int
-    spot_checks: int
-    stage: int = 2
-
-    def deltas(self, plan: Plan) -> tuple[float, float, float]:
-        """This stage's failure probabilities: spot checks, sampling, tail."""
-        return cg.stage_deltas(plan.delta_spot, plan.delta_sampling, plan.delta_tail, self.stage)
 
 
 @dataclass(frozen=True)

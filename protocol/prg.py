@@ -85,10 +85,6 @@ def _threshold(q: float) -> int:
     return int(np.floor(min(max(q, 0.0), 1.0) * _TWO53))
 
 
-def _words53(buf: bytes) -> NDArray[np.uint64]:
-    return np.frombuffer(buf, dtype=">u8").astype(np.uint64) >> np.uint64(11)
-
-
 def _check_indices(indices: NDArray[np.integer] | list[int]) -> NDArray[np.int64]:
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
     if idx.size and (idx.min() < 0):

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from protocol.errors import InvalidArgument, VerificationError
+from protocol.escalation import Escalation
 from protocol.plan import Plan
-
-if TYPE_CHECKING:
-    from protocol.decision_clipped import Escalation
 
 __all__ = ["Decision", "OutputDecision", "as_matrix", "check_outputs"]
 

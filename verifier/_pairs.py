@@ -7,16 +7,12 @@ spot checks (:mod:`verifier._stages`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from numpy.typing import NDArray
 
 from protocol.prg import ExpandedPairs
+from verifier._pilot import Pilot
 from verifier.commitment import Commitment
-
-if TYPE_CHECKING:
-    from verifier.core import Pilot
 
 __all__ = ["pair_arrays", "verified_residuals"]
 

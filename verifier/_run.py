@@ -14,9 +14,9 @@ from numpy.typing import NDArray
 
 from protocol.messages import TaskDescription
 from protocol.plan import Plan
+from verifier._pilot import Pilot
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
-from verifier.core import Pilot
 from verifier.report_builder import AuditState
 from verifier.retrain import DeviceBoundTask
 from verifier.spotcheck import SpotCheckResult

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,12 +26,10 @@ from protocol.decision import (
 from protocol.plan import Plan
 from protocol.prg import ExpandedPairs
 from verifier._pairs import pair_arrays, verified_residuals
+from verifier._pilot import Pilot
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
 from verifier.spotcheck import SpotCheckResult, draw_spot_checks
-
-if TYPE_CHECKING:
-    from verifier.core import Pilot
 
 __all__ = [
     "SpotCheck",

@@ -28,13 +28,12 @@ local mode :func:`verifier.local.certify_local`, the benchmarks under
 The caller trains (or evaluates) every model; these functions only see numbers.
 This module holds steps 1, 2 and 4 and re-exports the rest from private
 modules: :class:`Screen` (:mod:`verifier._screen`), the pair arrays and
-:func:`verified_residuals` (:mod:`verifier._pairs`), and the spot checks with
-their later stages (:mod:`verifier._stages`).
+:func:`verified_residuals` (:mod:`verifier._pairs`), :class:`Pilot`
+(:mod:`verifier._pilot`), and the spot checks with their later stages
+(:mod:`verifier._stages`).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,6 +50,7 @@ from protocol.prg import ExpandedPairs
 from prover.tasks.base import Task
 from verifier._pairs import pair_arrays as _pair_arrays
 from verifier._pairs import verified_residuals
+from verifier._pilot import Pilot
 from verifier._screen import Screen
 from verifier._stages import SpotCheck as SpotCheck
 from verifier._stages import (
@@ -63,7 +63,6 @@ from verifier._stages import (
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
 from verifier.planning import (
-    PilotStats,
     paper_centre,
     pilot_gap_lower_bound,
     pilot_stats,
@@ -88,16 +87,6 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class Pilot:
-    """The pilot of an audit: statistics, the verified residuals and the planned variance."""
-
-    stats: PilotStats
-    residuals: FloatArray
-    outputs: FloatArray
-    variance: float
 
 
 def pilot_from_runs(

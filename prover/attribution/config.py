@@ -17,6 +17,9 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from protocol.errors import InvalidArgument
+from prover.attribution.datamodel import DatamodelOptions
+from prover.attribution.influence import InfluenceOptions
+from prover.attribution.registry import get_method, method_class
 
 __all__ = [
     "METHODS",
@@ -38,8 +41,6 @@ def check_method(method: str) -> str:
     Registered means a built-in, a :func:`~prover.attribution.registry.register_method`
     registration or a ``pacda.methods`` entry point.
     """
-    from prover.attribution.registry import method_class
-
     method_class(method)
     return method
 
@@ -56,8 +57,6 @@ def min_samples(method: str, n_items: int) -> int:
     * ``trak``: ``3`` (calibration of intercept and scale per output, plus its
       ``ensemble`` models, trained apart).
     """
-    from prover.attribution.registry import get_method
-
     return get_method(method).min_samples(n_items)
 
 
@@ -152,8 +151,6 @@ class AttributionConfig:
 
     def method_options(self) -> Any:
         """The method's options of this run (see ``options``), validated by the method."""
-        from prover.attribution.registry import get_method
-
         return get_method(self.method).resolve_options(self)
 
     def check_budget(self, n_items: int) -> None:
@@ -167,8 +164,6 @@ class AttributionConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping of every field; ``options`` holds the resolved method options."""
-        from prover.attribution.registry import get_method
-
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "options"}
         method = get_method(self.method)
         out["options"] = method.describe_options(method.resolve_options(self))
@@ -188,9 +183,6 @@ SHORTCUTS: tuple[str, ...] = (
 
 def _check_shortcuts(config: AttributionConfig) -> None:
     """Validate the shortcut fields by the options classes that own their rules."""
-    from prover.attribution.datamodel import DatamodelOptions
-    from prover.attribution.influence import InfluenceOptions
-
     DatamodelOptions(
         regularization=config.regularization,
         validation_fraction=config.validation_fraction,

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,10 +30,7 @@ from protocol.errors import InvalidArgument
 from prover.attribution.sampling import Streams, draw_fit_design
 from prover.tasks.base import Task
 
-if TYPE_CHECKING:
-    from prover.attribution.config import AttributionConfig
-
-__all__ = ["FitContext", "Method", "MethodFit", "NoOptions"]
+__all__ = ["FitContext", "Method", "MethodFit", "NoOptions", "OptionsSource"]
 
 FloatArray = NDArray[np.float64]
 Log = Callable[[str], object]
@@ -110,6 +107,18 @@ class FitContext:
         return x, self.train(x, seeds)
 
 
+class OptionsSource(Protocol):
+    """What :meth:`Method.resolve_options` reads of a run's configuration.
+
+    Its ``options`` and, by name, its shortcut fields (:attr:`Method.config_fields`):
+    :class:`~prover.attribution.AttributionConfig` is one (this module does not
+    import it: the configuration builds on the methods, not the other way round).
+    """
+
+    @property
+    def options(self) -> Any: ...
+
+
 class Method(abc.ABC):
     """An attribution method; subclass it and register it (``docs/architecture.md``).
 
@@ -141,7 +150,7 @@ class Method(abc.ABC):
             options: an instance of :attr:`options_class`.
         """
 
-    def resolve_options(self, config: AttributionConfig) -> Any:
+    def resolve_options(self, config: OptionsSource) -> Any:
         """The options of this run: ``config.options`` or, if None, the config's shortcuts.
 
         ``config.options`` may be an instance of :attr:`options_class` or a

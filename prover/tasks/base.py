@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from protocol.errors import InvalidArgument
 from protocol.taskspec import TaskSpec
-from prover.tasks.device import DEVICE_CLASSES, Tolerances
+from prover.tasks.tolerances import DEVICE_CLASSES, Tolerances
 
 if TYPE_CHECKING:  # the interface stays importable without torch
     import torch

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from protocol.errors import InvalidArgument
+from prover.tasks.tolerances import DEVICE_CLASSES, Tolerances
 
 if TYPE_CHECKING:
     from prover.tasks.base import Task
@@ -46,9 +47,6 @@ __all__ = [
     "resolve_device",
     "tolerances_between",
 ]
-
-#: Device classes, from the most to the least reproducible.
-DEVICE_CLASSES: Final = ("cpu", "cuda")
 
 #: One help text for every ``--device`` option.
 DEVICE_HELP: Final = (
@@ -81,14 +79,6 @@ class Device:
 
 #: The CPU (what every task can train on).
 CPU: Final = Device(name="cpu", device_class="cpu", description="cpu")
-
-
-@dataclass(frozen=True)
-class Tolerances:
-    """Agreement two runs of one model must reach: outputs (absolute) and weights (max abs)."""
-
-    output: float
-    weight: float
 
 
 def parse_device(text: str) -> str:
