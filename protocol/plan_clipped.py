@@ -65,9 +65,13 @@ from protocol.plan_types import BudgetItem, Plan, PlanRequest
 
 __all__ = [
     "ASSUMPTIONS",
+    "ResidualMoments",
     "default_completeness_radius",
     "gaussian_tail_profile",
     "plan_clipped_gap",
+    "residual_moments",
+    "tail_profile",
+    "tail_spread",
 ]
 
 #: Practical-mode assumptions of this statistic, printed in the plan table and the report.
@@ -91,6 +95,79 @@ def default_completeness_radius(epsilon: float) -> float:
 def gaussian_tail_profile(factor: float = 4.0) -> tuple[float, ...]:
     """Planned tail ``factor * E[(chi^2_1 - kappa)_+]`` at every clip multiple."""
     return tuple(factor * cg.chi2_tail_mean(k) for k in cg.CLIP_MULTIPLES)
+
+
+def tail_spread(normalised: np.ndarray) -> tuple[float, ...]:
+    """Standard deviation of ``(u - kappa)_+`` (pooled) at every clip multiple kappa."""
+    u = np.asarray(normalised, dtype=np.float64).reshape(-1)
+    if u.size < 2:
+        return (0.0,) * len(cg.CLIP_MULTIPLES)
+    return tuple(float(np.maximum(u - k, 0.0).std(ddof=1)) for k in cg.CLIP_MULTIPLES)
+
+
+def tail_profile(normalised: np.ndarray) -> tuple[float, ...]:
+    """Planned ``E[(u - kappa)_+]`` at every clip multiple: ``max(measured, planner's default)``.
+
+    ``u = q^2 / E[q^2]`` pooled over outputs; a few hundred runs rarely see
+    the tail, so the planned value is at least the planner's own default
+    (:func:`gaussian_tail_profile`: 4 x a Gaussian residual's).  Planning only:
+    the decision bounds the tail from every run the Verifier trained (pilot and
+    spot checks).
+    """
+    u = np.asarray(normalised, dtype=np.float64).reshape(-1)
+    floor = gaussian_tail_profile()
+    return tuple(
+        max(float(np.maximum(u - k, 0.0).mean()), f)
+        for k, f in zip(cg.CLIP_MULTIPLES, floor, strict=True)
+    )
+
+
+@dataclass(frozen=True)
+class ResidualMoments:
+    """The moments a clipped-gap plan is sized from, measured on residuals ``q`` ``(n, Z)``.
+
+    Attributes:
+        second, fourth: per output ``mean(q^2)`` and ``max(mean(q^4), mean(q^2)^2)``.
+        tail_profile, tail_spread: :func:`tail_profile` and :func:`tail_spread` of
+            ``u = q^2 / mean(q^2)``, pooled over outputs.
+        runs: n, the runs they were measured on.
+    """
+
+    second: tuple[float, ...]
+    fourth: tuple[float, ...]
+    tail_profile: tuple[float, ...]
+    tail_spread: tuple[float, ...]
+    runs: int
+
+    def request_fields(self) -> dict[str, tuple[float, ...] | int]:
+        """The :class:`PlanRequest` keyword arguments these moments fill in."""
+        return {
+            "second_moments": self.second,
+            "fourth_moments": self.fourth,
+            "tail_profile": self.tail_profile,
+            "tail_spread": self.tail_spread,
+            "tail_runs": self.runs,
+        }
+
+
+def residual_moments(residual: np.ndarray) -> ResidualMoments:
+    """:class:`ResidualMoments` of residuals ``q`` ``(n, Z)``.
+
+    What the Verifier plans from on its pilot, and the Prover's self-check on
+    its held-out runs, so both size the same plan from the same formulas.
+    """
+    q = np.asarray(residual, dtype=np.float64)
+    if q.ndim != 2 or q.shape[0] < 1:
+        raise InvalidArgument(f"residuals must have shape (n >= 1, Z), got {q.shape}")
+    m2 = np.maximum(np.mean(q**2, axis=0), 1e-300)
+    normalised = q**2 / m2[None, :]
+    return ResidualMoments(
+        second=tuple(float(v) for v in m2),
+        fourth=tuple(float(v) for v in np.maximum(np.mean(q**4, axis=0), m2 * m2)),
+        tail_profile=tail_profile(normalised),
+        tail_spread=tail_spread(normalised),
+        runs=int(q.shape[0]),
+    )
 
 
 @functools.lru_cache(maxsize=256)

@@ -26,6 +26,7 @@ __all__ = [
     "Plan",
     "PlanRequest",
     "Planning",
+    "default_estimator",
 ]
 
 Mode = Literal["committed", "paper"]
@@ -34,6 +35,17 @@ Estimator = Literal["chebyshev", "three-point", "three-point-nnls", "lp"]
 
 #: Estimator families by name (the CLI choices come from here).
 ESTIMATORS: tuple[str, ...] = ("chebyshev", "three-point", "three-point-nnls", "lp")
+
+
+def default_estimator(mode: str, planning: str) -> Estimator:
+    """The estimator an audit uses unless told otherwise (``--estimator auto``).
+
+    Committed mode with practical planning uses ``lp`` (the clipped direct gap of
+    :mod:`protocol.clipped_gap`); every other combination the Chebyshev family.
+    The Verifier's configuration and the Prover's self-check both resolve
+    ``auto`` here, so the self-check plans the audit the Prover will face.
+    """
+    return "lp" if (mode, planning) == ("committed", "practical") else "chebyshev"
 
 
 @dataclass(frozen=True, kw_only=True)

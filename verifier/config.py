@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from protocol.errors import InvalidArgument
+from protocol.plan_types import default_estimator
 from prover.tasks.device import parse_device
 
 __all__ = ["AuditConfig", "AuditMode", "AuditPlanning"]
@@ -176,7 +177,7 @@ class AuditConfig:
         """The estimator family in force (``auto`` resolved)."""
         if self.estimator != "auto":
             return self.estimator
-        return "lp" if (self.mode, self.planning) == ("committed", "practical") else "chebyshev"
+        return default_estimator(self.mode, self.planning)
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a JSON-ready dict."""

@@ -18,10 +18,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from protocol.clipped_gap import CLIP_MULTIPLES
 from protocol.hypercube import bias_moments
 from protocol.plan import PlanRequest
-from protocol.plan_clipped import gaussian_tail_profile
+from protocol.plan_clipped import residual_moments
 from prover.tasks.base import Task
 from verifier.commitment import Commitment, attribution_bound
 from verifier.config import AuditConfig
@@ -87,43 +86,17 @@ def pilot_stats(
     second = float(np.max(np.mean(values**2, axis=0)))
     n = int(outputs.shape[0])
     residual = outputs - predictions
-    m2 = np.maximum(np.mean(residual**2, axis=0), 1e-300)
-    normalised = residual**2 / m2[None, :]
+    moments = residual_moments(residual)
     return PilotStats(
         n=n,
         second_moment=second,
         variance_f=np.var(outputs, axis=0, ddof=1),
         residual_mean=np.mean(residual, axis=0),
         residual_sd=np.std(residual, axis=0, ddof=1) if n > 1 else np.zeros(residual.shape[1]),
-        residual_second=m2,
-        residual_fourth=np.maximum(np.mean(residual**4, axis=0), m2 * m2),
-        tail_profile=tail_profile(normalised),
-        tail_spread=tail_spread(normalised),
-    )
-
-
-def tail_spread(normalised: NDArray[np.float64]) -> tuple[float, ...]:
-    """Standard deviation of ``(u - kappa)_+`` (pooled) at every clip multiple kappa."""
-    u = np.asarray(normalised, dtype=np.float64).reshape(-1)
-    if u.size < 2:
-        return (0.0,) * len(CLIP_MULTIPLES)
-    return tuple(float(np.maximum(u - k, 0.0).std(ddof=1)) for k in CLIP_MULTIPLES)
-
-
-def tail_profile(normalised: NDArray[np.float64]) -> tuple[float, ...]:
-    """Planned ``E[(u - kappa)_+]`` at every clip multiple: ``max(pilot, planner's default)``.
-
-    ``u = q^2 / E[q^2]`` pooled over outputs; a few hundred pilot runs rarely see
-    the tail, so the planned value is at least the planner's own default
-    (:func:`protocol.plan_clipped.gaussian_tail_profile`: 4 x a Gaussian
-    residual's).  Planning only: the decision bounds the tail from every run the
-    Verifier trained (pilot and spot checks).
-    """
-    u = np.asarray(normalised, dtype=np.float64).reshape(-1)
-    floor = gaussian_tail_profile()
-    return tuple(
-        max(float(np.maximum(u - k, 0.0).mean()), f)
-        for k, f in zip(CLIP_MULTIPLES, floor, strict=True)
+        residual_second=np.asarray(moments.second, dtype=np.float64),
+        residual_fourth=np.asarray(moments.fourth, dtype=np.float64),
+        tail_profile=moments.tail_profile,
+        tail_spread=moments.tail_spread,
     )
 
 

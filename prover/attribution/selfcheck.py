@@ -14,11 +14,14 @@ residuals ``q = f - g_a`` of the scores ``a``:
   at ``1 - delta/(2Z)`` (union over Z outputs), clipped at 0, and widened
   upwards by the largest downward bias of the functional given the estimated
   ``B_{>=2}`` (:meth:`NodeFunctional.bias_range`);
-* **smallest epsilon** — the least eps at which a committed-mode audit planned
-  by :func:`protocol.plan.make_plan` (same p, b, tau, Z, delta) accepts
-  attributions with err at the interval's upper end with probability
-  ``>= 1 - delta``, i.e. whose completeness radius covers it (searched on a
-  2% geometric grid);
+* **smallest epsilon** — the least eps at which the committed-mode audit a
+  Verifier runs by default, planned by :func:`protocol.plan.make_plan` with
+  the same p, b, tau, Z, delta and estimator
+  (:func:`protocol.plan_types.default_estimator`: the clipped gap under
+  practical planning, sized from the held-out residuals' moments as the
+  Verifier sizes it from its pilot), accepts attributions with err at the
+  interval's upper end with probability ``>= 1 - delta``, i.e. whose
+  completeness radius covers it (searched on a 2% geometric grid);
 * **LDS** — the Linear Datamodeling Score (Park et al. 2023, TRAK; as in
   dattri): Spearman correlation of ``g_a(x)`` and ``f(x)`` over the held-out
   subsets, per output, and its mean over outputs.
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -38,6 +41,8 @@ from scipy.stats import norm, spearmanr
 from protocol.errors import InvalidArgument
 from protocol.estimators import NodeFunctional, PairSample, direct_gap, residual_weight
 from protocol.plan import PlanRequest, make_plan
+from protocol.plan_clipped import residual_moments
+from protocol.plan_types import default_estimator
 from prover.attribution.sampling import CheckDesign
 
 __all__ = ["OutputCheck", "SelfCheck", "linear_datamodeling_score", "run_self_check"]
@@ -88,6 +93,10 @@ class SelfCheck:
         delta: failure probability of the intervals and the epsilon search.
         planning: planner mode of the epsilon search.
         attribution_bound: G, the largest ``|g_a|`` on the held-out points.
+        estimator: the audit's estimator the epsilon search planned with
+            (:func:`protocol.plan_types.default_estimator`).
+        plan_moments: the :class:`~protocol.plan_types.PlanRequest` moment fields
+            measured on the held-out residuals (clipped gap only; else empty).
     """
 
     outputs: tuple[OutputCheck, ...]
@@ -96,6 +105,8 @@ class SelfCheck:
     delta: float
     planning: str
     attribution_bound: float
+    estimator: str = "chebyshev"
+    plan_moments: dict[str, Any] = field(default_factory=dict)
 
     @property
     def lds(self) -> float:
@@ -116,6 +127,8 @@ class SelfCheck:
                 "delta": self.delta,
                 "planning": self.planning,
                 "attribution_bound": self.attribution_bound,
+                "estimator": self.estimator,
+                "plan_moments": self.plan_moments,
                 "lds_mean": self.lds,
                 "outputs": [asdict(o) for o in self.outputs],
             }
@@ -140,6 +153,7 @@ class SelfCheck:
             f"mean LDS {self.lds:.4f}; {self.n_pairs} held-out pairs; {f['name']} functional "
             f"degree {f['degree']}, ||w||_1 = {f['l1_norm']:.3g}; intervals at delta={self.delta}"
             f" (union over outputs); eps_min for a committed {self.planning} audit"
+            f" ({self.estimator} statistic)"
         )
         return "\n".join(lines)
 
@@ -312,6 +326,13 @@ def run_self_check(
         )
     var_max = max(r["variance"] for r in rows)
 
+    estimator = default_estimator("committed", planning)
+    # The audit's own plan: the same estimator, and for the clipped gap the moments
+    # it is sized from, measured here on the held-out runs as the Verifier's pilot will.
+    moments = (
+        residual_moments(np.concatenate([q1, q2])).request_fields() if estimator == "lp" else {}
+    )
+
     def request_for(eps: float) -> PlanRequest:
         return PlanRequest(
             epsilon=eps,
@@ -322,8 +343,10 @@ def run_self_check(
             p=p,
             mode="committed",
             planning=planning,
+            estimator=estimator,
             attribution_bound=g_bound,
             variance=max(var_max, 1e-300) if planning == "practical" else None,
+            **moments,  # type: ignore[arg-type]
         )
 
     targets = np.array([r["err_high"] for r in rows])
@@ -344,4 +367,6 @@ def run_self_check(
         delta=delta,
         planning=planning,
         attribution_bound=g_bound,
+        estimator=estimator,
+        plan_moments=moments,
     )

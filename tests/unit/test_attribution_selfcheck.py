@@ -65,6 +65,12 @@ def test_eps_min_is_the_least_grid_epsilon_whose_plan_covers_err_high() -> None:
     res = attribute(task, AttributionConfig(method="datamodel", samples=200, check_samples=400))
     assert res.check is not None
     var = max(o.variance for o in res.check.outputs)
+    assert res.check.estimator == "lp"
+    moments = {k: tuple(v) if isinstance(v, list) else v for k, v in res.check.plan_moments.items()}
+    assert set(moments) == {
+        "second_moments", "fourth_moments", "tail_profile", "tail_spread", "tail_runs"
+    }  # fmt: skip
+    assert moments["tail_runs"] == 2 * res.check.n_pairs  # both points of every held-out pair
 
     def radius(eps: float) -> float:
         req = PlanRequest(
@@ -75,8 +81,10 @@ def test_eps_min_is_the_least_grid_epsilon_whose_plan_covers_err_high() -> None:
             n_outputs=2,
             p=0.5,
             planning="practical",
+            estimator="lp",  # the audit's default statistic, as the self-check plans it
             variance=var,
             attribution_bound=res.check.attribution_bound,
+            **moments,
         )
         return make_plan(req).completeness_radius
 
