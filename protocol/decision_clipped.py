@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from protocol import clipped_gap as cg
 from protocol.escalation import Escalation
-from protocol.plan import Plan
+from protocol.plan_types import Plan
 from protocol.verdict import OutputDecision, pair_residuals
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocol import clipped_gap as cg
-from protocol.plan import Plan
+from protocol.plan_types import Plan
 
 __all__ = ["Escalation"]
 

@@ -1,8 +1,8 @@
 """What an audit asks for (:class:`PlanRequest`) and what the planner commits to (:class:`Plan`).
 
 Both are plain, frozen data; the planners that turn one into the other live
-in :mod:`protocol.plan` (gap and residual statistics) and
-:mod:`protocol.plan_clipped` (the clipped direct gap).
+with the statistics, in :mod:`protocol.stats` (:func:`protocol.plan.make_plan`
+asks the registry).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from protocol.hypercube import check_p
 __all__ = [
     "ESTIMATORS",
     "BudgetItem",
+    "DeltaShare",
     "Estimator",
     "Mode",
     "Plan",
     "PlanRequest",
     "Planning",
-    "default_estimator",
 ]
 
 Mode = Literal["committed", "paper"]
@@ -35,17 +35,6 @@ Estimator = Literal["chebyshev", "three-point", "three-point-nnls", "lp"]
 
 #: Estimator families by name (the CLI choices come from here).
 ESTIMATORS: tuple[str, ...] = ("chebyshev", "three-point", "three-point-nnls", "lp")
-
-
-def default_estimator(mode: str, planning: str) -> Estimator:
-    """The estimator an audit uses unless told otherwise (``--estimator auto``).
-
-    Committed mode with practical planning uses ``lp`` (the clipped direct gap of
-    :mod:`protocol.clipped_gap`); every other combination the Chebyshev family.
-    The Verifier's configuration and the Prover's self-check both resolve
-    ``auto`` here, so the self-check plans the audit the Prover will face.
-    """
-    return "lp" if (mode, planning) == ("committed", "practical") else "chebyshev"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,6 +77,8 @@ class PlanRequest:
         prover_weight: ``lp`` planning: the planner minimises ``Verifier
             retrainings + prover_weight * (epsilon / max_z E[q_z^2]) * Prover
             evaluations`` under the cap (scale-free: :mod:`protocol.plan_clipped`).
+        statistic: the registered statistic to plan with (:mod:`protocol.stats`);
+            ``None``: the one serving mode, planning and estimator.
         verifier_trains_all: ``lp`` planning, local mode: the Verifier evaluates
             every challenge point itself, so nothing is corrupted, no spot check
             is drawn and the whole margin goes to estimation; the planner
@@ -117,6 +108,7 @@ class PlanRequest:
     prover_weight: float = 0.05
     moment_inflation: float = 1.5
     verifier_trains_all: bool = False
+    statistic: str | None = None
 
     def __post_init__(self) -> None:
         self._check_core()
@@ -144,11 +136,6 @@ class PlanRequest:
             raise InvalidArgument(
                 f"estimator must be one of {', '.join(map(repr, ESTIMATORS))}, "
                 f"got {self.estimator!r}"
-            )
-        if self.estimator == "lp" and (self.mode, self.planning) != ("committed", "practical"):
-            raise InvalidArgument(
-                "the lp estimator (clipped direct gap) serves committed mode with practical "
-                "planning only"
             )
 
     def _check_planner_options(self) -> None:
@@ -187,17 +174,12 @@ class PlanRequest:
             )
 
     def _check_statistic_fit(self) -> None:
-        """Practical planning's variance and clip; nnls only in paper mode."""
+        """Practical planning's variance and clip (which statistic fits: :mod:`protocol.stats`)."""
         if self.planning == "practical":
             if self.variance is None:
                 raise InvalidArgument("practical planning needs a declared or pilot variance")
             _positive("variance", self.variance)
             _positive("clip_sigmas", self.clip_sigmas)
-        if self.estimator == "three-point-nnls" and self.mode == "committed":
-            raise InvalidArgument(
-                "three-point-nnls estimates B_{>=2} and applies to paper mode only; "
-                "committed mode needs a linear functional"
-            )
 
     @property
     def g_bound(self) -> float:
@@ -207,6 +189,23 @@ class PlanRequest:
 def _positive(name: str, value: float) -> None:
     if not (value > 0.0 and math.isfinite(value)):
         raise InvalidArgument(f"{name} must be finite and > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class DeltaShare:
+    """One share of delta: the failure probability one term of the statistic may spend.
+
+    ``delta`` is per use; ``uses`` is how many times it is spent (e.g. once per
+    output), so the shares' ``delta * uses`` add up to at most the request's delta.
+    """
+
+    name: str
+    delta: float
+    uses: int = 1
+
+    @property
+    def total(self) -> float:
+        return self.delta * self.uses
 
 
 @dataclass(frozen=True)
@@ -251,6 +250,8 @@ class Plan:
     assumptions: tuple[str, ...] = ()
     sampling_error_honest: float | None = None
     clip_shift: float | None = None
+    statistic_name: str = ""
+    delta_split: tuple[DeltaShare, ...] = ()
 
     @property
     def n_pairs(self) -> int:
@@ -268,10 +269,8 @@ class Plan:
 
     @property
     def statistic(self) -> str:
-        """``clipped-gap`` (per-output clipped products) or ``gap`` / ``residual``."""
-        if self.clip_levels is not None:
-            return "clipped-gap"
-        return "gap" if self.request.mode == "committed" else "residual"
+        """The registered statistic that made this plan (:mod:`protocol.stats`)."""
+        return self.statistic_name
 
     @property
     def slack(self) -> float:
@@ -395,6 +394,11 @@ class Plan:
             )
         else:
             lines.extend(self._epsilon_split())
+        if self.delta_split:
+            lines.append(f"  delta = {r.delta:.3g} split by {self.statistic}:")
+            for share in self.delta_split:
+                uses = f" x {share.uses}" if share.uses > 1 else ""
+                lines.append(f"    {share.name:<24} {share.delta:>10.3g}{uses}")
         if self.assumptions:
             lines.append("  practical-mode assumptions:")
             lines.extend(f"    - {a}" for a in self.assumptions)

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from protocol.decision import Decision
 from protocol.errors import InvalidArgument
-from protocol.plan import Plan
+from protocol.plan_types import Plan
 from protocol.report_fields import (
     _DIGEST,
     _HEX_BYTES,

@@ -48,8 +48,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from protocol import clipped_gap as cg
-from protocol.plan import Plan
 from protocol.plan_clipped import planned_variances_at
+from protocol.plan_types import Plan
 from protocol.verdict import as_matrix, check_outputs
 
 __all__ = [

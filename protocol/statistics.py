@@ -24,8 +24,8 @@ Registered statistics (:data:`STATISTICS`):
   ``lp`` estimator), whose terms are clipped per output; its planner and
   decision share :func:`protocol.clipped_gap.deviation`.
 
-:func:`statistic_for` names the statistic of a request.  The planned variance
-per pair term uses ``scale^4`` with ``scale^2`` the declared second moment:
+Which statistic an audit uses is the registry's choice (:mod:`protocol.stats`).
+The planned variance per pair term uses ``scale^4`` with ``scale^2`` the declared second moment:
 ``PRODUCT_VARIANCE_FACTOR scale^4`` for a product (Gaussian-like values).
 """
 
@@ -48,7 +48,6 @@ __all__ = [
     "PRODUCT_VARIANCE_FACTOR",
     "STATISTICS",
     "PairStatistic",
-    "statistic_for",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -182,12 +181,3 @@ STATISTICS: dict[str, PairStatistic] = {
     "residual": PairStatistic("residual", squares=True),
     "residual-nnls": PairStatistic("residual-nnls", squares=True, nnls=True),
 }
-
-
-def statistic_for(mode: str, estimator: str) -> str:
-    """The statistic a (mode, estimator) pair uses."""
-    if estimator == "lp":
-        return "clipped-gap"
-    if mode == "committed":
-        return "gap"
-    return "residual-nnls" if estimator == "three-point-nnls" else "residual"

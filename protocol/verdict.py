@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from protocol.errors import InvalidArgument, VerificationError
 from protocol.escalation import Escalation
-from protocol.plan import Plan
+from protocol.plan_types import Plan
 
 __all__ = ["Decision", "OutputDecision", "as_matrix", "check_outputs"]
 

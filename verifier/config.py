@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from protocol.errors import InvalidArgument
-from protocol.plan_types import default_estimator
+from protocol.stats import default_estimator
 from prover.tasks.device import parse_device
 
 __all__ = ["AuditConfig", "AuditMode", "AuditPlanning"]

@@ -17,7 +17,7 @@ residuals ``q = f - g_a`` of the scores ``a``:
 * **smallest epsilon** — the least eps at which the committed-mode audit a
   Verifier runs by default, planned by :func:`protocol.plan.make_plan` with
   the same p, b, tau, Z, delta and estimator
-  (:func:`protocol.plan_types.default_estimator`: the clipped gap under
+  (:func:`protocol.stats.default_statistic`: the clipped gap under
   practical planning, sized from the held-out residuals' moments as the
   Verifier sizes it from its pilot), accepts attributions with err at the
   interval's upper end with probability ``>= 1 - delta``, i.e. whose
@@ -42,7 +42,7 @@ from protocol.errors import InvalidArgument
 from protocol.estimators import NodeFunctional, PairSample, direct_gap, residual_weight
 from protocol.plan import PlanRequest, make_plan
 from protocol.plan_clipped import residual_moments
-from protocol.plan_types import default_estimator
+from protocol.stats import default_statistic
 from prover.attribution.sampling import CheckDesign
 
 __all__ = ["OutputCheck", "SelfCheck", "linear_datamodeling_score", "run_self_check"]
@@ -94,9 +94,9 @@ class SelfCheck:
         planning: planner mode of the epsilon search.
         attribution_bound: G, the largest ``|g_a|`` on the held-out points.
         estimator: the audit's estimator the epsilon search planned with
-            (:func:`protocol.plan_types.default_estimator`).
+            (the first of :func:`protocol.stats.default_statistic`'s).
         plan_moments: the :class:`~protocol.plan_types.PlanRequest` moment fields
-            measured on the held-out residuals (clipped gap only; else empty).
+            measured on the held-out residuals.
     """
 
     outputs: tuple[OutputCheck, ...]
@@ -326,12 +326,12 @@ def run_self_check(
         )
     var_max = max(r["variance"] for r in rows)
 
-    estimator = default_estimator("committed", planning)
-    # The audit's own plan: the same estimator, and for the clipped gap the moments
-    # it is sized from, measured here on the held-out runs as the Verifier's pilot will.
-    moments = (
-        residual_moments(np.concatenate([q1, q2])).request_fields() if estimator == "lp" else {}
-    )
+    statistic = default_statistic("committed", planning)
+    estimator = statistic.estimators[0]
+    # The audit's own plan: the default statistic, planned from the moments the
+    # Verifier sizes it from, measured here on the held-out runs as its pilot will
+    # (planners that need no moments ignore them).
+    moments = residual_moments(np.concatenate([q1, q2])).request_fields()
 
     def request_for(eps: float) -> PlanRequest:
         return PlanRequest(

@@ -139,7 +139,7 @@ def test_evaluation_cap_and_refusals() -> None:
     with pytest.raises(InvalidArgument, match=r"^sampling: no clipped-gap plan"):
         make_plan(_request(max_prover_evaluations=40))
     with pytest.raises(InvalidArgument, match="lp estimator"):
-        _request(mode="paper")
+        make_plan(_request(mode="paper"))
     with pytest.raises(InvalidArgument, match="completeness_radius"):
         _request(completeness_radius=0.08)
 

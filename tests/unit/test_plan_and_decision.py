@@ -84,7 +84,7 @@ def test_tolerance_too_large_is_refused_by_name() -> None:
         ({"delta": 1.5}, r"delta must lie in \(0, 1\)"),
         ({"variance": None}, "practical planning needs a declared or pilot variance"),
         ({"mode": "fast"}, "mode must be 'committed' or 'paper'"),
-        ({"estimator": "three-point-nnls"}, "applies to paper mode only"),
+        ({"estimator": "three-point-nnls"}, "serves paper mode only"),
     ],
 )
 def test_bad_requests(kw: dict[str, object], message: str) -> None:

@@ -16,9 +16,10 @@ import pytest
 from protocol import clipped_gap as cg
 from protocol.decision import decide_committed, decide_paper
 from protocol.plan import ESTIMATORS, Plan, PlanRequest, make_plan
-from protocol.statistics import STATISTICS, PairStatistic, statistic_for
+from protocol.statistics import STATISTICS, PairStatistic
+from protocol.stats import names, resolve
 
-#: (mode, estimator) of every statistic in the registry, plus the clipped gap.
+#: (mode, estimator) of every pair statistic (the residual twice: linear and NNLS fit).
 CASES = {
     "gap": ("committed", "chebyshev"),
     "residual": ("paper", "three-point"),
@@ -29,8 +30,18 @@ CASES = {
 
 def test_every_statistic_and_estimator_is_covered() -> None:
     assert set(CASES) == {*STATISTICS, "clipped-gap"}
-    names = {statistic_for(m, e) for m in ("committed", "paper") for e in ESTIMATORS if e != "lp"}
-    assert names | {statistic_for("committed", "lp")} == set(CASES)
+    served = {
+        resolve(m, planning, e).name
+        for m in ("committed", "paper")
+        for planning in ("rigorous", "practical")
+        for e in ESTIMATORS
+        if (e == "lp") == ((m, planning) == ("committed", "practical"))
+        and not (m == "committed" and e == "three-point-nnls")
+    }
+    assert served == set(names()) == {"clipped-gap", "gap", "residual"}
+    for name, (mode, estimator) in CASES.items():
+        plan = _plan(mode, estimator)
+        assert plan.statistic == name.removesuffix("-nnls")
 
 
 def _plan(mode: str, estimator: str) -> Plan:
