@@ -25,6 +25,7 @@ from protocol.decision import (
 )
 from protocol.plan import Plan
 from protocol.prg import ExpandedPairs
+from protocol.stats import statistic_of
 from verifier._pairs import pair_arrays, verified_residuals
 from verifier._pilot import Pilot
 from verifier.commitment import Commitment
@@ -59,7 +60,7 @@ def plan_escalation(
     stay within ``config.escalation_factor * plan.spot_checks`` (``None``
     otherwise).
     """
-    if plan.clip_levels is None or config.escalation_factor <= 1.0:
+    if not statistic_of(plan).layout.staged_spot_checks or config.escalation_factor <= 1.0:
         return None
     cap = config.escalation_factor * plan.spot_checks
     esc = escalation(
@@ -135,7 +136,7 @@ def spot_check_and_decide(
     decision and every spot check made.
     """
     run = _Stages(config, plan, commitment, pairs, outputs, pilot, rng, check, note)
-    if plan.clip_levels is None:  # plans other than the clipped gap: the planned spot checks
+    if not statistic_of(plan).layout.staged_spot_checks:  # the plan's own spot checks
         spot = check(draw_spot_checks(rng, plan.prover_evaluations, plan.spot_checks))
         return run.decide(spot), spot
     if config.early_rejection:

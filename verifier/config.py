@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from protocol.errors import InvalidArgument
-from protocol.stats import default_estimator
+from protocol.stats import default_estimator, get, names, resolve
 from prover.tasks.device import parse_device
 
 __all__ = ["AuditConfig", "AuditMode", "AuditPlanning"]
@@ -32,6 +32,11 @@ class AuditConfig:
             paper mode, ``lp`` only in committed mode with practical planning).
             ``auto`` (default) is ``lp`` — the clipped direct gap — for committed
             mode with practical planning and ``chebyshev`` otherwise.
+        statistic: the audit's statistic by registered name (:mod:`protocol.stats`;
+            ``pacda-verifier audit --help`` lists them); it must run in ``mode``.
+            ``None`` (default): the one serving mode, planning and estimator
+            (the registry's default, ``clipped-gap``, for committed mode with
+            practical planning).
         completeness_radius: ``lp`` plans: honest scores with err below this
             (absolute) are accepted w.p. ``>= 1 - delta``; ``None``: epsilon / 10.
         tail_fraction: ``lp`` plans, completeness sizing only: assume
@@ -84,6 +89,7 @@ class AuditConfig:
     mode: AuditMode = "committed"
     planning: AuditPlanning = "practical"
     estimator: str = "auto"
+    statistic: str | None = None
     completeness_radius: float | None = None
     tail_fraction: float = 0.1
     prover_weight: float = 0.05
@@ -114,6 +120,8 @@ class AuditConfig:
             raise InvalidArgument(
                 f"planning must be 'rigorous' or 'practical', got {self.planning!r}"
             )
+        if self.statistic is not None:
+            self._check_statistic(self.statistic)
         if self.variance is not None and not (self.variance > 0 and math.isfinite(self.variance)):
             raise InvalidArgument(f"variance must be finite and > 0, got {self.variance}")
         for name in ("pilot_trainings", "chunk_points", "train_chunk_size", "open_batch"):
@@ -143,6 +151,22 @@ class AuditConfig:
             raise InvalidArgument(f"max_resumes must be >= 0, got {self.max_resumes}")
         if self.epsilon_relative is not None:
             self._check_epsilon_relative(self.epsilon_relative)
+
+    def _check_statistic(self, name: str) -> None:
+        if name not in names():
+            raise InvalidArgument(f"unknown statistic {name!r}; registered: {', '.join(names())}")
+        s = get(name)
+        if s.layout.mode != self.mode or self.planning not in s.plannings:
+            raise InvalidArgument(
+                f"the {name} statistic runs in {s.layout.mode} mode with "
+                f"{' or '.join(s.plannings)} planning, not {self.mode} mode with "
+                f"{self.planning} planning"
+            )
+        if self.estimator != "auto" and self.estimator not in s.estimators:
+            raise InvalidArgument(
+                f"the {name} statistic takes the estimator {' or '.join(s.estimators)}, "
+                f"not {self.estimator!r}"
+            )
 
     def _check_epsilon_relative(self, r: float) -> None:
         if not (r > 0 and math.isfinite(r)):
@@ -177,7 +201,14 @@ class AuditConfig:
         """The estimator family in force (``auto`` resolved)."""
         if self.estimator != "auto":
             return self.estimator
+        if self.statistic is not None:
+            return get(self.statistic).estimators[0]
         return default_estimator(self.mode, self.planning)
+
+    @property
+    def resolved_statistic(self) -> str:
+        """The registered statistic the audit decides with (``None`` resolved)."""
+        return resolve(self.mode, self.planning, self.resolved_estimator, self.statistic).name
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a JSON-ready dict."""

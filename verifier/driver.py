@@ -47,6 +47,7 @@ from protocol.errors import PacdaError, ProverError, VerificationError
 from protocol.plan import Plan
 from protocol.prg import ExpandedPairs, expand_pairs
 from protocol.report import AuditReport
+from protocol.stats import statistic_of
 from prover.tasks.base import Task
 from prover.tasks.device import resolve_device
 from prover.tasks.registry import load_task
@@ -209,7 +210,7 @@ class Auditor:
             )
             return spot
 
-        if plan.request.mode == "committed":
+        if not statistic_of(plan).layout.local_trainings:
             # Spot checks are drawn from the private generator only now, after the root.
             decision, _ = spot_check_and_decide(
                 run.config,

@@ -149,7 +149,8 @@ def plan_request(
         max_prover_evaluations=config.max_prover_evaluations,
         prover_weight=config.prover_weight,
         moment_inflation=config.variance_inflation,
-        verifier_trains_all=local and config.resolved_estimator == "lp",
+        verifier_trains_all=local,
+        statistic=config.statistic,
         **_moments(pilot),
     )
 

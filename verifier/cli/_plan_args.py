@@ -15,6 +15,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from protocol.plan import ESTIMATORS
+from protocol.stats import DEFAULT as DEFAULT_STATISTIC
+from protocol.stats import get as get_statistic
+from protocol.stats import names as statistic_names
 
 if TYPE_CHECKING:
     from protocol.report import AuditReport
@@ -110,7 +113,17 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--estimator``, ``--completeness-radius``, ``--tail-fraction``, ``--prover-weight``."""
+    """``--statistic``, ``--estimator``, ``--completeness-radius``, ``--tail-fraction``, ..."""
+    listing = "; ".join(f"{n}: {get_statistic(n).summary}" for n in statistic_names())
+    parser.add_argument(
+        "--statistic",
+        choices=statistic_names(),
+        default=None,
+        metavar="NAME",
+        help=f"the audit's statistic ({listing}); default: the one serving --mode, "
+        f"--planning and --estimator ({DEFAULT_STATISTIC} for committed mode with practical "
+        "planning)",
+    )
     parser.add_argument(
         "--estimator",
         choices=("auto", *ESTIMATORS),
@@ -184,6 +197,7 @@ def plan_options(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`~verifier.config.AuditConfig` keywords of the planner options."""
     return {
         "estimator": args.estimator,
+        "statistic": args.statistic,
         "completeness_radius": args.completeness_radius,
         "tail_fraction": args.tail_fraction,
         "max_prover_evaluations": args.max_prover_evaluations,
