@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from protocol.plan import Plan
+from protocol.stats import statistic_of
 from verifier.config import AuditConfig
 
 __all__ = ["PlanDeclined", "PlanHook", "PlanPreview", "format_seconds", "preview_plan"]
@@ -145,7 +146,7 @@ def preview_plan(
     else:
         retrainings, prover = plan.verifier_retrainings, plan.prover_evaluations
         second = 0
-        if plan.clip_levels is not None and config.escalation_factor > 1.0:
+        if statistic_of(plan).layout.staged_spot_checks and config.escalation_factor > 1.0:
             second = max(0, int(config.escalation_factor * plan.spot_checks) - plan.spot_checks)
     per = (
         pilot_seconds / pilot_trainings

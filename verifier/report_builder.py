@@ -63,17 +63,14 @@ class AuditState:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def soundness_basis(config: AuditConfig) -> str:
-    """One sentence naming what the verdict's guarantee rests on."""
+def soundness_basis(config: AuditConfig, plan: Plan | None = None) -> str:
+    """One sentence naming what the verdict's guarantee rests on (with the plan's assumptions)."""
     if config.planning == "rigorous":
         return f"{SOUNDNESS_RIGOROUS} (Karchmer, Pawelczyk, Neel 2025), outputs in [-b, b]"
     source = "the Verifier's own pilot trainings" if config.variance is None else "a declared value"
     basis = f"{SOUNDNESS_PRACTICAL}; planned variance from {source}"
-    if config.resolved_estimator == "lp":
-        from protocol.plan_clipped import ASSUMPTIONS
-
-        tail = f"{config.tail_fraction:g}"
-        basis += "; assumes: " + "; ".join(a.replace("tail_fraction", tail) for a in ASSUMPTIONS)
+    if plan is not None and plan.assumptions:
+        basis += "; assumes: " + "; ".join(plan.assumptions)
     return basis
 
 
@@ -143,7 +140,7 @@ def build_report(state: AuditState) -> AuditReport:
             "spot_checks": len(state.spot.indices) if state.spot is not None else 0,
             "wall_seconds": round(float(state.wall_seconds), 3),
         },
-        soundness_basis=soundness_basis(cfg),
+        soundness_basis=soundness_basis(cfg, state.plan),
         # What the Prover declared about its scores (method, calibration): recorded, not trusted.
         scores_provenance=scores_provenance(c.method, c.meta_json) if c and c.signature else None,
         devices=devices(state),
