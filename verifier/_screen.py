@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from protocol.plan import Plan
 from protocol.prg import ExpandedPairs
 from protocol.screening import Screening, look_delta, screen_looks, screening_bounds
-from verifier._pairs import pair_arrays
+from verifier._pairs import PredictedPairs, pair_arrays, plain_pairs
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
 
@@ -28,12 +28,20 @@ class Screen:
     :class:`~protocol.screening.Screening` that rejects, if any (the caller
     stops the stream and aborts).  No looks when ``config.early_rejection`` is
     off or the plan has no clip levels.
+
+    Each look predicts its own prefix of the pairs, once (slicing the whole
+    challenge's predictions would not give the same bits, see
+    :mod:`verifier._pairs`).
     """
 
     def __init__(
-        self, config: AuditConfig, plan: Plan, commitment: Commitment, pairs: ExpandedPairs
+        self,
+        config: AuditConfig,
+        plan: Plan,
+        commitment: Commitment,
+        pairs: ExpandedPairs | PredictedPairs,
     ) -> None:
-        self.plan, self.commitment, self.pairs = plan, commitment, pairs
+        self.plan, self.commitment, self.pairs = plan, commitment, plain_pairs(pairs)
         self.looks = list(screen_looks(plan)) if config.early_rejection else []
         self.looked: list[int] = []
         # one failure probability per output and look, split over all the plan's looks

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,7 +26,7 @@ from protocol.decision import (
 from protocol.plan import Plan
 from protocol.prg import ExpandedPairs
 from protocol.stats import statistic_of
-from verifier._pairs import pair_arrays, verified_residuals
+from verifier._pairs import PredictedPairs, pair_arrays, predicted_pairs, verified_residuals
 from verifier._pilot import Pilot
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
@@ -48,7 +48,7 @@ def plan_escalation(
     config: AuditConfig,
     plan: Plan,
     commitment: Commitment,
-    pairs: ExpandedPairs,
+    pairs: ExpandedPairs | PredictedPairs,
     outputs: FloatArray,
     verified: FloatArray | None,
     stage: int = 2,
@@ -58,7 +58,8 @@ def plan_escalation(
     Clipped-gap plans only, after a rejection by the stage before: the
     :func:`protocol.decision.escalation` for ``stage`` whose total spot checks
     stay within ``config.escalation_factor * plan.spot_checks`` (``None``
-    otherwise).
+    otherwise).  :class:`~verifier._pairs.PredictedPairs` bring their
+    predictions (computed once per audit); plain pairs are predicted here.
     """
     if not statistic_of(plan).layout.staged_spot_checks or config.escalation_factor <= 1.0:
         return None
@@ -114,7 +115,7 @@ def spot_check_and_decide(
     config: AuditConfig,
     plan: Plan,
     commitment: Commitment,
-    pairs: ExpandedPairs,
+    pairs: ExpandedPairs | PredictedPairs,
     outputs: FloatArray,
     *,
     pilot: Pilot | None,
@@ -134,8 +135,12 @@ def spot_check_and_decide(
     (:func:`plan_escalation`), each with more spot checks at a clip level
     chosen from the data so far, until one accepts or none can.  Returns the
     decision and every spot check made.
+
+    ``g_a`` is computed once at the challenge's pairs (or taken from
+    :class:`~verifier._pairs.PredictedPairs`) and once at each set of spot checks.
     """
-    run = _Stages(config, plan, commitment, pairs, outputs, pilot, rng, check, note)
+    predicted = predicted_pairs(commitment, pairs)
+    run = _Stages(config, plan, commitment, predicted, outputs, pilot, rng, check, note)
     if not statistic_of(plan).layout.staged_spot_checks:  # the plan's own spot checks
         spot = check(draw_spot_checks(rng, plan.prover_evaluations, plan.spot_checks))
         return run.decide(spot), spot
@@ -155,7 +160,7 @@ def spot_check_and_decide(
         if decision.accept:
             break
         esc = plan_escalation(
-            config, plan, commitment, pairs, outputs, run.verified(spot), stage_number
+            config, plan, commitment, predicted, outputs, run.verified(spot), stage_number
         )
         if esc is None:
             break
@@ -174,16 +179,18 @@ class _Stages:
     config: AuditConfig
     plan: Plan
     commitment: Commitment
-    pairs: ExpandedPairs
+    pairs: PredictedPairs
     outputs: FloatArray
     pilot: Pilot | None
     rng: np.random.Generator
     check: SpotCheck
     note: Callable[[str], object] | None
+    #: the last set of spot checks and its verified residuals (each set's computed once)
+    _verified: list[tuple[SpotCheckResult, FloatArray | None]] = field(default_factory=list)
 
     @functools.cached_property
     def arrays(self) -> dict[str, FloatArray]:
-        """The Prover's outputs and ``g_a`` at both points of every pair, computed once."""
+        """The Prover's outputs and ``g_a`` at both points of every pair (predicted once)."""
         return pair_arrays(self.commitment, self.pairs, self.outputs)
 
     def say(self, text: str, *, when: bool = True) -> None:
@@ -191,13 +198,18 @@ class _Stages:
             self.note(text)
 
     def verified(self, spot: SpotCheckResult) -> FloatArray | None:
-        return verified_residuals(
+        """The pilot's and ``spot``'s verified residuals (computed once per ``spot``)."""
+        if self._verified and self._verified[0][0] is spot:
+            return self._verified[0][1]
+        verified = verified_residuals(
             self.commitment,
             self.pairs,
             pilot=self.pilot,
             spot_indices=spot.indices,
             spot_outputs=spot.own_outputs,
         )
+        self._verified[:] = [(spot, verified)]
+        return verified
 
     def decide(self, spot: SpotCheckResult, stage: Escalation | None = None) -> Decision:
         return decide_committed(

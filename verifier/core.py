@@ -27,8 +27,10 @@ local mode :func:`verifier.local.certify_local`, the benchmarks under
 
 The caller trains (or evaluates) every model; these functions only see numbers.
 This module holds steps 1, 2 and 4 and re-exports the rest from private
-modules: :class:`Screen` (:mod:`verifier._screen`), the pair arrays and
-:func:`verified_residuals` (:mod:`verifier._pairs`), :class:`Pilot`
+modules: :class:`Screen` (:mod:`verifier._screen`), the pair arrays,
+:class:`PredictedPairs` (the challenge's pairs with ``g_a`` at both points,
+computed once per audit and passed along) and :func:`verified_residuals`
+(:mod:`verifier._pairs`), :class:`Pilot`
 (:mod:`verifier._pilot`), and the spot checks with their later stages
 (:mod:`verifier._stages`).
 """
@@ -48,7 +50,9 @@ from protocol.errors import StatisticalRejection
 from protocol.plan import Plan, make_plan
 from protocol.prg import ExpandedPairs
 from prover.tasks.base import Task
+from verifier._pairs import PredictedPairs as PredictedPairs
 from verifier._pairs import pair_arrays as _pair_arrays
+from verifier._pairs import predicted_pairs as predicted_pairs
 from verifier._pairs import verified_residuals
 from verifier._pilot import Pilot
 from verifier._screen import Screen
@@ -72,6 +76,7 @@ from verifier.planning import (
 
 __all__ = [
     "Pilot",
+    "PredictedPairs",
     "Screen",
     "check_pilot",
     "decide_committed_audit",
@@ -82,6 +87,7 @@ __all__ = [
     "pilot_from_runs",
     "plan_audit",
     "plan_escalation",
+    "predicted_pairs",
     "spot_check_and_decide",
     "verified_residuals",
 ]
@@ -158,12 +164,16 @@ def plan_audit(
 def decide_committed_audit(
     plan: Plan,
     commitment: Commitment,
-    pairs: ExpandedPairs,
+    pairs: ExpandedPairs | PredictedPairs,
     outputs: FloatArray,
     verified: FloatArray | None,
     escalated: Escalation | None = None,
 ) -> Decision:
-    """Committed mode: the decision on the Prover's ``outputs`` ``(2 n_pairs, Z)`` (x, x')."""
+    """Committed mode: the decision on the Prover's ``outputs`` ``(2 n_pairs, Z)`` (x, x').
+
+    ``g_a`` at the pairs: from :class:`PredictedPairs` (computed once per audit),
+    or computed here for plain pairs.
+    """
     return decide_committed(
         plan, **_pair_arrays(commitment, pairs, outputs), verified_residuals=verified,
         escalated=escalated,

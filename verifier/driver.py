@@ -52,6 +52,8 @@ from prover.tasks.base import Task
 from prover.tasks.device import resolve_device
 from prover.tasks.registry import load_task
 from verifier._opening import open_and_retrain
+from verifier._pilot_run import PilotRun, record_pilot, run_pilot
+from verifier._pilot_run import pilot_variance as pilot_variance
 from verifier._run import AuditRun as _Run
 from verifier._run import Progress as Progress
 from verifier._run import progress_counter
@@ -61,10 +63,8 @@ from verifier.commitment import Commitment, receive_commitment
 from verifier.config import AuditConfig
 from verifier.core import (
     Screen,
-    check_pilot,
     decide_paper_audit,
     merge_spot_checks,
-    pilot_from_runs,
     plan_audit,
     spot_check_and_decide,
 )
@@ -269,30 +269,20 @@ class Auditor:
     def _plan(self, run: _Run, commitment: Commitment) -> Plan:
         cfg, task = run.config, run.task
         run.state.variance_verified = False
-        n, seconds, pilot_var = 0, None, None
-        if cfg.planning == "practical" and cfg.variance is None:
-            n = cfg.pilot_trainings
-            self._note("pilot", 0, n)
-            x, seeds = private_points(self.rng, n, n_items=task.n_items, p=task_p(task))
-            t0 = time.perf_counter()
-            out = train_points(
-                task,
-                x,
-                seeds,
-                chunk_size=cfg.train_chunk_size,
-                progress=self._counter("pilot", n),
-            ).outputs
-            seconds = time.perf_counter() - t0
-            pilot_var = pilot_variance(out)
-            cfg = run.config = run.state.config = cfg.with_pilot_variance(pilot_var)
-            run.pilot = pilot_from_runs(cfg, task, commitment, x, out)
-            run.own_outputs.append(out)
-            run.state.verifier_retrainings += n
-            run.state.pilot_trainings = n
-            run.state.variance_verified = True
-            if cfg.epsilon_relative is not None:
-                run.state.variance_f = pilot_var  # the Var(f) that set epsilon
-            check_pilot(cfg, task, run.pilot)
+
+        n, chunk = cfg.pilot_trainings, cfg.train_chunk_size
+
+        def train(x: NDArray[np.int8], seeds: NDArray[np.uint64]) -> NDArray[np.float64]:
+            tick = self._counter("pilot", n)
+            return train_points(task, x, seeds, chunk_size=chunk, progress=tick).outputs
+
+        def record(done: PilotRun) -> None:
+            run.config = done.config
+            run.pilot = done.pilot
+            record_pilot(run.state, run.own_outputs, done)
+
+        ran = run_pilot(cfg, task, commitment, self.rng, train, note=self._note, record=record)
+        cfg = ran.config
         run.state.planned_variance = run.pilot.variance if run.pilot else cfg.variance
         plan = run.plan = plan_audit(cfg, task, commitment, run.pilot)
         run.state.plan = plan
@@ -302,9 +292,9 @@ class Auditor:
                 preview_plan(
                     cfg,
                     plan,
-                    pilot_trainings=n,
-                    pilot_seconds=seconds,
-                    pilot_variance=pilot_var,
+                    pilot_trainings=ran.trainings,
+                    pilot_seconds=ran.seconds,
+                    pilot_variance=ran.variance,
                 )
             )
         return plan
@@ -365,8 +355,3 @@ class Auditor:
         own = np.concatenate(run.own_outputs) if run.own_outputs else np.zeros((0, 1))
         if own.shape[0] >= 2:
             run.state.variance_f = pilot_variance(own)
-
-
-def pilot_variance(outputs: NDArray[np.float64]) -> float:
-    """``max_z Var(f_z)`` (ddof 1) of the Verifier's own ``outputs`` ``(n, Z)``."""
-    return float(np.max(np.var(outputs, axis=0, ddof=1)))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -24,21 +23,20 @@ from protocol.plan import Plan
 from protocol.prg import expand_pairs
 from prover.tasks.base import Task
 from prover.tasks.device import resolve_device
+from verifier._pilot_run import PilotRun, pilot_variance, record_pilot, run_pilot
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
 from verifier.core import (
     Pilot,
-    check_pilot,
     decide_committed_audit,
-    pilot_from_runs,
     plan_audit,
     verified_residuals,
 )
-from verifier.driver import AuditResult, Progress, pilot_variance
+from verifier.driver import AuditResult, Progress
 from verifier.planning import task_p
 from verifier.preview import PlanHook, PlanPreview, preview_plan
 from verifier.report_builder import AuditState, build_report, sign
-from verifier.retrain import bind_task, private_points, train_points
+from verifier.retrain import bind_task, train_points
 
 __all__ = ["certify_local"]
 
@@ -92,16 +90,17 @@ def certify_local(
     state.commitment = commitment
     note = _notifier(progress)
     own: list[NDArray[np.float64]] = []
-    run = _PilotRun()
+    ran = PilotRun(config)  # no pilot (yet): a pilot that rejects leaves this
     try:
-        plan, config = _pilot_and_plan(state, task, commitment, rng, own, run, note)
+        ran = _pilot(state, task, commitment, rng, own, note)
+        plan = _plan(state, task, commitment, ran)
     except StatisticalRejection as err:  # the same verdict the gRPC driver gives
         state.reason = f"{type(err).__name__}: {err}"
-        return _finish(state, own, key, t0, None, run.variance)
+        return _finish(state, own, key, t0, None, ran.variance)
     if on_plan is not None:  # before the seed is drawn and anything is evaluated
-        on_plan(_preview(config, plan, run))
-    _evaluate_challenge(state, task, commitment, plan, run.pilot, own, note)
-    return _finish(state, own, key, t0, plan, run.variance)
+        on_plan(_preview(ran.config, plan, ran))
+    _evaluate_challenge(state, task, commitment, plan, ran.pilot, own, note)
+    return _finish(state, own, key, t0, plan, ran.variance)
 
 
 def _notifier(progress: Progress | None) -> Progress:
@@ -114,7 +113,7 @@ def _notifier(progress: Progress | None) -> Progress:
     return note
 
 
-def _preview(config: AuditConfig, plan: Plan, run: _PilotRun) -> PlanPreview:
+def _preview(config: AuditConfig, plan: Plan, run: PilotRun) -> PlanPreview:
     """The plan and its cost as shown to ``on_plan`` (local mode, the pilot counted)."""
     return preview_plan(
         config,
@@ -140,41 +139,40 @@ def _checked_scores(
     return theta0, theta
 
 
-@dataclass
-class _PilotRun:
-    """What the pilot left, filled in as it goes (nothing when there is no pilot)."""
-
-    pilot: Pilot | None = None
-    trainings: int = 0
-    seconds: float | None = None
-    variance: float | None = None
-
-
-def _pilot_and_plan(
+def _pilot(
     state: AuditState,
     task: Task,
     commitment: Commitment,
     rng: np.random.Generator,
     own: list[NDArray[np.float64]],
-    run: _PilotRun,
     note: Progress,
-) -> tuple[Plan, AuditConfig]:
-    """The pilot (practical planning without a declared variance), then the local plan.
-
-    Returns the plan and the configuration it was made with (the pilot's Var(f) set).
+) -> PilotRun:
+    """The pilot (practical planning without a declared variance): ``state`` records it.
 
     Raises:
-        StatisticalRejection: the pilot alone proves ``err >= epsilon``, or no plan fits.
+        StatisticalRejection: the pilot alone proves ``err >= epsilon``.
     """
-    config = state.config
-    if config.planning == "practical" and config.variance is None:
-        run.trainings = config.pilot_trainings
-        note("pilot", 0, run.trainings)
-        run.pilot, run.seconds, run.variance = _pilot(state, task, commitment, rng, own)
-        config = state.config
-    state.planned_variance = run.pilot.variance if run.pilot is not None else config.variance
-    plan = state.plan = plan_audit(config, task, commitment, run.pilot, local=True)
-    return plan, config
+    chunk = state.config.train_chunk_size
+
+    def train(x: NDArray[np.int8], seeds: NDArray[np.uint64]) -> NDArray[np.float64]:
+        return train_points(task, x, seeds, chunk_size=chunk).outputs
+
+    def record(done: PilotRun) -> None:
+        record_pilot(state, own, done)
+
+    return run_pilot(state.config, task, commitment, rng, train, note=note, record=record)
+
+
+def _plan(state: AuditState, task: Task, commitment: Commitment, ran: PilotRun) -> Plan:
+    """The local plan, made with the pilot's configuration and statistics (if any).
+
+    Raises:
+        StatisticalRejection: no plan fits.
+    """
+    pilot = ran.pilot
+    state.planned_variance = pilot.variance if pilot is not None else ran.config.variance
+    plan = state.plan = plan_audit(ran.config, task, commitment, pilot, local=True)
+    return plan
 
 
 def _evaluate_challenge(
@@ -207,38 +205,12 @@ def _evaluate_challenge(
     state.verifier_retrainings += total
     own.append(out)
     every = np.arange(total, dtype=np.int64)  # every evaluation is the Verifier's own
+    # g_a at every point in the challenge layout here, then at either half of the pairs in
+    # the decision: the same points, but rows of one product are not bit for bit the other's
     verified = verified_residuals(
         commitment, pairs, pilot=pilot, spot_indices=every, spot_outputs=out
     )
     state.decision = decide_committed_audit(plan, commitment, pairs, out, verified)
-
-
-def _pilot(
-    state: AuditState,
-    task: Task,
-    commitment: Commitment,
-    rng: np.random.Generator,
-    own: list[NDArray[np.float64]],
-) -> tuple[Pilot, float, float]:
-    """The Verifier's pilot runs: (pilot, seconds, Var(f)); ``state.config`` gets Var(f).
-
-    Raises:
-        StatisticalRejection: the pilot alone proves ``err >= epsilon``.
-    """
-    config = state.config
-    x, seeds = private_points(rng, config.pilot_trainings, n_items=task.n_items, p=task_p(task))
-    t_pilot = time.perf_counter()
-    out = train_points(task, x, seeds, chunk_size=config.train_chunk_size).outputs
-    seconds = time.perf_counter() - t_pilot
-    var = pilot_variance(out)
-    config = state.config = config.with_pilot_variance(var)
-    pilot = pilot_from_runs(config, task, commitment, x, out)
-    state.verifier_retrainings += config.pilot_trainings
-    state.pilot_trainings = config.pilot_trainings
-    state.variance_verified = True
-    own.append(out)
-    check_pilot(config, task, pilot)
-    return pilot, seconds, var
 
 
 def _finish(
