@@ -9,7 +9,6 @@ import grpc
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from protocol.errors import InvalidArgument
 from protocol.report import AuditReport
 from protocol.signing import load_or_create_default_key
 from prover.tasks.base import Task
@@ -62,10 +61,8 @@ def audit(
         protocol.errors.InvalidArgument: a bad argument (epsilon, delta, mode...), or
             not exactly one of ``epsilon`` and ``epsilon_relative``.
     """
-    if (epsilon is None) == (epsilon_relative is None):
-        raise InvalidArgument("give exactly one of epsilon and epsilon_relative")
-    config = AuditConfig(
-        epsilon=1.0 if epsilon is None else epsilon,  # a placeholder until the pilot
+    config = AuditConfig(  # checks that exactly one of epsilon and epsilon_relative is given
+        epsilon=epsilon,
         epsilon_relative=epsilon_relative,
         delta=delta,
         mode=mode,

@@ -1,14 +1,20 @@
-"""The Verifier's audit configuration: frozen, validated, keyword-only."""
+"""The Verifier's audit configuration: frozen, validated, keyword-only.
+
+The fields that ``pacda-verifier audit`` / ``certify`` offer as options carry
+their one-line help text in ``field(metadata={"help": ...})``; the CLI takes
+the default and the help from the field
+(:func:`verifier.cli._plan_args.add_config_option`), so the two cannot drift.
+Pure at import time (only :mod:`protocol`): the CLI builds its parser from it.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from protocol.errors import InvalidArgument
 from protocol.stats import default_estimator, get, names, resolve
-from prover.tasks.device import parse_device
 
 __all__ = ["AuditConfig", "AuditMode", "AuditPlanning"]
 
@@ -20,9 +26,15 @@ AuditPlanning = Literal["rigorous", "practical"]
 class AuditConfig:
     """What the Verifier asks for, and how it talks to the Prover.
 
+    Give exactly one of ``epsilon`` and ``epsilon_relative``.
+
     Attributes:
         epsilon: accuracy, absolute, in squared output units (docs/design.md §1 "Units
-            of epsilon"); the audit aborts if err(a) >= epsilon.
+            of epsilon"); the audit aborts if err(a) >= epsilon.  With
+            ``epsilon_relative`` give ``None`` (the default; required):
+            :meth:`with_pilot_variance` sets it from the Verifier's pilot.  Code that
+            needs the number reads :meth:`require_epsilon` of the configuration
+            that method returns.
         delta: failure probability.
         mode: ``committed`` (direct gap, default) or ``paper`` (Karchmer et al.
             2025, Alg. 1: the Verifier also trains ``plan.local_trainings`` models).
@@ -72,10 +84,14 @@ class AuditConfig:
             more Prover evaluations than this; the Verifier holds every result
             (Z float64 values each) in memory.
         epsilon_relative: ``R``: epsilon is set to ``R x max_z Var(f_z)`` measured
-            on the Verifier's own pilot (practical planning without ``variance``);
-            the ``epsilon`` given is a placeholder, replaced by
-            :meth:`with_pilot_variance` before anything uses it.  The report then
-            gives both: ``plan.epsilon`` (absolute) and ``epsilon_relative == R``.
+            on the Verifier's own pilot (practical planning without ``variance``)
+            by :meth:`with_pilot_variance`; give ``epsilon`` as ``None`` (the
+            default).  The report then gives both: ``plan.epsilon`` (absolute)
+            and ``epsilon_relative == R``; :attr:`verifier.driver.Auditor.config`
+            after the audit holds the absolute epsilon.
+        epsilon_variance: the pilot's ``max_z Var(f_z)`` that set ``epsilon``
+            (``epsilon == epsilon_relative x epsilon_variance``); filled in, with
+            ``epsilon``, by :meth:`with_pilot_variance`.  Leave it ``None``.
         device: where the Verifier retrains (pilot, spot checks, local
             trainings): ``"cpu"`` (default), ``"cuda"``, ``"cuda:K"`` or ``"auto"``
             (:mod:`prover.tasks.device`).  Only the spelling is checked here; the
@@ -84,33 +100,104 @@ class AuditConfig:
             the audit charges the task's larger (CUDA) tolerances.
     """
 
-    epsilon: float
+    epsilon: float | None = field(
+        default=None,
+        metadata={"help": "accuracy, absolute (squared output units); abort if err(a) >= epsilon"},
+    )
     delta: float
-    mode: AuditMode = "committed"
-    planning: AuditPlanning = "practical"
-    estimator: str = "auto"
+    mode: AuditMode = field(
+        default="committed",
+        metadata={
+            "help": (
+                "committed (direct gap) or paper (Karchmer et al. 2025, Alg. 1: the "
+                "Verifier also trains local models)"
+            )
+        },
+    )
+    planning: AuditPlanning = field(
+        default="practical",
+        metadata={"help": "rigorous (range-based) or practical (variance-based)"},
+    )
+    estimator: str = field(
+        default="auto",
+        metadata={
+            "help": (
+                "node functional family; auto = lp (clipped direct gap) for committed mode "
+                "with practical planning, chebyshev otherwise"
+            )
+        },
+    )
     statistic: str | None = None
-    completeness_radius: float | None = None
-    tail_fraction: float = 0.1
-    prover_weight: float = 0.05
+    completeness_radius: float | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "lp plans: honest scores with err below this (absolute) pass w.p. >= "
+                "1 - delta (default: epsilon / 10)"
+            )
+        },
+    )
+    tail_fraction: float = field(
+        default=0.1,
+        metadata={"help": "lp plans, completeness sizing only: assume B_{>=3}(q) <= this x E[q^2]"},
+    )
+    prover_weight: float = field(
+        default=0.05,
+        metadata={
+            "help": (
+                "lp plans: minimise Verifier retrainings + this x (epsilon / E[q^2]) x "
+                "Prover evaluations"
+            )
+        },
+    )
     escalation_factor: float = 40.0
     early_rejection: bool = True
-    variance: float | None = None
-    pilot_trainings: int = 200
+    variance: float | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "practical planning: declared bound on the planned values' second moment "
+                "(default: a pilot of the Verifier's own trainings)"
+            )
+        },
+    )
+    pilot_trainings: int = field(default=200, metadata={"help": "pilot trainings"})
     variance_inflation: float = 1.5
-    chunk_points: int = 256
+    chunk_points: int = field(default=256, metadata={"help": "results per batch"})
     open_batch: int = 1024
     train_chunk_size: int = 512
-    rpc_timeout_s: float = 3600.0
+    rpc_timeout_s: float = field(default=3600.0, metadata={"help": "deadline per RPC, seconds"})
     max_resumes: int = 3
     max_attribution_values: int = 50_000_000
     max_prover_evaluations: int = 20_000_000
-    epsilon_relative: float | None = None
-    device: str = "cpu"
+    epsilon_relative: float | None = field(
+        default=None,
+        metadata={
+            "help": (
+                "accuracy relative to the outputs' spread: epsilon = R x max_z Var(f_z) "
+                "measured on the Verifier's own pilot (practical planning without a declared "
+                "variance); the report records both R and the absolute epsilon"
+            )
+        },
+    )
+    epsilon_variance: float | None = None
+    device: str = field(
+        default="cpu",
+        metadata={
+            "help": (
+                "where the Verifier retrains: cpu, cuda (the current GPU), cuda:K or auto "
+                "(CUDA when torch sees a GPU and the task can use it, else the CPU); a GPU "
+                "this machine lacks is refused.  When the Prover trains on another device "
+                "class, the task's larger (CUDA) tolerance is charged"
+            )
+        },
+    )
 
     def __post_init__(self) -> None:
+        from prover.tasks.device import parse_device  # here: this module stays pure
+
         parse_device(self.device)
-        if not (self.epsilon > 0 and math.isfinite(self.epsilon)):
+        if self.epsilon is not None and not (self.epsilon > 0 and math.isfinite(self.epsilon)):
             raise InvalidArgument(f"epsilon must be finite and > 0, got {self.epsilon}")
         if not 0.0 < self.delta < 1.0:
             raise InvalidArgument(f"delta must lie in (0, 1), got {self.delta}")
@@ -131,8 +218,10 @@ class AuditConfig:
             raise InvalidArgument(f"variance_inflation must be >= 1, got {self.variance_inflation}")
         if not self.rpc_timeout_s > 0:
             raise InvalidArgument(f"rpc_timeout_s must be > 0, got {self.rpc_timeout_s}")
-        if self.completeness_radius is not None and not (
-            0.0 <= self.completeness_radius < self.epsilon
+        if (
+            self.completeness_radius is not None
+            and self.epsilon is not None
+            and not 0.0 <= self.completeness_radius < self.epsilon
         ):
             raise InvalidArgument(
                 f"completeness_radius must lie in [0, epsilon), got {self.completeness_radius}"
@@ -149,8 +238,32 @@ class AuditConfig:
             )
         if self.max_resumes < 0:
             raise InvalidArgument(f"max_resumes must be >= 0, got {self.max_resumes}")
-        if self.epsilon_relative is not None:
-            self._check_epsilon_relative(self.epsilon_relative)
+        self._check_epsilon()
+
+    def _check_epsilon(self) -> None:
+        """Exactly one of epsilon and epsilon_relative (both once the pilot set epsilon)."""
+        r, var = self.epsilon_relative, self.epsilon_variance
+        if r is None:
+            if self.epsilon is None:
+                raise InvalidArgument(
+                    "give exactly one of epsilon and epsilon_relative: neither given"
+                )
+            if var is not None:
+                raise InvalidArgument(
+                    "epsilon_variance is set (by with_pilot_variance) only with epsilon_relative"
+                )
+        else:
+            self._check_epsilon_relative(r)
+            if var is None and self.epsilon is not None:
+                raise InvalidArgument(
+                    "give exactly one of epsilon and epsilon_relative, not both (with "
+                    "epsilon_relative, epsilon is set from the Verifier's pilot)"
+                )
+            if var is not None and self.epsilon != r * var:
+                raise InvalidArgument(
+                    "epsilon must equal epsilon_relative x epsilon_variance: leave both to "
+                    "with_pilot_variance"
+                )
 
     def _check_statistic(self, name: str) -> None:
         if name not in names():
@@ -185,6 +298,8 @@ class AuditConfig:
     def with_pilot_variance(self, variance: float) -> AuditConfig:
         """The configuration with ``epsilon = epsilon_relative x variance`` (unchanged if unset).
 
+        ``variance`` is the pilot's ``max_z Var(f_z)``; it is kept as ``epsilon_variance``.
+
         Raises:
             InvalidArgument: the variance is not finite and > 0.
         """
@@ -194,7 +309,22 @@ class AuditConfig:
             raise InvalidArgument(
                 f"epsilon_relative: the pilot's Var(f) is {variance:g}; cannot set epsilon from it"
             )
-        return replace(self, epsilon=self.epsilon_relative * variance)
+        return replace(self, epsilon=self.epsilon_relative * variance, epsilon_variance=variance)
+
+    def require_epsilon(self) -> float:
+        """The absolute epsilon.
+
+        Raises:
+            InvalidArgument: epsilon is still to be set from the pilot
+                (``epsilon_relative`` before :meth:`with_pilot_variance`).
+        """
+        if self.epsilon is None:
+            raise InvalidArgument(
+                f"epsilon is set from the Verifier's pilot (epsilon_relative = "
+                f"{self.epsilon_relative:g}): read it from the configuration "
+                "with_pilot_variance returns"
+            )
+        return self.epsilon
 
     @property
     def resolved_estimator(self) -> str:

@@ -119,11 +119,12 @@ def check_pilot(config: AuditConfig, task: Task, pilot: Pilot) -> None:
     delta = config.delta / (2.0 * task.n_outputs)
     low = pilot_gap_lower_bound(pilot.stats, delta)
     worst = int(np.argmax(low))
-    if low[worst] >= config.epsilon:
+    epsilon = config.require_epsilon()
+    if low[worst] >= epsilon:
         raise StatisticalRejection(
             f"output {worst}: the Verifier's own {pilot.stats.n} pilot runs put the mean "
             f"residual f - g_a at {pilot.stats.residual_mean[worst]:.6g}, so err >= (E q)^2 >= "
-            f"{low[worst]:.6g} >= epsilon {config.epsilon:.6g} "
+            f"{low[worst]:.6g} >= epsilon {epsilon:.6g} "
             f"(with probability >= 1 - {delta:.3g})"
         )
 

@@ -118,6 +118,13 @@ class Auditor:
             :class:`~verifier.preview.PlanDeclined`, which propagates out of
             :meth:`run` (no report: nothing was audited).
 
+    :attr:`config` is the configuration given until an audit ends; then, until
+    the next :meth:`run`, the one that audit used: with ``epsilon_relative``,
+    ``config.epsilon`` is ``None`` before and the absolute epsilon set from the
+    pilot after (``report.plan["epsilon"]``; unchanged when the audit stopped
+    before its pilot).  Every :meth:`run` starts from the configuration given
+    (assigning :attr:`config` gives a new one).
+
     The Verifier retrains on ``config.device``, resolved here
     (:attr:`device`); the tolerances in force are those between its device
     class and the one the Prover announces in its Commit header (the larger
@@ -139,13 +146,22 @@ class Auditor:
         on_plan: PlanHook | None = None,
     ) -> None:
         self.task = task if isinstance(task, Task) else load_task(task)
-        self.config = config
+        self.config = config  # the configuration given (see the class docstring)
         self.device = resolve_device(config.device, task=self.task)
         self.key = key
         self._own_rng = rng is None
         self.rng = rng if rng is not None else np.random.default_rng(secrets.randbits(256))
         self.progress = progress
         self.on_plan = on_plan
+
+    @property
+    def config(self) -> AuditConfig:
+        """The configuration given, or the one the last audit used (see the class docstring)."""
+        return self._config
+
+    @config.setter
+    def config(self, config: AuditConfig) -> None:
+        self._given = self._config = config
 
     def _note(self, stage: str, done: int = 0, total: int = 0) -> None:
         if self.progress is not None:
@@ -156,6 +172,7 @@ class Auditor:
         t0 = time.perf_counter()
         if self._own_rng:  # a fresh private generator per audit (see the class docstring)
             self.rng = np.random.default_rng(secrets.randbits(256))
+        self._config = self._given  # each audit starts from the configuration given
         state = AuditState(
             config=self.config, task_digest=self.task.digest, verifier_device=self.device
         )
@@ -177,6 +194,8 @@ class Auditor:
             state.reason = f"ProverError: {err}"
         except PacdaError as err:  # e.g. InvalidArgument from the planner: no plan fits
             state.reason = f"{type(err).__name__}: {err}"
+        finally:  # also when on_plan declines the plan
+            self._config = run.config  # the one the audit used: epsilon set from the pilot
         if run.commitment is not None and not transport:
             run.client.close(run.commitment.session_id)  # the Prover frees the session now
         state.bytes_received = run.client.bytes_received

@@ -133,7 +133,7 @@ def plan_request(
     if not math.isfinite(g_bound):
         g_bound = bound
     return PlanRequest(
-        epsilon=config.epsilon,
+        epsilon=config.require_epsilon(),
         delta=config.delta,
         bound=bound,
         tolerance=float(task.output_tolerance),

@@ -155,7 +155,7 @@ def preview_plan(
     )
     return PlanPreview(
         plan=plan,
-        epsilon=config.epsilon,
+        epsilon=config.require_epsilon(),
         epsilon_relative=config.epsilon_relative,
         pilot_variance=pilot_variance,
         pilot_trainings=pilot_trainings,

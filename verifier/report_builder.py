@@ -107,7 +107,8 @@ def build_report(state: AuditState) -> AuditReport:
         reason = "the audit did not complete"
     c = state.commitment
     var = state.variance_f if state.variance_f and state.variance_f > 0 else None
-    eps_rel = cfg.epsilon / var if var is not None else None
+    # epsilon / Var(f); epsilon is None only when the audit stopped before its pilot.
+    eps_rel = cfg.epsilon / var if var is not None and cfg.epsilon is not None else None
     certified = max(o.certified_upper for o in decision.outputs) if decision is not None else None
     return AuditReport(
         pacda_version=pacda_version(),

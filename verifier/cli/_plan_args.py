@@ -1,5 +1,9 @@
 """Options shared by ``audit`` and ``certify``: epsilon, planning, the device, the cost gate.
 
+Options that set an :class:`~verifier.config.AuditConfig` field of the same
+meaning take their default and help text from the field
+(:func:`add_config_option`).
+
 The cost gate (:func:`plan_gate`) is the driver's ``on_plan`` hook: it prints
 the plan and its cost (the pilot counted) before any challenge is sent, and
 stops the audit there for ``--plan-only`` or when the plan is larger than
@@ -11,17 +15,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import fields, replace
+from typing import TYPE_CHECKING, Any, get_args
 
 from protocol.plan import ESTIMATORS
 from protocol.stats import DEFAULT as DEFAULT_STATISTIC
 from protocol.stats import get as get_statistic
 from protocol.stats import names as statistic_names
+from verifier.config import AuditConfig, AuditMode, AuditPlanning
 
 if TYPE_CHECKING:
     from protocol.report import AuditReport
-    from verifier.config import AuditConfig
     from verifier.preview import PlanPreview
 
 __all__ = [
@@ -29,9 +33,12 @@ __all__ = [
     "DEFAULT_MAX_RETRAININGS",
     "GATE_HELP",
     "HARD_MAX_PROVER_EVALUATIONS",
+    "add_config_option",
     "add_device_argument",
     "add_epsilon_arguments",
+    "add_mode_argument",
     "add_plan_arguments",
+    "add_planning_argument",
     "cap_prover_evaluations",
     "devices_line",
     "epsilon_options",
@@ -41,8 +48,12 @@ __all__ = [
 
 DEFAULT_MAX_RETRAININGS = 50_000
 DEFAULT_MAX_PROVER_EVALUATIONS = 2_000_000
-#: Plans other than ``lp`` are made under this cap (the Verifier holds every result in memory).
-HARD_MAX_PROVER_EVALUATIONS = 20_000_000
+
+_FIELDS = {f.name: f for f in fields(AuditConfig)}
+
+#: Plans other than ``lp`` are made under this cap (the Verifier holds every result in
+#: memory): the library's default ``AuditConfig.max_prover_evaluations``.
+HARD_MAX_PROVER_EVALUATIONS: int = AuditConfig.max_prover_evaluations
 
 GATE_HELP = (
     "cost gate: the plan is printed, with the pilot counted in the Verifier retrainings, "
@@ -51,17 +62,38 @@ GATE_HELP = (
 )
 
 
-DEVICE_HELP = (
-    "where the Verifier retrains: cpu, cuda (the current GPU), cuda:K or auto (CUDA when "
-    "torch sees a GPU and the task can use it, else the CPU); a GPU this machine lacks is a "
-    "usage error (exit 2).  When the Prover trains on another device class, the task's "
-    "larger (CUDA) tolerance is charged [%(default)s]"
-)
+def add_config_option(
+    parser: argparse._ActionsContainer, name: str, flag: str | None = None, **kwargs: Any
+) -> None:
+    """``--name-with-hyphens`` (or ``flag``) for the AuditConfig field ``name``.
+
+    The default and the help text are the field's (its ``metadata["help"]``, with
+    ``[default]`` appended unless the default is ``None``); ``kwargs`` (``type``,
+    ``choices``, ``metavar``) go to :meth:`argparse.ArgumentParser.add_argument`.
+    """
+    f = _FIELDS[name]
+    shown = "" if f.default is None else " [%(default)s]"
+    parser.add_argument(
+        flag or "--" + name.replace("_", "-"),
+        default=f.default,
+        help=f.metadata["help"] + shown,
+        **kwargs,
+    )
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     """``--device cpu|cuda|cuda:K|auto`` (default cpu): where the Verifier retrains."""
-    parser.add_argument("--device", default="cpu", metavar="DEVICE", help=DEVICE_HELP)
+    add_config_option(parser, "device", metavar="DEVICE")
+
+
+def add_mode_argument(parser: argparse.ArgumentParser) -> None:
+    """``--mode committed|paper``."""
+    add_config_option(parser, "mode", choices=get_args(AuditMode))
+
+
+def add_planning_argument(parser: argparse.ArgumentParser) -> None:
+    """``--planning rigorous|practical``."""
+    add_config_option(parser, "planning", choices=get_args(AuditPlanning))
 
 
 def devices_line(report: AuditReport) -> str:
@@ -81,29 +113,17 @@ def devices_line(report: AuditReport) -> str:
 def add_epsilon_arguments(parser: argparse.ArgumentParser) -> None:
     """``--epsilon E`` or ``--epsilon-relative R`` (exactly one)."""
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument(
-        "--epsilon", type=float, default=None, help="accuracy, absolute (squared output units)"
-    )
-    group.add_argument(
-        "--epsilon-relative",
-        type=float,
-        default=None,
-        metavar="R",
-        help="accuracy relative to the outputs' spread: epsilon = R x max_z Var(f_z) measured "
-        "on the Verifier's own pilot (practical planning without --variance); the report "
-        "records both R and the absolute epsilon",
-    )
+    add_config_option(group, "epsilon", type=float)
+    add_config_option(group, "epsilon_relative", type=float, metavar="R")
 
 
 def epsilon_options(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`~verifier.config.AuditConfig` keywords of the epsilon options.
 
-    With ``--epsilon-relative`` the absolute epsilon is a placeholder (1.0) until
-    the pilot replaces it (:meth:`AuditConfig.with_pilot_variance`).
+    With ``--epsilon-relative`` epsilon is ``None`` until the pilot sets it
+    (:meth:`AuditConfig.with_pilot_variance`).
     """
-    if args.epsilon_relative is not None:
-        return {"epsilon": 1.0, "epsilon_relative": args.epsilon_relative}
-    return {"epsilon": args.epsilon}
+    return {"epsilon": args.epsilon, "epsilon_relative": args.epsilon_relative}
 
 
 def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
@@ -124,34 +144,10 @@ def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
         f"--planning and --estimator ({DEFAULT_STATISTIC} for committed mode with practical "
         "planning)",
     )
-    parser.add_argument(
-        "--estimator",
-        choices=("auto", *ESTIMATORS),
-        default="auto",
-        help="node functional family; auto = lp (clipped direct gap) for committed mode with "
-        "practical planning, chebyshev otherwise [%(default)s]",
-    )
-    parser.add_argument(
-        "--completeness-radius",
-        type=float,
-        default=None,
-        metavar="R",
-        help="lp plans: honest scores with err below R (absolute) must pass w.p. >= 1 - delta "
-        "(default: epsilon / 10)",
-    )
-    parser.add_argument(
-        "--tail-fraction",
-        type=float,
-        default=0.1,
-        help="lp plans, completeness sizing only: assume B_{>=3}(q) <= this x E[q^2] [%(default)s]",
-    )
-    parser.add_argument(
-        "--prover-weight",
-        type=float,
-        default=0.05,
-        help="lp plans: minimise Verifier retrainings + this x (epsilon / E[q^2]) x Prover "
-        "evaluations [%(default)s]",
-    )
+    add_config_option(parser, "estimator", choices=("auto", *ESTIMATORS))
+    add_config_option(parser, "completeness_radius", type=float, metavar="R")
+    add_config_option(parser, "tail_fraction", type=float)
+    add_config_option(parser, "prover_weight", type=float)
 
 
 def _add_gate_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,9 +8,12 @@ from pathlib import Path
 
 from verifier.cli._plan_args import (
     GATE_HELP,
+    add_config_option,
     add_device_argument,
     add_epsilon_arguments,
+    add_mode_argument,
     add_plan_arguments,
+    add_planning_argument,
     cap_prover_evaluations,
     devices_line,
     epsilon_options,
@@ -59,19 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, type=Path, help="the Verifier's own TASK.toml")
     add_epsilon_arguments(parser)
     parser.add_argument("--delta", required=True, type=float, help="failure probability")
-    parser.add_argument("--mode", choices=("committed", "paper"), default="committed")
-    parser.add_argument("--planning", choices=("rigorous", "practical"), default="practical")
+    add_mode_argument(parser)
+    add_planning_argument(parser)
     add_plan_arguments(parser)
-    parser.add_argument(
-        "--variance",
-        type=float,
-        default=None,
-        help="practical planning: declared bound on the planned values' second moment "
-        "(default: a pilot of the Verifier's own trainings)",
-    )
-    parser.add_argument("--pilot", type=int, default=200, help="pilot trainings [%(default)s]")
-    parser.add_argument("--chunk-points", type=int, default=256, help="results per batch")
-    parser.add_argument("--timeout", type=float, default=3600.0, help="deadline per RPC, seconds")
+    add_config_option(parser, "variance", type=float)
+    add_config_option(parser, "pilot_trainings", "--pilot", type=int)
+    add_config_option(parser, "chunk_points", type=int)
+    add_config_option(parser, "rpc_timeout_s", "--timeout", type=float)
     parser.add_argument("--tls-ca", type=Path, default=None, help="CA certificate (PEM) for TLS")
     parser.add_argument(
         "--key", type=Path, default=None, help="Verifier signing key (default: per-user key)"

@@ -17,9 +17,11 @@ from pathlib import Path
 
 from verifier.cli._plan_args import (
     GATE_HELP,
+    add_config_option,
     add_device_argument,
     add_epsilon_arguments,
     add_plan_arguments,
+    add_planning_argument,
     cap_prover_evaluations,
     devices_line,
     epsilon_options,
@@ -46,9 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scores", required=True, type=Path, help="scores .npz (pacda-scores/1)")
     add_epsilon_arguments(parser)
     parser.add_argument("--delta", required=True, type=float, help="failure probability")
-    parser.add_argument("--planning", choices=("rigorous", "practical"), default="practical")
-    parser.add_argument("--variance", type=float, default=None, help="declared second moment")
-    parser.add_argument("--pilot", type=int, default=200, help="pilot trainings [%(default)s]")
+    add_planning_argument(parser)
+    add_config_option(parser, "variance", type=float)
+    add_config_option(parser, "pilot_trainings", "--pilot", type=int)
     add_plan_arguments(parser)
     parser.add_argument("--key", type=Path, default=None, help="signing key (default: per-user)")
     add_device_argument(parser)
