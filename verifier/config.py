@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from protocol.errors import InvalidArgument
-from protocol.stats import default_estimator, get, names, resolve
+from protocol.stats import check_named, default_estimator, get, resolve
 
 __all__ = ["AuditConfig", "AuditMode", "AuditPlanning"]
 
@@ -208,7 +208,7 @@ class AuditConfig:
                 f"planning must be 'rigorous' or 'practical', got {self.planning!r}"
             )
         if self.statistic is not None:
-            self._check_statistic(self.statistic)
+            check_named(self.statistic, self.mode, self.planning, self.estimator)
         if self.variance is not None and not (self.variance > 0 and math.isfinite(self.variance)):
             raise InvalidArgument(f"variance must be finite and > 0, got {self.variance}")
         for name in ("pilot_trainings", "chunk_points", "train_chunk_size", "open_batch"):
@@ -264,22 +264,6 @@ class AuditConfig:
                     "epsilon must equal epsilon_relative x epsilon_variance: leave both to "
                     "with_pilot_variance"
                 )
-
-    def _check_statistic(self, name: str) -> None:
-        if name not in names():
-            raise InvalidArgument(f"unknown statistic {name!r}; registered: {', '.join(names())}")
-        s = get(name)
-        if s.layout.mode != self.mode or self.planning not in s.plannings:
-            raise InvalidArgument(
-                f"the {name} statistic runs in {s.layout.mode} mode with "
-                f"{' or '.join(s.plannings)} planning, not {self.mode} mode with "
-                f"{self.planning} planning"
-            )
-        if self.estimator != "auto" and self.estimator not in s.estimators:
-            raise InvalidArgument(
-                f"the {name} statistic takes the estimator {' or '.join(s.estimators)}, "
-                f"not {self.estimator!r}"
-            )
 
     def _check_epsilon_relative(self, r: float) -> None:
         if not (r > 0 and math.isfinite(r)):

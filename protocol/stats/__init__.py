@@ -10,6 +10,7 @@ mode's Algorithm 1, :mod:`protocol.stats.residual`).  See
 from protocol.stats.base import AuditData, ChallengeLayout, Statistic
 from protocol.stats.registry import (
     DEFAULT,
+    check_named,
     default_estimator,
     default_statistic,
     get,
@@ -26,6 +27,7 @@ __all__ = [
     "AuditData",
     "ChallengeLayout",
     "Statistic",
+    "check_named",
     "default_estimator",
     "default_statistic",
     "get",

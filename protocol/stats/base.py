@@ -34,11 +34,12 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from protocol.errors import InvalidArgument
 from protocol.escalation import Escalation
 from protocol.plan_types import DeltaShare, Estimator, Mode, Plan, PlanRequest
-from protocol.verdict import Decision
+from protocol.verdict import Decision, pair_residuals
 
-__all__ = ["AuditData", "ChallengeLayout", "Statistic"]
+__all__ = ["AuditData", "ChallengeLayout", "Statistic", "committed_residuals"]
 
 FloatArray = NDArray[np.float64]
 
@@ -90,6 +91,23 @@ class AuditData:
     centre: FloatArray | None = None
     local_outputs: FloatArray | None = None
     local_predictions: FloatArray | None = None
+
+
+def committed_residuals(plan: Plan, data: AuditData) -> tuple[FloatArray, FloatArray]:
+    """Residuals ``q = f - g_a`` at both points of every pair (committed-mode statistics).
+
+    Raises:
+        InvalidArgument: ``data`` lacks ``g_a`` at the challenge points.
+    """
+    if data.first_predictions is None or data.second_predictions is None:
+        raise InvalidArgument(f"the {plan.statistic} statistic needs g_a at the challenge points")
+    return pair_residuals(
+        plan,
+        first_outputs=data.first_outputs,
+        second_outputs=data.second_outputs,
+        first_predictions=data.first_predictions,
+        second_predictions=data.second_predictions,
+    )
 
 
 class Statistic(Protocol):

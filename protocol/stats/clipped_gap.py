@@ -19,8 +19,8 @@ from protocol.decision_clipped import clipped_verdict, verified_matrix
 from protocol.errors import InvalidArgument
 from protocol.plan_clipped import plan_clipped_gap
 from protocol.plan_types import DeltaShare, Estimator, Plan, PlanRequest
-from protocol.stats.base import AuditData, ChallengeLayout
-from protocol.verdict import Decision, pair_residuals
+from protocol.stats.base import AuditData, ChallengeLayout, committed_residuals
+from protocol.verdict import Decision
 
 __all__ = ["ClippedGap"]
 
@@ -62,15 +62,7 @@ class ClippedGap:
         return plan.assumptions
 
     def decide(self, plan: Plan, data: AuditData) -> Decision:
-        if data.first_predictions is None or data.second_predictions is None:
-            raise InvalidArgument("the clipped gap needs g_a at the challenge points")
-        r1, r2 = pair_residuals(
-            plan,
-            first_outputs=data.first_outputs,
-            second_outputs=data.second_outputs,
-            first_predictions=data.first_predictions,
-            second_predictions=data.second_predictions,
-        )
+        r1, r2 = committed_residuals(plan, data)
         verified = verified_matrix(data.verified_residuals, plan.request.n_outputs)
         verdicts = tuple(
             clipped_verdict(plan, z, r1[:, z], r2[:, z], verified, data.escalated)

@@ -17,8 +17,8 @@ from protocol.statistics import STATISTICS
 from protocol.stats._linear import plan_linear_gap
 from protocol.stats._linear_assumptions import linear_assumptions
 from protocol.stats._linear_decision import clip_values, linear_verdict, realised_deviation
-from protocol.stats.base import AuditData, ChallengeLayout
-from protocol.verdict import Decision, pair_residuals
+from protocol.stats.base import AuditData, ChallengeLayout, committed_residuals
+from protocol.verdict import Decision
 
 __all__ = ["DirectGap"]
 
@@ -53,15 +53,7 @@ class DirectGap:
         return linear_assumptions(plan)
 
     def decide(self, plan: Plan, data: AuditData) -> Decision:
-        if data.first_predictions is None or data.second_predictions is None:
-            raise InvalidArgument("the direct gap needs g_a at the challenge points")
-        r1, r2 = pair_residuals(
-            plan,
-            first_outputs=data.first_outputs,
-            second_outputs=data.second_outputs,
-            first_predictions=data.first_predictions,
-            second_predictions=data.second_predictions,
-        )
+        r1, r2 = committed_residuals(plan, data)
         node = plan.node_of_pair()
         verdicts = []
         for z in range(plan.request.n_outputs):

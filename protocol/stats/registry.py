@@ -25,6 +25,7 @@ from protocol.stats.residual import PaperResidual
 
 __all__ = [
     "DEFAULT",
+    "check_named",
     "default_estimator",
     "default_statistic",
     "get",
@@ -104,12 +105,7 @@ def resolve(mode: str, planning: str, estimator: str, name: str | None = None) -
             named one does not serve the mode.
     """
     if name is not None:
-        s = get(name)
-        if s.layout.mode != mode:
-            raise InvalidArgument(
-                f"the {name} statistic runs in {s.layout.mode} mode, not {mode} mode"
-            )
-        return s
+        return check_named(name, mode, planning, estimator)
     for s in _REGISTRY.values():
         if _serves(s, mode, planning) and estimator in s.estimators:
             return s
@@ -120,6 +116,28 @@ def resolve(mode: str, planning: str, estimator: str, name: str | None = None) -
                 f"{s.layout.mode} mode only, with {' or '.join(s.plannings)} planning"
             )
     return default_statistic(mode, planning)  # its check() says what is wrong
+
+
+def check_named(name: str, mode: str, planning: str, estimator: str = "auto") -> Statistic:
+    """The statistic ``name`` if it serves ``mode``, ``planning`` and ``estimator``.
+
+    ``estimator`` ``auto``: its own default (the first of its estimators).
+
+    Raises:
+        InvalidArgument: unknown name, or a mode, planning or estimator it does not serve.
+    """
+    s = get(name)
+    if s.layout.mode != mode or planning not in s.plannings:
+        raise InvalidArgument(
+            f"the {name} statistic runs in {s.layout.mode} mode with "
+            f"{' or '.join(s.plannings)} planning, not {mode} mode with {planning} planning"
+        )
+    if estimator != "auto" and estimator not in s.estimators:
+        raise InvalidArgument(
+            f"the {name} statistic takes the estimator {' or '.join(s.estimators)}, "
+            f"not {estimator!r}"
+        )
+    return s
 
 
 def statistic_of(plan: Plan) -> Statistic:

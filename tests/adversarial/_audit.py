@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -67,6 +69,38 @@ def audit(
     so the tests of the spot checks see them.  ``prover_stats``: the Prover's
     counters (points trained, ...) are appended to it once the audits are done.
     """
+    with serving(task, toml, scores, policy) as served:
+        try:
+            out = []
+            for _ in range(audits):
+                config = AuditConfig(epsilon=epsilon, delta=delta, early_rejection=early_rejection)
+                rng = np.random.default_rng(verifier_seed)
+                auditor = Auditor(task, config, key=generate_private_key(), rng=rng)
+                with grpc.insecure_channel(served.address) as channel:
+                    out.append(auditor.run(channel))
+            return out
+        finally:
+            if prover_stats is not None:
+                prover_stats.append(served.stats)
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running in-process Prover: its port and its counters."""
+
+    port: int
+    stats: ServiceStats
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@contextlib.contextmanager
+def serving(
+    task: Task, toml: Path, scores: Scores, policy: ResultPolicy | None = None
+) -> Iterator[Served]:
+    """A real Prover server for ``scores`` on ``127.0.0.1:0`` (one torch thread per RPC)."""
     handlers = OneThreadHandlers(
         source=task,
         task_toml=toml.read_text(encoding="utf-8"),
@@ -76,19 +110,9 @@ def audit(
     )
     server = start_server(handlers, ServerOptions(host="127.0.0.1", port=0))
     try:
-        out = []
-        for _ in range(audits):
-            config = AuditConfig(epsilon=epsilon, delta=delta, early_rejection=early_rejection)
-            auditor = Auditor(
-                task, config, key=generate_private_key(), rng=np.random.default_rng(verifier_seed)
-            )
-            with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-                out.append(auditor.run(channel))
-        return out
+        yield Served(server.port, handlers.stats)
     finally:
         server.stop(grace_s=None)
-        if prover_stats is not None:
-            prover_stats.append(handlers.stats)
 
 
 def audit_armed(

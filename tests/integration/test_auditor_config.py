@@ -18,10 +18,9 @@ import torch
 from protocol.report import AuditReport
 from protocol.scores import Scores
 from protocol.signing import generate_private_key
-from prover.service import Ed25519Signer, ServerOptions, start_server
 from prover.tasks.base import Task
 from prover.tasks.registry import load_task
-from tests.adversarial._audit import OneThreadHandlers
+from tests.adversarial._audit import serving
 from tests.integration.test_audit_real import SYNTHETIC
 from verifier import AuditConfig, Auditor, audit
 from verifier.preview import PlanDeclined, PlanHook, PlanPreview
@@ -45,15 +44,9 @@ def task() -> Task:
 @pytest.fixture(scope="module")
 def address(task: Task) -> Iterator[str]:
     theta0, theta = task.function.optimal_attribution()  # type: ignore[attr-defined]
-    handlers = OneThreadHandlers(
-        source=task,
-        task_toml=SYNTHETIC.read_text(encoding="utf-8"),
-        scores=Scores(theta0=theta0, theta=theta, task_digest=task.digest, method="exact"),
-        signer=Ed25519Signer(generate_private_key()),
-    )
-    server = start_server(handlers, ServerOptions(host="127.0.0.1", port=0))
-    yield f"127.0.0.1:{server.port}"
-    server.stop(grace_s=None)
+    exact = Scores(theta0=theta0, theta=theta, task_digest=task.digest, method="exact")
+    with serving(task, SYNTHETIC, exact) as served:
+        yield served.address
 
 
 def _auditor(task: Task, config: AuditConfig, on_plan: PlanHook | None = None) -> Auditor:

@@ -28,9 +28,9 @@ from protocol.signing import generate_private_key
 from protocol.stats import AuditData, get, names, register, unregister
 from protocol.stats.gap import DirectGap
 from protocol.verdict import Decision
-from prover.service import Ed25519Signer, ProverHandlers, ServerOptions, start_server
 from prover.tasks.base import Task
 from prover.tasks.registry import load_task
+from tests.adversarial._audit import serving
 from verifier import AuditConfig, Auditor
 from verifier.driver import AuditResult
 
@@ -69,20 +69,11 @@ def statistic() -> Iterator[GapCheckAll]:
 
 
 def _audit(task: Task, scores: Scores, epsilon: float) -> AuditResult:
-    handlers = ProverHandlers(
-        source=task,
-        task_toml=TOML.read_text(encoding="utf-8"),
-        scores=scores,
-        signer=Ed25519Signer(generate_private_key()),
-    )
-    server = start_server(handlers, ServerOptions(host="127.0.0.1", port=0))
-    try:
+    with serving(task, TOML, scores) as served:
         config = AuditConfig(epsilon=epsilon, delta=0.05, statistic=NAME)
         auditor = Auditor(task, config, key=generate_private_key(), rng=np.random.default_rng(5))
-        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        with grpc.insecure_channel(served.address) as channel:
             return auditor.run(channel)
-    finally:
-        server.stop(grace_s=None)
 
 
 def test_a_registered_statistic_audits_over_grpc(statistic: GapCheckAll) -> None:
