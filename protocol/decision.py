@@ -58,6 +58,9 @@ def decide_committed(
     second_predictions: FloatArray,
     verified_residuals: FloatArray | None = None,
     escalated: Escalation | None = None,
+    first_points: NDArray[np.int8] | None = None,
+    second_points: NDArray[np.int8] | None = None,
+    spot_checks: int | None = None,
 ) -> Decision:
     """Committed mode: the plan's statistic on residuals ``q = f - g_a``.
 
@@ -70,6 +73,9 @@ def decide_committed(
             clipping tail.  ``None``: the planned tail only.
         escalated: clipped-gap plans: decide at this stage (its spot
             checks have been drawn and agreed) instead of the plan's own first stage.
+        first_points, second_points: the challenge's subsets at x and x',
+            int8 ``(n_pairs, N)`` (the u-statistic needs them).
+        spot_checks: how many spot checks were drawn and agreed (``None``: the plan's).
     """
     if statistic_of(plan).layout.mode != "committed":
         raise InvalidArgument("decide_committed needs a committed-mode plan")
@@ -80,6 +86,9 @@ def decide_committed(
         second_predictions=second_predictions,
         verified_residuals=verified_residuals,
         escalated=escalated,
+        first_points=first_points,
+        second_points=second_points,
+        spot_checks=spot_checks,
     )
     return decide(plan, data)
 

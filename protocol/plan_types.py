@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -25,16 +25,17 @@ __all__ = [
     "Estimator",
     "Mode",
     "Plan",
+    "PlanDetails",
     "PlanRequest",
     "Planning",
 ]
 
 Mode = Literal["committed", "paper"]
 Planning = Literal["rigorous", "practical"]
-Estimator = Literal["chebyshev", "three-point", "three-point-nnls", "lp"]
+Estimator = Literal["chebyshev", "three-point", "three-point-nnls", "lp", "degree-1"]
 
 #: Estimator families by name (the CLI choices come from here).
-ESTIMATORS: tuple[str, ...] = ("chebyshev", "three-point", "three-point-nnls", "lp")
+ESTIMATORS: tuple[str, ...] = ("chebyshev", "three-point", "three-point-nnls", "lp", "degree-1")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +80,12 @@ class PlanRequest:
             evaluations`` under the cap (scale-free: :mod:`protocol.plan_clipped`).
         statistic: the registered statistic to plan with (:mod:`protocol.stats`);
             ``None``: the one serving mode, planning and estimator.
+        n_items: N, the task's number of training items (the degree-1
+            U-statistic's variance grows with N + 1); ``None``: not known.
+        abs_tail_profile, abs_tail_spread: degree-1 U-statistic planning: mean
+            and standard deviation of ``(|q| / sqrt(E q^2) - a)_+^2`` at every
+            multiple a of :data:`protocol.ustatistic.CLIP_MULTIPLES` over the
+            ``tail_runs`` pilot runs (default: a Gaussian residual's, times 4).
         verifier_trains_all: ``lp`` planning, local mode: the Verifier evaluates
             every challenge point itself, so nothing is corrupted, no spot check
             is drawn and the whole margin goes to estimation; the planner
@@ -109,6 +116,9 @@ class PlanRequest:
     moment_inflation: float = 1.5
     verifier_trains_all: bool = False
     statistic: str | None = None
+    n_items: int | None = None
+    abs_tail_profile: tuple[float, ...] | None = None
+    abs_tail_spread: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         self._check_core()
@@ -208,6 +218,19 @@ class DeltaShare:
         return self.delta * self.uses
 
 
+class PlanDetails(Protocol):
+    """A statistic's own plan details (:attr:`Plan.details`), beyond the shared fields."""
+
+    @property
+    def completeness_radius(self) -> float:
+        """Honest scores with err below this pass with probability ``>= 1 - delta``."""
+        ...
+
+    def table_lines(self, plan: Plan) -> list[str]:
+        """The plan table's account of the statistic: its terms, where epsilon goes."""
+        ...
+
+
 @dataclass(frozen=True)
 class BudgetItem:
     """One line of the epsilon budget: a term, its value and what it bounds."""
@@ -252,6 +275,7 @@ class Plan:
     clip_shift: float | None = None
     statistic_name: str = ""
     delta_split: tuple[DeltaShare, ...] = ()
+    details: PlanDetails | None = None
 
     @property
     def n_pairs(self) -> int:
@@ -293,7 +317,10 @@ class Plan:
         Clipped-gap plans charge the honest side's own (smaller) sampling deviation,
         at ``delta / (2Z)`` per output, where the others charge the planned one,
         and the clipping tail's expected shift rather than its upper bound.
+        A statistic with its own :attr:`details` states its own radius.
         """
+        if self.details is not None:
+            return self.details.completeness_radius
         sampling = (
             self.sampling_error
             if self.sampling_error_honest is None
@@ -368,9 +395,16 @@ class Plan:
         """A readable, itemised account of the plan and where epsilon goes."""
         r = self.request
         lines = [
-            f"pacda plan: mode={r.mode} planning={r.planning} estimator={self.functional.name}",
+            f"pacda plan: mode={r.mode} planning={r.planning} estimator={self.functional.name}"
+            + (f" statistic={self.statistic}" if self.statistic else ""),
             f"  epsilon={r.epsilon:.6g} delta={r.delta:.3g} b={r.bound:.6g} tau={r.tolerance:.3g}"
             f" Z={r.n_outputs} p={r.p:.3g}",
+        ]
+        if self.details is not None:
+            lines.extend(self.details.table_lines(self))
+            lines.extend(self._delta_and_assumptions())
+            return "\n".join(lines)
+        lines += [
             "  nodes   " + " ".join(f"{x:+.4f}" for x in self.functional.nodes),
             "  weights "
             + " ".join(f"{w:+.4f}" for w in self.functional.weights)
@@ -394,6 +428,12 @@ class Plan:
             )
         else:
             lines.extend(self._epsilon_split())
+        lines.extend(self._delta_and_assumptions())
+        return "\n".join(lines)
+
+    def _delta_and_assumptions(self) -> list[str]:
+        r = self.request
+        lines: list[str] = []
         if self.delta_split:
             lines.append(f"  delta = {r.delta:.3g} split by {self.statistic}:")
             for share in self.delta_split:
@@ -402,4 +442,4 @@ class Plan:
         if self.assumptions:
             lines.append("  practical-mode assumptions:")
             lines.extend(f"    - {a}" for a in self.assumptions)
-        return "\n".join(lines)
+        return lines

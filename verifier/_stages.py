@@ -18,14 +18,14 @@ from protocol.clipped_gap import LATER_STAGES
 from protocol.decision import (
     Decision,
     Escalation,
-    decide_committed,
+    decide,
     escalation,
     first_stage,
     hopeless_output,
 )
 from protocol.plan import Plan
 from protocol.prg import ExpandedPairs
-from protocol.stats import statistic_of
+from protocol.stats import AuditData, statistic_of
 from verifier._pairs import PredictedPairs, pair_arrays, predicted_pairs, verified_residuals
 from verifier._pilot import Pilot
 from verifier.commitment import Commitment
@@ -142,7 +142,16 @@ def spot_check_and_decide(
     predicted = predicted_pairs(commitment, pairs)
     run = _Stages(config, plan, commitment, predicted, outputs, pilot, rng, check, note)
     if not statistic_of(plan).layout.staged_spot_checks:  # the plan's own spot checks
-        spot = check(draw_spot_checks(rng, plan.prover_evaluations, plan.spot_checks))
+        if config.early_rejection:
+            early = run.reject_before_spot_checks()
+            if early is not None:
+                return early
+        k = statistic_of(plan).spot_checks(plan, run.results_only())
+        run.say(
+            f"the results call for {k:,d} of the planned {plan.spot_checks:,d} spot checks",
+            when=k < plan.spot_checks,
+        )
+        spot = check(draw_spot_checks(rng, plan.prover_evaluations, k))
         return run.decide(spot), spot
     if config.early_rejection:
         early = run.reject_early()
@@ -212,9 +221,43 @@ class _Stages:
         return verified
 
     def decide(self, spot: SpotCheckResult, stage: Escalation | None = None) -> Decision:
-        return decide_committed(
-            self.plan, **self.arrays, verified_residuals=self.verified(spot), escalated=stage
+        return decide(
+            self.plan,
+            self.data(self.verified(spot), spot_checks=len(spot.indices), stage=stage),
         )
+
+    def data(
+        self,
+        verified: FloatArray | None,
+        *,
+        spot_checks: int,
+        stage: Escalation | None = None,
+    ) -> AuditData:
+        """The challenge's results, points and ``g_a``, with these verified runs."""
+        a = self.arrays
+        return AuditData(
+            first_outputs=a["first_outputs"],
+            second_outputs=a["second_outputs"],
+            first_predictions=a["first_predictions"],
+            second_predictions=a["second_predictions"],
+            verified_residuals=verified,
+            escalated=stage,
+            first_points=self.pairs.pairs.first,
+            second_points=self.pairs.pairs.second,
+            spot_checks=spot_checks,
+        )
+
+    def results_only(self) -> AuditData:
+        """The challenge's results, points and ``g_a``, before any spot check."""
+        return self.data(None, spot_checks=0)
+
+    def reject_before_spot_checks(self) -> tuple[Decision, SpotCheckResult] | None:
+        """The statistic's own rejection before any spot check, if it has one and rejects."""
+        decision = statistic_of(self.plan).decide_early(self.plan, self.results_only())
+        if decision is None:
+            return None
+        self.say(decision.reason)
+        return decision, no_spot_checks(self.plan.request.n_outputs)
 
     def more(self, spot: SpotCheckResult, total: int) -> SpotCheckResult:
         """``spot`` and enough fresh draws to make ``total`` spot checks."""

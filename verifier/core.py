@@ -52,8 +52,8 @@ from protocol.prg import ExpandedPairs
 from prover.tasks.base import Task
 from verifier._pairs import PredictedPairs as PredictedPairs
 from verifier._pairs import pair_arrays as _pair_arrays
+from verifier._pairs import plain_pairs, verified_residuals
 from verifier._pairs import predicted_pairs as predicted_pairs
-from verifier._pairs import verified_residuals
 from verifier._pilot import Pilot
 from verifier._screen import Screen
 from verifier._stages import SpotCheck as SpotCheck
@@ -169,16 +169,29 @@ def decide_committed_audit(
     outputs: FloatArray,
     verified: FloatArray | None,
     escalated: Escalation | None = None,
+    spot_checks: int | None = None,
 ) -> Decision:
     """Committed mode: the decision on the Prover's ``outputs`` ``(2 n_pairs, Z)`` (x, x').
+
+    ``spot_checks``: how many were drawn and agreed (``None``: the plan's).
 
     ``g_a`` at the pairs: from :class:`PredictedPairs` (computed once per audit),
     or computed here for plain pairs.
     """
+    a = _pair_arrays(commitment, pairs, outputs)
+    points = plain_pairs(pairs)
     return decide_committed(
-        plan, **_pair_arrays(commitment, pairs, outputs), verified_residuals=verified,
+        plan,
+        first_outputs=a["first_outputs"],
+        second_outputs=a["second_outputs"],
+        first_predictions=a["first_predictions"],
+        second_predictions=a["second_predictions"],
+        verified_residuals=verified,
         escalated=escalated,
-    )  # fmt: skip
+        first_points=points.first,
+        second_points=points.second,
+        spot_checks=spot_checks,
+    )
 
 
 def decide_paper_audit(

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from protocol.hypercube import bias_moments
 from protocol.plan import PlanRequest
 from protocol.plan_clipped import residual_moments
+from protocol.ustatistic import abs_tail_profile
 from prover.tasks.base import Task
 from verifier.commitment import Commitment, attribution_bound
 from verifier.config import AuditConfig
@@ -42,6 +43,9 @@ class PilotStats:
         tail_profile: planned ``E[(u - kappa)_+]`` for ``u = q^2 / mean(q^2)`` pooled
             over outputs, at every clip multiple kappa (:func:`tail_profile`).
         tail_spread: the standard deviation of ``(u - kappa)_+`` at every kappa.
+        abs_tail_profile, abs_tail_spread: the same for ``(|q| / sqrt(mean q^2) - a)_+^2``
+            at every multiple a of :data:`protocol.ustatistic.CLIP_MULTIPLES`
+            (the degree-1 U-statistic's clipping tail).
     """
 
     n: int
@@ -53,6 +57,8 @@ class PilotStats:
     residual_fourth: NDArray[np.float64] | None = None
     tail_profile: tuple[float, ...] | None = None
     tail_spread: tuple[float, ...] | None = None
+    abs_tail_profile: tuple[float, ...] | None = None
+    abs_tail_spread: tuple[float, ...] | None = None
 
 
 def task_p(task: Task) -> float:
@@ -87,6 +93,7 @@ def pilot_stats(
     n = int(outputs.shape[0])
     residual = outputs - predictions
     moments = residual_moments(residual)
+    abs_profile, abs_spread = abs_tail_profile(residual)
     return PilotStats(
         n=n,
         second_moment=second,
@@ -97,6 +104,8 @@ def pilot_stats(
         residual_fourth=np.asarray(moments.fourth, dtype=np.float64),
         tail_profile=moments.tail_profile,
         tail_spread=moments.tail_spread,
+        abs_tail_profile=abs_profile,
+        abs_tail_spread=abs_spread,
     )
 
 
@@ -151,6 +160,7 @@ def plan_request(
         moment_inflation=config.variance_inflation,
         verifier_trains_all=local,
         statistic=config.statistic,
+        n_items=int(task.n_items),
         **_moments(pilot),
     )
 
@@ -165,4 +175,6 @@ def _moments(pilot: PilotStats | None) -> dict[str, Any]:
         "tail_profile": pilot.tail_profile,
         "tail_spread": pilot.tail_spread,
         "tail_runs": pilot.n,
+        "abs_tail_profile": pilot.abs_tail_profile,
+        "abs_tail_spread": pilot.abs_tail_spread,
     }

@@ -17,7 +17,8 @@ the benches and the sweeps reach a statistic only through
 * its decision from the audit's numbers (:class:`AuditData`): the verdict and
   the certified upper bound with every term of it
   (:class:`~protocol.verdict.OutputDecision`);
-* the assumptions it rests on, as text for the plan table, the report and docs.
+* the assumptions it rests on, as text for the plan table, the report and docs;
+* optionally, a rejection before any spot check (:meth:`Statistic.decide_early`).
 
 A new statistic is one module implementing this protocol plus one
 :func:`protocol.stats.registry.register` call.  Soundness is the statistic's
@@ -80,6 +81,11 @@ class AuditData:
         centre: per-output constant subtracted before products (paper mode).
         local_outputs, local_predictions: the Verifier's own trainings after the
             challenge and ``g_a`` there (paper mode).
+        first_points, second_points: the challenge's subsets at both points of
+            every pair, int8 ``(n_pairs, N)`` (statistics that need ``x``, e.g.
+            the degree-1 U-statistic's characters), or ``None``.
+        spot_checks: how many spot checks were drawn (and agreed); ``None``:
+            the plan's.
     """
 
     first_outputs: FloatArray
@@ -91,6 +97,9 @@ class AuditData:
     centre: FloatArray | None = None
     local_outputs: FloatArray | None = None
     local_predictions: FloatArray | None = None
+    first_points: NDArray[np.int8] | None = None
+    second_points: NDArray[np.int8] | None = None
+    spot_checks: int | None = None
 
 
 def committed_residuals(plan: Plan, data: AuditData) -> tuple[FloatArray, FloatArray]:
@@ -154,4 +163,22 @@ class Statistic(Protocol):
 
     def decide(self, plan: Plan, data: AuditData) -> Decision:
         """The verdict on ``data`` under ``plan``: per output, estimate and certified bound."""
+        ...
+
+    def spot_checks(self, plan: Plan, data: AuditData) -> int:
+        """How many spot checks the results in ``data`` call for (at most ``plan.spot_checks``).
+
+        Called after the signed root and before any draw; the decision then
+        sees the number drawn (``data.spot_checks``).  Statistics whose
+        tolerated corruption is fixed by the plan return ``plan.spot_checks``.
+        """
+        ...
+
+    def decide_early(self, plan: Plan, data: AuditData) -> Decision | None:
+        """A rejection before any spot check, when no spot-check outcome could accept.
+
+        ``data`` holds the challenge's results but no spot check.  ``None``:
+        draw the spot checks (statistics without such a rule always return
+        ``None``; the clipped gap's staged rule lives with its stages).
+        """
         ...

@@ -61,6 +61,12 @@ class ClippedGap:
     def assumptions(self, plan: Plan) -> tuple[str, ...]:
         return plan.assumptions
 
+    def spot_checks(self, plan: Plan, data: AuditData) -> int:
+        return plan.spot_checks
+
+    def decide_early(self, plan: Plan, data: AuditData) -> Decision | None:
+        return None
+
     def decide(self, plan: Plan, data: AuditData) -> Decision:
         r1, r2 = committed_residuals(plan, data)
         verified = verified_matrix(data.verified_residuals, plan.request.n_outputs)

@@ -52,6 +52,12 @@ class DirectGap:
     def assumptions(self, plan: Plan) -> tuple[str, ...]:
         return linear_assumptions(plan)
 
+    def spot_checks(self, plan: Plan, data: AuditData) -> int:
+        return plan.spot_checks
+
+    def decide_early(self, plan: Plan, data: AuditData) -> Decision | None:
+        return None
+
     def decide(self, plan: Plan, data: AuditData) -> Decision:
         r1, r2 = committed_residuals(plan, data)
         node = plan.node_of_pair()

@@ -22,6 +22,7 @@ from protocol.stats.base import Statistic
 from protocol.stats.clipped_gap import ClippedGap
 from protocol.stats.gap import DirectGap
 from protocol.stats.residual import PaperResidual
+from protocol.stats.ustat import UStatistic
 
 __all__ = [
     "DEFAULT",
@@ -159,7 +160,7 @@ def make_plan(request: PlanRequest) -> Plan:
     )
 
 
-_BUILT_IN = (ClippedGap(), DirectGap(), PaperResidual())
+_BUILT_IN = (ClippedGap(), DirectGap(), PaperResidual(), UStatistic())
 for _statistic in _BUILT_IN:
     register(_statistic)
 _BUILT_IN_NAMES = frozenset(s.name for s in _BUILT_IN)

@@ -74,6 +74,12 @@ class PaperResidual:
     def assumptions(self, plan: Plan) -> tuple[str, ...]:
         return linear_assumptions(plan)
 
+    def spot_checks(self, plan: Plan, data: AuditData) -> int:
+        return plan.spot_checks
+
+    def decide_early(self, plan: Plan, data: AuditData) -> Decision | None:
+        return None
+
     def decide(self, plan: Plan, data: AuditData) -> Decision:
         n, Z = plan.n_pairs, plan.request.n_outputs
         if data.centre is None or data.local_outputs is None or data.local_predictions is None:

@@ -74,6 +74,7 @@ FRACTIONS = (0.2, 0.1, 0.05, 0.02, 0.01)  # epsilon / Var(f)
 TARGET_FRACTION = 0.05
 DELTA = 0.05
 SERIES = (  # (label, mode, estimator)
+    ("committed/u", "committed", "degree-1"),
     ("committed/lp", "committed", "lp"),
     ("committed", "committed", "chebyshev"),
     ("paper", "paper", "chebyshev"),
@@ -101,6 +102,9 @@ class Inputs:
     tail_profile: tuple[float, ...]
     tail_spread: tuple[float, ...]
     tail_runs: int
+    abs_tail_profile: tuple[float, ...]
+    abs_tail_spread: tuple[float, ...]
+    n_items: int
     fit_trainings: int
     pilot_trainings: int
     variance_inflation: float
@@ -152,6 +156,9 @@ def measure_inputs(fit_n: int, pilot_n: int, path: Path = TASK) -> Inputs:
         tail_profile=pilot.tail_profile,
         tail_spread=pilot.tail_spread,
         tail_runs=pilot.n,
+        abs_tail_profile=pilot.abs_tail_profile or (),
+        abs_tail_spread=pilot.abs_tail_spread or (),
+        n_items=int(task.n_items),
         fit_trainings=fit_n,
         pilot_trainings=pilot_n,
         variance_inflation=inflation,
@@ -172,11 +179,11 @@ def plan_row(
     ``B_{>=3}(q) <= tail_fraction E[q^2]`` (the CLI's default 0.1).
     """
     label, mode, estimator = series
-    if estimator == "lp" and planning != "practical":
+    if estimator in ("lp", "degree-1") and planning != "practical":
         return None
     second = inputs.second_moment_committed if mode == "committed" else inputs.second_moment_paper
     lp: dict[str, object] = {}
-    if estimator == "lp":  # the Verifier's pilot moments (first 200 held-out runs)
+    if estimator in ("lp", "degree-1"):  # the Verifier's pilot moments (first 200 runs)
         lp = {
             "second_moments": inputs.residual_second,
             "fourth_moments": inputs.residual_fourth,
@@ -186,6 +193,13 @@ def plan_row(
             "moment_inflation": inputs.variance_inflation,
             "tail_fraction": tail_fraction,
         }
+    if estimator == "degree-1":
+        lp.update(
+            statistic="u-statistic",
+            n_items=inputs.n_items,
+            abs_tail_profile=inputs.abs_tail_profile,
+            abs_tail_spread=inputs.abs_tail_spread,
+        )
     eps = frac * inputs.variance_f
     try:
         plan = make_plan(
@@ -246,6 +260,7 @@ def plot(path: Path, rows: list[Row], slopes: dict[str, float], inputs: Inputs) 
 
     colours = {
         "committed/lp": "tab:green",
+        "committed/u": "tab:red",
         "committed": "tab:blue",
         "paper": "tab:red",
         "paper/three-point": "tab:purple",
@@ -325,13 +340,19 @@ def cost_table(name: str, path: Path, fit_n: int, out: Path) -> tuple[list[Row],
             for field in ("verifier_retrainings", "prover_evaluations"):
                 slopes[f"{planning}/{label}/{field}"] = slope(mine, field)
     _print_table(rows, slopes)
-    lp = [r for r in rows if r.series == "committed/lp" and r.eps_over_var >= 0.02]
-    for field in ("with_pilot", "verifier_retrainings"):
-        slopes[f"practical/committed/lp/{field}/0.2-0.02"] = slope(lp, field)
+    for label in ("committed/lp", "committed/u"):
+        chosen = [r for r in rows if r.series == label and r.eps_over_var >= 0.02]
+        for field in ("with_pilot", "verifier_retrainings", "prover_evaluations"):
+            slopes[f"practical/{label}/{field}/0.2-0.02"] = slope(chosen, field)
     print(
         "  committed/lp Verifier retrainings slope over 0.2..0.02: pilot + spot checks "
         f"{slopes['practical/committed/lp/with_pilot/0.2-0.02']:+.3f}, spot checks alone "
         f"{slopes['practical/committed/lp/verifier_retrainings/0.2-0.02']:+.3f}"
+    )
+    print(
+        "  committed/u (degree-1 U-statistic) Verifier retrainings slope over 0.2..0.02: "
+        f"pilot + spot checks {slopes['practical/committed/u/with_pilot/0.2-0.02']:+.3f}, "
+        f"Prover evaluations {slopes['practical/committed/u/prover_evaluations/0.2-0.02']:+.3f}"
     )
     _write_csv(out / f"cost_{name}.csv", rows)
     plot(out / f"cost_{name}.png", rows, slopes, inputs)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from protocol import clipped_gap as cg
+from protocol import ustatistic as us
 from protocol.decision import decide_committed, decide_paper
 from protocol.plan import ESTIMATORS, Plan, PlanRequest, make_plan
 from protocol.statistics import STATISTICS, PairStatistic
@@ -25,20 +26,21 @@ CASES = {
     "residual": ("paper", "three-point"),
     "residual-nnls": ("paper", "three-point-nnls"),
     "clipped-gap": ("committed", "lp"),
+    "u-statistic": ("committed", "degree-1"),
 }
 
 
 def test_every_statistic_and_estimator_is_covered() -> None:
-    assert set(CASES) == {*STATISTICS, "clipped-gap"}
+    assert set(CASES) == {*STATISTICS, "clipped-gap", "u-statistic"}
     served = {
         resolve(m, planning, e).name
         for m in ("committed", "paper")
         for planning in ("rigorous", "practical")
         for e in ESTIMATORS
-        if (e == "lp") == ((m, planning) == ("committed", "practical"))
+        if (e in ("lp", "degree-1")) == ((m, planning) == ("committed", "practical"))
         and not (m == "committed" and e == "three-point-nnls")
     }
-    assert served == set(names()) == {"clipped-gap", "gap", "residual"}
+    assert served == set(names()) == {"clipped-gap", "gap", "residual", "u-statistic"}
     for name, (mode, estimator) in CASES.items():
         plan = _plan(mode, estimator)
         assert plan.statistic == name.removesuffix("-nnls")
@@ -49,7 +51,7 @@ def _plan(mode: str, estimator: str) -> Plan:
         PlanRequest(
             epsilon=2.0, delta=0.05, bound=3.0, tolerance=0.0, n_outputs=2, p=0.5, mode=mode,  # type: ignore[arg-type]
             planning="practical", estimator=estimator,  # type: ignore[arg-type]
-            variance=1.0, attribution_bound=1.0,
+            variance=1.0, attribution_bound=1.0, n_items=20,
         )
     )  # fmt: skip
 
@@ -60,9 +62,10 @@ def _decide(plan: Plan) -> None:
     f1, f2 = rng.uniform(-1, 1, (n, z)), rng.uniform(-1, 1, (n, z))
     if plan.request.mode == "committed":
         zeros = np.zeros((n, z))
+        x1, x2 = (np.where(rng.random((n, 20)) < 0.5, 1, -1).astype(np.int8) for _ in "ab")
         decide_committed(
             plan, first_outputs=f1, second_outputs=f2, first_predictions=zeros,
-            second_predictions=zeros,
+            second_predictions=zeros, first_points=x1, second_points=x2,
         )  # fmt: skip
     else:
         local = rng.uniform(-1, 1, (plan.local_trainings, z))
@@ -76,6 +79,7 @@ def _decide(plan: Plan) -> None:
 def spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, Any]]]:
     calls: list[tuple[str, Any]] = []
     ranges, deviation = PairStatistic.ranges, cg.deviation
+    u_deviation = us.deviation
 
     def ranges_spy(self: PairStatistic, weights: Any, counts: Any, value_bound: float) -> Any:
         calls.append((self.name, (tuple(weights), value_bound)))
@@ -85,6 +89,11 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, Any]]]:
         calls.append(("clipped-gap", delta))
         return deviation(planned_variance, delta, observed)
 
+    def u_deviation_spy(variance: Any, delta: float) -> Any:
+        calls.append(("u-statistic", delta))
+        return u_deviation(variance, delta)
+
+    monkeypatch.setattr(us, "deviation", u_deviation_spy)
     monkeypatch.setattr(PairStatistic, "ranges", ranges_spy)
     monkeypatch.setattr(cg, "deviation", deviation_spy)
     yield calls
