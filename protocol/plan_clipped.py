@@ -62,6 +62,7 @@ from protocol.estimators import NodeFunctional
 from protocol.hypercube import rho_max
 from protocol.lp_functional import LP_BETAS, lp_functional
 from protocol.plan_types import BudgetItem, Plan, PlanRequest
+from protocol.ustatistic import abs_tail_profile
 
 __all__ = [
     "ASSUMPTIONS",
@@ -131,6 +132,8 @@ class ResidualMoments:
         tail_profile, tail_spread: :func:`tail_profile` and :func:`tail_spread` of
             ``u = q^2 / mean(q^2)``, pooled over outputs.
         runs: n, the runs they were measured on.
+        abs_tail_profile, abs_tail_spread: the degree-1 U-statistic's clipping
+            tail, :func:`protocol.ustatistic.abs_tail_profile`.
     """
 
     second: tuple[float, ...]
@@ -138,8 +141,10 @@ class ResidualMoments:
     tail_profile: tuple[float, ...]
     tail_spread: tuple[float, ...]
     runs: int
+    abs_tail_profile: tuple[float, ...] = ()
+    abs_tail_spread: tuple[float, ...] = ()
 
-    def request_fields(self) -> dict[str, tuple[float, ...] | int]:
+    def request_fields(self) -> dict[str, tuple[float, ...] | int | None]:
         """The :class:`PlanRequest` keyword arguments these moments fill in."""
         return {
             "second_moments": self.second,
@@ -147,6 +152,8 @@ class ResidualMoments:
             "tail_profile": self.tail_profile,
             "tail_spread": self.tail_spread,
             "tail_runs": self.runs,
+            "abs_tail_profile": self.abs_tail_profile or None,
+            "abs_tail_spread": self.abs_tail_spread or None,
         }
 
 
@@ -161,12 +168,15 @@ def residual_moments(residual: np.ndarray) -> ResidualMoments:
         raise InvalidArgument(f"residuals must have shape (n >= 1, Z), got {q.shape}")
     m2 = np.maximum(np.mean(q**2, axis=0), 1e-300)
     normalised = q**2 / m2[None, :]
+    abs_profile, abs_spread = abs_tail_profile(q)
     return ResidualMoments(
         second=tuple(float(v) for v in m2),
         fourth=tuple(float(v) for v in np.maximum(np.mean(q**4, axis=0), m2 * m2)),
         tail_profile=tail_profile(normalised),
         tail_spread=tail_spread(normalised),
         runs=int(q.shape[0]),
+        abs_tail_profile=abs_profile,
+        abs_tail_spread=abs_spread,
     )
 
 

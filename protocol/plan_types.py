@@ -298,7 +298,12 @@ class Plan:
 
     @property
     def slack(self) -> float:
-        """Unused soundness margin ``epsilon - threshold - terms`` (>= 0)."""
+        """Unused soundness margin ``epsilon - threshold - terms`` (>= 0).
+
+        0 for plans with their own :attr:`details`, whose terms fill epsilon.
+        """
+        if self.details is not None:
+            return 0.0
         return (
             self.request.epsilon
             - self.threshold

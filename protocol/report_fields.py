@@ -30,6 +30,8 @@ _PLAN_KEYS = frozenset(
 #: trainings), and the completeness radius of clipped-gap plans.
 _PLAN_OPTIONAL_INTS = ("pilot_trainings", "verifier_retrainings")
 _PLAN_OPTIONAL_FLOATS = ("completeness_radius",)
+#: The registered statistic that made the plan (added with the statistics' registry).
+_PLAN_OPTIONAL_STRS = ("statistic",)
 _COST_KEYS = frozenset(
     ("verifier_retrainings", "prover_evaluations", "bytes_received", "spot_checks")
 )
@@ -85,7 +87,7 @@ def _exact_keys(where: str, value: Any, keys: frozenset[str]) -> Mapping[str, An
 
 
 def _check_plan(plan: Any) -> dict[str, Any]:
-    optional = (*_PLAN_OPTIONAL_INTS, *_PLAN_OPTIONAL_FLOATS)
+    optional = (*_PLAN_OPTIONAL_INTS, *_PLAN_OPTIONAL_FLOATS, *_PLAN_OPTIONAL_STRS)
     if isinstance(plan, Mapping):
         present = frozenset(k for k in optional if k in plan)
         p = _exact_keys("plan", plan, _PLAN_KEYS | present)
@@ -95,6 +97,7 @@ def _check_plan(plan: Any) -> dict[str, Any]:
     out.update({k: _int(f"plan.{k}", p[k]) for k in _PLAN_INTS})
     out.update({k: _int(f"plan.{k}", p[k]) for k in _PLAN_OPTIONAL_INTS if k in p})
     out.update({k: _num(f"plan.{k}", p[k]) for k in _PLAN_OPTIONAL_FLOATS if k in p})
+    out.update({k: _str(f"plan.{k}", p[k]) for k in _PLAN_OPTIONAL_STRS if k in p})
     out["estimator"] = _str("plan.estimator", p["estimator"])
     nodes = [_num(f"plan.nodes[{i}]", v) for i, v in enumerate(_list("plan.nodes", p["nodes"]))]
     weights = _list("plan.weights", p["weights"])

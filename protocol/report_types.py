@@ -281,8 +281,10 @@ def plan_summary(plan: Plan, *, pilot_trainings: int = 0) -> dict[str, Any]:
     r = plan.request
     budget = [{"name": b.name, "value": float(b.value), "note": b.note} for b in plan.budget]
     budget.append({"name": "slack", "value": float(plan.slack), "note": "unused margin"})
+    named = {"statistic": plan.statistic} if plan.statistic else {}
     return _check_plan(
         {
+            **named,
             "completeness_radius": float(plan.completeness_radius),
             "pilot_trainings": int(pilot_trainings),
             "verifier_retrainings": int(pilot_trainings + plan.verifier_retrainings),

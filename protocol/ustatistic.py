@@ -346,21 +346,20 @@ def spot_checks_for(n: int, tolerated: int, delta: float) -> int:
 
 
 def tolerated_for(n: int, spot_checks: int, delta: float) -> int:
-    """The most altered points ``l`` that ``spot_checks`` uniform draws may miss (w.p. > delta).
+    """The altered points ``l`` that ``spot_checks`` uniform draws tolerate.
 
-    The largest l with :func:`spot_checks_for` ``(n, l, delta) <= spot_checks``:
-    more than l altered points are caught with probability ``>= 1 - delta``.
-    ``n`` (no guarantee) when even one altered point may go unseen.
+    The least l with :func:`spot_checks_for` ``(n, l, delta) <= spot_checks``
+    (the count falls as l grows): more than l altered points are caught with
+    probability ``>= 1 - delta``.  ``n`` (no guarantee) when there are too few
+    draws even for that.
     """
-    if spot_checks_for(n, 0, delta) > spot_checks:
+    if spot_checks_for(n, n - 1, delta) > spot_checks:
         return n
-    lo, hi = 0, n - 1  # spot_checks_for(n, lo) <= k
-    if spot_checks_for(n, hi, delta) <= spot_checks:
-        return hi
+    lo, hi = -1, n - 1  # spot_checks_for(n, hi) <= k < spot_checks_for(n, lo), lo = -1 virtual
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if spot_checks_for(n, mid, delta) <= spot_checks else (lo, mid)
-    return lo
+        lo, hi = (lo, mid) if spot_checks_for(n, mid, delta) <= spot_checks else (mid, hi)
+    return hi
 
 
 def abs_tail_profile(residuals: FloatArray) -> tuple[tuple[float, ...], tuple[float, ...]]:

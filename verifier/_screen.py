@@ -10,7 +10,8 @@ from numpy.typing import NDArray
 
 from protocol.plan import Plan
 from protocol.prg import ExpandedPairs
-from protocol.screening import Screening, look_delta, screen_looks, screening_bounds
+from protocol.screening import SCREEN_DELTA_SHARE, Screening
+from protocol.stats import AuditData, statistic_of
 from verifier._pairs import PredictedPairs, pair_arrays, plain_pairs
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
@@ -26,8 +27,9 @@ class Screen:
     :meth:`observe` is called as results arrive; at each look whose prefix has
     arrived it bounds every output's err from below and returns the
     :class:`~protocol.screening.Screening` that rejects, if any (the caller
-    stops the stream and aborts).  No looks when ``config.early_rejection`` is
-    off or the plan has no clip levels.
+    stops the stream and aborts).  The looks and the bounds are the plan's
+    statistic's (:meth:`protocol.stats.Statistic.screen_looks`); none when
+    ``config.early_rejection`` is off or the statistic screens nothing.
 
     Each look predicts its own prefix of the pairs, once (slicing the whole
     challenge's predictions would not give the same bits, see
@@ -42,10 +44,12 @@ class Screen:
         pairs: ExpandedPairs | PredictedPairs,
     ) -> None:
         self.plan, self.commitment, self.pairs = plan, commitment, plain_pairs(pairs)
-        self.looks = list(screen_looks(plan)) if config.early_rejection else []
+        self.statistic = statistic_of(plan)
+        self.looks = list(self.statistic.screen_looks(plan)) if config.early_rejection else []
         self.looked: list[int] = []
         # one failure probability per output and look, split over all the plan's looks
-        self.delta = look_delta(plan) if self.looks else 0.0
+        looks, z = max(len(self.looks), 1), plan.request.n_outputs
+        self.delta = SCREEN_DELTA_SHARE * plan.request.delta / (looks * z) if self.looks else 0.0
 
     def observe(self, outputs: FloatArray, points_received: int) -> Screening | None:
         """Screen every look whose prefix lies within the first ``points_received`` rows."""
@@ -58,11 +62,16 @@ class Screen:
                 self.pairs.first_seeds[:m],
                 self.pairs.second_seeds[:m],
             )
-            bounds = screening_bounds(
-                self.plan,
-                **pair_arrays(self.commitment, prefix, outputs[: 2 * m]),
-                delta=self.delta,
+            a = pair_arrays(self.commitment, prefix, outputs[: 2 * m])
+            data = AuditData(
+                first_outputs=a["first_outputs"],
+                second_outputs=a["second_outputs"],
+                first_predictions=a["first_predictions"],
+                second_predictions=a["second_predictions"],
+                first_points=prefix.first,
+                second_points=prefix.second,
             )
+            bounds = self.statistic.screening_bounds(self.plan, data, self.delta)
             z = int(np.argmax(bounds))
             if bounds[z] >= self.plan.request.epsilon:
                 self.looks.clear()

@@ -248,8 +248,9 @@ class _Stages:
         )
 
     def results_only(self) -> AuditData:
-        """The challenge's results, points and ``g_a``, before any spot check."""
-        return self.data(None, spot_checks=0)
+        """The challenge's results, points and ``g_a``, and the pilot's runs: no spot check."""
+        pilot = None if self.pilot is None else self.pilot.residuals
+        return self.data(pilot, spot_checks=0)
 
     def reject_before_spot_checks(self) -> tuple[Decision, SpotCheckResult] | None:
         """The statistic's own rejection before any spot check, if it has one and rejects."""

@@ -21,7 +21,6 @@ from numpy.typing import NDArray
 from protocol.hypercube import bias_moments
 from protocol.plan import PlanRequest
 from protocol.plan_clipped import residual_moments
-from protocol.ustatistic import abs_tail_profile
 from prover.tasks.base import Task
 from verifier.commitment import Commitment, attribution_bound
 from verifier.config import AuditConfig
@@ -93,7 +92,6 @@ def pilot_stats(
     n = int(outputs.shape[0])
     residual = outputs - predictions
     moments = residual_moments(residual)
-    abs_profile, abs_spread = abs_tail_profile(residual)
     return PilotStats(
         n=n,
         second_moment=second,
@@ -104,8 +102,8 @@ def pilot_stats(
         residual_fourth=np.asarray(moments.fourth, dtype=np.float64),
         tail_profile=moments.tail_profile,
         tail_spread=moments.tail_spread,
-        abs_tail_profile=abs_profile,
-        abs_tail_spread=abs_spread,
+        abs_tail_profile=moments.abs_tail_profile,
+        abs_tail_spread=moments.abs_tail_spread,
     )
 
 

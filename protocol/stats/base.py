@@ -18,7 +18,9 @@ the benches and the sweeps reach a statistic only through
   the certified upper bound with every term of it
   (:class:`~protocol.verdict.OutputDecision`);
 * the assumptions it rests on, as text for the plan table, the report and docs;
-* optionally, a rejection before any spot check (:meth:`Statistic.decide_early`).
+* optionally, a screening of the result stream's prefixes
+  (:meth:`Statistic.screen_looks`, :meth:`Statistic.screening_bounds`) and a
+  rejection before any spot check (:meth:`Statistic.decide_early`).
 
 A new statistic is one module implementing this protocol plus one
 :func:`protocol.stats.registry.register` call.  Soundness is the statistic's
@@ -136,6 +138,12 @@ class Statistic(Protocol):
     def layout(self) -> ChallengeLayout: ...
 
     @property
+    def plans_within_cap(self) -> bool:
+        """Its planner searches within ``max_prover_evaluations`` (else a plan above it is
+        refused after planning)."""
+        ...
+
+    @property
     def estimators(self) -> tuple[Estimator, ...]:
         """Node-functional families it serves; the first is its default."""
         ...
@@ -171,6 +179,20 @@ class Statistic(Protocol):
         Called after the signed root and before any draw; the decision then
         sees the number drawn (``data.spot_checks``).  Statistics whose
         tolerated corruption is fixed by the plan return ``plan.spot_checks``.
+        """
+        ...
+
+    def screen_looks(self, plan: Plan) -> tuple[int, ...]:
+        """Pair counts of the result stream's prefixes it screens (empty: no screening)."""
+        ...
+
+    def screening_bounds(self, plan: Plan, data: AuditData, delta: float) -> FloatArray:
+        """Lower confidence bounds on every output's err from a prefix of the results.
+
+        ``data`` holds the first pairs of the stream; each bound holds with
+        probability ``>= 1 - delta`` for an honest Prover (rejecting never
+        weakens soundness; what it may cost completeness is ``delta`` per
+        output and look).
         """
         ...
 

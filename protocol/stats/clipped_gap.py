@@ -14,7 +14,11 @@ the rest.
 
 from __future__ import annotations
 
+import numpy as np
+from numpy.typing import NDArray
+
 from protocol import clipped_gap as cg
+from protocol import screening
 from protocol.decision_clipped import clipped_verdict, verified_matrix
 from protocol.errors import InvalidArgument
 from protocol.plan_clipped import plan_clipped_gap
@@ -24,6 +28,8 @@ from protocol.verdict import Decision
 
 __all__ = ["ClippedGap"]
 
+FloatArray = NDArray[np.float64]
+
 
 class ClippedGap:
     """The clipped direct gap (committed mode, practical planning, ``lp`` functional)."""
@@ -31,6 +37,7 @@ class ClippedGap:
     name = "clipped-gap"
     summary = "clipped direct gap with the LP functional, spot checks sized from the results"
     layout = ChallengeLayout(mode="committed", staged_spot_checks=True)
+    plans_within_cap = True
     estimators: tuple[Estimator, ...] = ("lp",)
     plannings: tuple[str, ...] = ("practical",)
 
@@ -63,6 +70,21 @@ class ClippedGap:
 
     def spot_checks(self, plan: Plan, data: AuditData) -> int:
         return plan.spot_checks
+
+    def screen_looks(self, plan: Plan) -> tuple[int, ...]:
+        return screening.screen_looks(plan)
+
+    def screening_bounds(self, plan: Plan, data: AuditData, delta: float) -> FloatArray:
+        if data.first_predictions is None or data.second_predictions is None:
+            raise InvalidArgument("screening needs g_a at the challenge points")
+        return screening.screening_bounds(
+            plan,
+            first_outputs=data.first_outputs,
+            second_outputs=data.second_outputs,
+            first_predictions=data.first_predictions,
+            second_predictions=data.second_predictions,
+            delta=delta,
+        )
 
     def decide_early(self, plan: Plan, data: AuditData) -> Decision | None:
         return None

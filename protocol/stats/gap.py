@@ -10,6 +10,9 @@ decision and its certified bound: :mod:`protocol.stats._linear_decision`.
 
 from __future__ import annotations
 
+import numpy as np
+from numpy.typing import NDArray
+
 from protocol.errors import InvalidArgument
 from protocol.estimators import PairSample, direct_gap
 from protocol.plan_types import DeltaShare, Estimator, Plan, PlanRequest
@@ -20,6 +23,8 @@ from protocol.stats._linear_decision import clip_values, linear_verdict, realise
 from protocol.stats.base import AuditData, ChallengeLayout, committed_residuals
 from protocol.verdict import Decision
 
+FloatArray = NDArray[np.float64]
+
 __all__ = ["DirectGap"]
 
 
@@ -29,6 +34,7 @@ class DirectGap:
     name = "gap"
     summary = "direct gap sum_j w_j mean(q q') of the residuals at correlated pairs"
     layout = ChallengeLayout(mode="committed")
+    plans_within_cap = False
     estimators: tuple[Estimator, ...] = ("chebyshev", "three-point")
     plannings: tuple[str, ...] = ("rigorous", "practical")
     pair_statistic = STATISTICS["gap"]
@@ -54,6 +60,12 @@ class DirectGap:
 
     def spot_checks(self, plan: Plan, data: AuditData) -> int:
         return plan.spot_checks
+
+    def screen_looks(self, plan: Plan) -> tuple[int, ...]:
+        return ()
+
+    def screening_bounds(self, plan: Plan, data: AuditData, delta: float) -> FloatArray:
+        return np.zeros(plan.request.n_outputs)
 
     def decide_early(self, plan: Plan, data: AuditData) -> Decision | None:
         return None

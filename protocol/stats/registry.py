@@ -41,7 +41,7 @@ __all__ = [
 _REGISTRY: dict[str, Statistic] = {}
 
 #: The statistic an audit uses unless told otherwise.
-DEFAULT = "clipped-gap"
+DEFAULT = "u-statistic"
 
 
 def register(statistic: Statistic) -> Statistic:

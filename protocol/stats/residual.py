@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import NDArray
 
 from protocol.concentration import bernstein_deviation
 from protocol.errors import InvalidArgument
@@ -33,6 +34,8 @@ from protocol.stats._linear_decision import clip_values, linear_verdict, realise
 from protocol.stats.base import AuditData, ChallengeLayout
 from protocol.verdict import Decision, as_matrix, check_outputs
 
+FloatArray = NDArray[np.float64]
+
 __all__ = ["PaperResidual"]
 
 #: The NNLS fit of the degree weights (its leverage differs from the linear fit's).
@@ -45,6 +48,7 @@ class PaperResidual:
     name = "residual"
     summary = "paper mode: mse from the Verifier's own trainings minus B_>=2 from pairs"
     layout = ChallengeLayout(mode="paper", local_trainings=True)
+    plans_within_cap = False
     estimators: tuple[Estimator, ...] = ("chebyshev", "three-point", NNLS_ESTIMATOR)
     plannings: tuple[str, ...] = ("rigorous", "practical")
 
@@ -76,6 +80,12 @@ class PaperResidual:
 
     def spot_checks(self, plan: Plan, data: AuditData) -> int:
         return plan.spot_checks
+
+    def screen_looks(self, plan: Plan) -> tuple[int, ...]:
+        return ()
+
+    def screening_bounds(self, plan: Plan, data: AuditData, delta: float) -> FloatArray:
+        return np.zeros(plan.request.n_outputs)
 
     def decide_early(self, plan: Plan, data: AuditData) -> Decision | None:
         return None

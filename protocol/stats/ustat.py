@@ -42,7 +42,7 @@ from protocol.errors import InvalidArgument
 from protocol.estimators import NodeFunctional
 from protocol.plan_types import BudgetItem, DeltaShare, Estimator, Plan, PlanRequest
 from protocol.stats.base import AuditData, ChallengeLayout, committed_residuals
-from protocol.verdict import Decision, OutputDecision
+from protocol.verdict import Decision, OutputDecision, as_matrix, check_outputs
 
 __all__ = ["UStatPlan", "UStatistic"]
 
@@ -54,8 +54,15 @@ SPOT_SHARE, KERNEL_SHARE, SAMPLING_SHARE, TAIL_SHARE = 0.3, 0.05, 0.35, 0.3
 N_RANGE, N_STEPS = 40.0, 28
 #: Completeness radius when the request names none, as a fraction of epsilon.
 DEFAULT_RADIUS = 0.5
+#: Spot checks are sized so that the bound with the pilot's tail is below this share of
+#: epsilon (a margin for rounding: the decision's tail is never above the pilot's).
+CHOICE_MARGIN = 0.999
 #: The fewest spot checks an audit draws (when the plan has as many).
 MIN_SPOT_CHECKS = 20
+#: Prefixes of the result stream screened, as fractions of the pairs ...
+SCREEN_FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2)
+#: ... each holding at least this many pairs (twice as many independent points).
+MIN_SCREEN_PAIRS = 250
 #: Multiplier of the Gaussian tail when the pilot gave no tail profile.
 GAUSSIAN_TAIL_FACTOR = 4.0
 #: The functional of a challenge of independent points: one node, rho = 0.
@@ -95,6 +102,7 @@ class UStatPlan:
     delta_kernel: float
     delta_sampling: float
     delta_tail: float
+    local: bool = False
 
     @property
     def completeness_radius(self) -> float:
@@ -155,6 +163,7 @@ class UStatistic:
     name = "u-statistic"
     summary = "degree-1 U-statistic over independent points: no bias from any degree"
     layout = ChallengeLayout(mode="committed")
+    plans_within_cap = True
     estimators: tuple[Estimator, ...] = ("degree-1",)
     plannings: tuple[str, ...] = ("practical",)
 
@@ -169,8 +178,6 @@ class UStatistic:
             )
         if request.n_items is None or request.n_items < 1:
             raise InvalidArgument(f"the {self.name} statistic needs the task's N (n_items)")
-        if request.verifier_trains_all:
-            raise InvalidArgument(f"the {self.name} statistic does not serve local mode")
 
     def plan(self, request: PlanRequest) -> Plan:
         return _Planner(request).plan()
@@ -202,19 +209,22 @@ class UStatistic:
 
         With ``l(k)`` the altered points k draws may miss
         (:func:`protocol.ustatistic.tolerated_for`), the smallest k at which the
-        bound, with the plan's tail, falls below epsilon; the plan's own when
-        none does.  The draws come after this choice, from the Verifier's
-        private randomness, so whatever the results, more than ``l(k)``
-        altered points are caught with probability ``>= 1 - delta_spot``.
+        bound, with the pilot's tail (:func:`_tail`), falls below
+        :data:`CHOICE_MARGIN` epsilon; the plan's own when none does.  The draws
+        come after this choice, from the Verifier's private randomness, so
+        whatever the results, more than ``l(k)`` altered points are caught with
+        probability ``>= 1 - delta_spot``.
         """
         d = _details(plan)
+        if d.local:
+            return 0
         run = _Pass.of(plan, d, data)
-        tail = np.asarray(d.tail_upper)
+        tail = _tail(plan, d, data.verified_residuals, with_spot_checks=False)
         floor = min(plan.spot_checks, MIN_SPOT_CHECKS)
 
         def fits(k: int) -> bool:
             ell = us.tolerated_for(d.points, k, d.delta_spot)
-            return bool(np.all(run.terms(ell, tail).upper < plan.request.epsilon))
+            return bool(np.all(run.terms(ell, tail).upper < CHOICE_MARGIN * plan.request.epsilon))
 
         if not fits(plan.spot_checks):
             return plan.spot_checks
@@ -226,15 +236,39 @@ class UStatistic:
             lo, hi = (lo, mid) if fits(mid) else (mid, hi)
         return hi
 
+    def screen_looks(self, plan: Plan) -> tuple[int, ...]:
+        """Prefixes of :data:`SCREEN_FRACTIONS` of the pairs, each of at least
+        :data:`MIN_SCREEN_PAIRS` pairs (none in local mode: nothing streams)."""
+        if _details(plan).local:
+            return ()
+        n = plan.n_pairs
+        looks = sorted({int(n * f) for f in SCREEN_FRACTIONS})
+        return tuple(m for m in looks if m >= MIN_SCREEN_PAIRS)
+
+    def screening_bounds(self, plan: Plan, data: AuditData, delta: float) -> FloatArray:
+        """Lower bounds on err from the first pairs.
+
+        ``(sqrt(max(U - z sqrt(V), 0)) - sqrt(T_up))_+^2`` per output.
+
+        The prefix's points are independent draws, so U over their clipped
+        values is unbiased for ``|E[v phi]|^2`` (an honest Prover's values);
+        ``|E[r phi]| >= |E[v phi]| - sqrt(T)`` (the clipping term) with the
+        plan's tail bound; V is the prefix's observed variance (normal
+        approximation, as in the decision).
+        """
+        d = _details(plan)
+        run = _Pass._compute(plan, d, data, planned_floor=False)
+        z_low = run.estimate - us.deviation(run.observed_variance, delta)
+        root = np.sqrt(np.maximum(z_low, 0.0)) - np.sqrt(np.asarray(d.tail_upper))
+        return np.asarray(np.maximum(root, 0.0) ** 2)
+
     def decide(self, plan: Plan, data: AuditData) -> Decision:
         d = _details(plan)
         run = _Pass.of(plan, d, data)
         k = plan.spot_checks if data.spot_checks is None else int(data.spot_checks)
-        if data.verified_residuals is not None and len(data.verified_residuals) >= 2:
-            tail = us.clipping_tail(data.verified_residuals, np.asarray(d.clip), d.delta_tail)
-        else:
-            tail = np.asarray(d.tail_upper)
-        return _verdict(plan, run, us.tolerated_for(d.points, k, d.delta_spot), tail, early=False)
+        tail = _tail(plan, d, data.verified_residuals, with_spot_checks=True)
+        ell = 0 if d.local else us.tolerated_for(d.points, k, d.delta_spot)
+        return _verdict(plan, run, ell, tail, early=False)
 
     def decide_early(self, plan: Plan, data: AuditData) -> Decision | None:
         """The rejection before any spot check when no spot-check outcome could accept.
@@ -245,9 +279,32 @@ class UStatistic:
         """
         d = _details(plan)
         run = _Pass.of(plan, d, data)
-        ell = us.tolerated_for(d.points, plan.spot_checks, d.delta_spot)
+        ell = 0 if d.local else us.tolerated_for(d.points, plan.spot_checks, d.delta_spot)
         decision = _verdict(plan, run, ell, np.zeros(plan.request.n_outputs), early=True)
         return None if decision.accept else decision
+
+
+def _tail(
+    plan: Plan, d: UStatPlan, verified: FloatArray | None, *, with_spot_checks: bool
+) -> FloatArray:
+    """The clipping tail's bound: the smaller of the pilot's and every verified run's.
+
+    ``verified`` holds the pilot's ``plan.request.tail_runs`` runs first, then
+    the spot checks' (:func:`verifier.core.verified_residuals`).  Each bound
+    takes half of ``delta_tail``, so the smaller holds with probability
+    ``>= 1 - delta_tail``; the spot checks are sized with the pilot's, which
+    the decision's can then only lower: more verified runs never turn an
+    accepting size into a rejection.
+    """
+    clip = np.asarray(d.clip)
+    if verified is None or len(verified) < 2:
+        return np.asarray(d.tail_upper)
+    runs = plan.request.tail_runs
+    pilot = verified[:runs] if 2 <= runs <= len(verified) else verified
+    tail = us.clipping_tail(pilot, clip, d.delta_tail / 2.0)
+    if with_spot_checks and len(verified) > len(pilot):
+        tail = np.minimum(tail, us.clipping_tail(verified, clip, d.delta_tail / 2.0))
+    return np.asarray(tail)
 
 
 def _verdict(plan: Plan, run: _Pass, ell: int, tail: FloatArray, *, early: bool) -> Decision:
@@ -289,6 +346,18 @@ def _details(plan: Plan) -> UStatPlan:
     return plan.details
 
 
+def _prefix_residuals(plan: Plan, data: AuditData) -> tuple[FloatArray, FloatArray]:
+    """Checked residuals of the first pairs of the stream, ``(m, Z)`` each."""
+    if data.first_predictions is None or data.second_predictions is None:
+        raise InvalidArgument("screening needs g_a at the challenge points")
+    m, z = data.first_outputs.shape[0], plan.request.n_outputs
+    f1 = check_outputs("first_outputs", data.first_outputs, plan, m)
+    f2 = check_outputs("second_outputs", data.second_outputs, plan, m)
+    g1 = as_matrix("first_predictions", data.first_predictions, m, z)
+    g2 = as_matrix("second_predictions", data.second_predictions, m, z)
+    return f1 - g1, f2 - g2
+
+
 def _interleave(first: NDArray[Any], second: NDArray[Any]) -> NDArray[Any]:
     """Rows ``first[0], second[0], first[1], ...``: the challenge's point order."""
     out = np.empty((2 * first.shape[0], *first.shape[1:]), dtype=first.dtype)
@@ -322,10 +391,15 @@ class _Pass:
         return run
 
     @classmethod
-    def _compute(cls, plan: Plan, d: UStatPlan, data: AuditData) -> _Pass:
+    def _compute(
+        cls, plan: Plan, d: UStatPlan, data: AuditData, *, planned_floor: bool = True
+    ) -> _Pass:
         if data.first_points is None or data.second_points is None:
             raise InvalidArgument("the u-statistic needs the challenge points")
-        r1, r2 = committed_residuals(plan, data)
+        if planned_floor:  # the whole challenge
+            r1, r2 = committed_residuals(plan, data)
+        else:  # a prefix of it (screening)
+            r1, r2 = _prefix_residuals(plan, data)
         r = _interleave(r1, r2)
         x = _interleave(np.asarray(data.first_points), np.asarray(data.second_points))
         n = r.shape[0]
@@ -334,7 +408,8 @@ class _Pass:
         kp = us.kernel_pass(x, plan.request.p, v)
         zeta1 = np.var(v * kp.h / (n - 1.0), axis=0, ddof=1)
         observed = us.variance(n, zeta1, kp.zeta2)
-        dev = us.deviation(np.maximum(observed, d.planned_variance()), d.delta_sampling)
+        floor = d.planned_variance() if planned_floor else np.zeros_like(observed)
+        dev = us.deviation(np.maximum(observed, floor), d.delta_sampling)
         clipped = np.mean(np.abs(r) > clip[None, :], axis=0)
         return cls(plan, d, v, kp, us.ustatistic(v, kp.h), dev, observed, np.asarray(clipped))
 
@@ -404,7 +479,8 @@ class _Planner:
         r = self.r
         if r.abs_tail_profile is not None and r.abs_tail_spread is not None and r.tail_runs > 1:
             mean = r.abs_tail_profile[i]
-            upper = tail_upper(mean, r.abs_tail_spread[i], r.tail_runs, self.delta_tail)
+            # the decision's pilot bound takes half the tail's delta (_tail)
+            upper = tail_upper(mean, r.abs_tail_spread[i], r.tail_runs, self.delta_tail / 2.0)
         else:
             mean = upper = GAUSSIAN_TAIL_FACTOR * _gaussian_abs_tail(a)
         return self.m2 * mean, self.m2 * upper
@@ -472,20 +548,20 @@ class _Planner:
             lo, hi = (mid, hi) if np.all(corruption(mid) <= room) else (lo, mid)
         return lo, float(np.max(corruption(lo)))
 
-    def _least_points(self, room: FloatArray) -> int:
-        """Smallest even n whose two sampling deviations take at most 60% of ``room``."""
+    def _least_points(self, room: FloatArray, share: float = 0.6) -> int:
+        """Smallest even n whose two sampling deviations and tolerance fit ``share`` of ``room``."""
 
         def fits(n: int) -> bool:
             dev = self._deviation(n, self.eps) + self._deviation(n, self.radius)
-            return bool(np.all(dev <= 0.6 * room))
+            return bool(np.all(dev + self._tolerance(n) <= share * room))
 
         hi = 16
         while not fits(hi):
             hi *= 2
             if hi > self.r.max_prover_evaluations:
                 raise InvalidArgument(
-                    f"sampling: more than max_prover_evaluations="
-                    f"{self.r.max_prover_evaluations:,d} points needed; raise epsilon or the cap"
+                    f"sampling: no plan within {self.r.max_prover_evaluations:,d} Prover "
+                    "evaluations meets the sampling terms; raise epsilon or the cap"
                 )
         lo = hi // 2
         while hi - lo > max(2, lo // 500):
@@ -506,9 +582,17 @@ class _Planner:
                 reasons.append(f"clip x{a:g}: the tail leaves no room")
                 continue
             try:
-                least = self._least_points(room)
+                least = self._least_points(room, 1.0 if self.r.verifier_trains_all else 0.6)
             except InvalidArgument as err:
                 reasons.append(f"clip x{a:g}: {err}")
+                continue
+            if self.r.verifier_trains_all:  # local mode: nothing to corrupt, no spot check
+                if best is None or least < best.cost:
+                    best = _Choice(
+                        float(least), a, least, 0, 0, float(self._deviation(least, self.eps).max()),
+                        float(self._deviation(least, self.radius).max()), 0.0,
+                        float(self._tolerance(least).max()),
+                    )  # fmt: skip
                 continue
             top = min(int(N_RANGE * least), self.r.max_prover_evaluations)
             grid = np.unique(np.geomspace(least, max(top, least), N_STEPS).astype(np.int64))
@@ -565,6 +649,7 @@ class _Planner:
             delta_kernel=self.delta_kernel,
             delta_sampling=self.delta_sampling,
             delta_tail=self.delta_tail,
+            local=r.verifier_trains_all,
         )
         budget = (
             BudgetItem("sampling (Prover)", c.deviation, "normal approximation, planned variance"),

@@ -3,9 +3,12 @@
 On held-out retrainings at rho-correlated pairs ``(x, x')`` (docs/design.md §1), with
 residuals ``q = f - g_a`` of the scores ``a``:
 
-* **err** — the direct gap estimator (docs/design.md §1, committed mode):
-  ``err_hat = sum_j w_j mean(q(x) q(x') at rho_j)`` estimates
-  ``err(a) = B_0(q) + B_1(q) = mse(g_a) - B_{>=2}(f)`` with bias
+* **err** — with the audit's default statistic, the degree-1 U-statistic
+  (:mod:`protocol.ustatistic`): unbiased for ``err(a) = B_0(q) + B_1(q)`` at
+  every degree, over the pairs' first points and over their second points
+  (each set independent draws), averaged, with a jackknife error; with a
+  direct-gap default, the direct gap estimator
+  ``err_hat = sum_j w_j mean(q(x) q(x') at rho_j)``, biased by
   ``sum_{k>D} s_k B_k`` (:func:`protocol.estimators.direct_gap`);
 * **B_{>=2}** — ``mean(q^2) - err_hat`` (:func:`protocol.estimators.residual_weight`
   on q; ``B_{>=2}(q) = B_{>=2}(f)`` because ``g_a`` has degree <= 1);
@@ -17,7 +20,7 @@ residuals ``q = f - g_a`` of the scores ``a``:
 * **smallest epsilon** — the least eps at which the committed-mode audit a
   Verifier runs by default, planned by :func:`protocol.plan.make_plan` with
   the same p, b, tau, Z, delta and estimator
-  (:func:`protocol.stats.default_statistic`: the clipped gap under
+  (:func:`protocol.stats.default_statistic`: the degree-1 U-statistic under
   practical planning, sized from the held-out residuals' moments as the
   Verifier sizes it from its pilot), accepts attributions with err at the
   interval's upper end with probability ``>= 1 - delta``, i.e. whose
@@ -42,6 +45,7 @@ from protocol.errors import InvalidArgument
 from protocol.estimators import NodeFunctional, PairSample, direct_gap, residual_weight
 from protocol.plan import PlanRequest, make_plan
 from protocol.plan_clipped import residual_moments
+from protocol.spectrum import degree_one_ustatistic
 from protocol.stats import default_statistic
 from prover.attribution.sampling import CheckDesign
 
@@ -249,6 +253,37 @@ def smallest_epsilons(
     return out
 
 
+def _ustatistic_err(
+    rows: list[dict[str, float]],
+    design: CheckDesign,
+    q1: FloatArray,
+    q2: FloatArray,
+    p: float,
+    crit: float,
+) -> None:
+    """err of every row by the degree-1 U-statistic (:mod:`protocol.ustatistic`), in place.
+
+    The first points of the pairs are independent draws, and so are the
+    second points; each set gives an unbiased U (jackknife error), and err is
+    their mean with the larger error (the two sets are correlated through the
+    pairs).  ``b_ge2`` becomes ``mse - err``.
+    """
+    groups = max(2, min(20, design.n_pairs // 2))
+    u1, se1 = degree_one_ustatistic(design.first, q1, p, groups=groups)
+    u2, se2 = degree_one_ustatistic(design.second, q2, p, groups=groups)
+    for z, row in enumerate(rows):
+        err = float((u1[z] + u2[z]) / 2.0)
+        se = float(max(se1[z], se2[z]))
+        row.update(
+            err=err,
+            err_se=se,
+            err_low=max(0.0, err - crit * se),
+            err_high=max(0.0, err + crit * se),
+            b_ge2=max(0.0, row["mse"] - err),
+            b_ge2_se=math.hypot(row["mse_se"], se),
+        )
+
+
 def _completeness_radius(request_for: Callable[[float], PlanRequest]) -> Callable[[float], float]:
     def radius(eps: float) -> float:
         try:
@@ -328,6 +363,8 @@ def run_self_check(
 
     statistic = default_statistic("committed", planning)
     estimator = statistic.estimators[0]
+    if estimator == "degree-1":  # the audit's own estimate: no bias from any degree
+        _ustatistic_err(rows, design, q1, q2, p, crit)
     # The audit's own plan: the default statistic, planned from the moments the
     # Verifier sizes it from, measured here on the held-out runs as its pilot will
     # (planners that need no moments ignore them).
@@ -346,6 +383,7 @@ def run_self_check(
             estimator=estimator,
             attribution_bound=g_bound,
             variance=max(var_max, 1e-300) if planning == "practical" else None,
+            n_items=int(theta.shape[1]),
             **moments,  # type: ignore[arg-type]
         )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from protocol.scores import Scores
-from protocol.screening import screen_looks
+from protocol.stats import statistic_of
 from prover.service.handlers import ServiceStats
 from prover.tasks.base import Task
 from tests.adversarial._audit import armed, audit
@@ -36,7 +36,7 @@ def test_scores_far_beyond_epsilon_are_screened_out_from_a_prefix_of_the_stream(
     assert plan is not None and plan.spot_checks > 0  # the plan wanted some
     pilot = AuditConfig(epsilon=err / 3.0, delta=0.05).pilot_trainings
     assert report.costs["verifier_retrainings"] == pilot  # nothing beyond the pilot retrained
-    looks = [2 * m for m in screen_looks(plan)]
+    looks = [2 * m for m in statistic_of(plan).screen_looks(plan)]
     evaluated = report.costs["prover_evaluations"]
     assert evaluated < plan.prover_evaluations
     assert any(f"after {look:,d} of" in report.reason for look in looks), (report.reason, looks)

@@ -22,6 +22,8 @@ Strong manipulations keep the audits small: the Verifier's plan grows with
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -36,7 +38,8 @@ from tests.adversarial.conftest import LOGREG_SMALL_TOML, SYNTHETIC_TOML
 MARGIN = 0.9
 #: Upper bound on err of the honest logreg datamodel, per output (see module docstring).
 LOGREG_BASE_ERR = 0.03
-THRESHOLD_TEXT = "exceeds the threshold"
+#: How a statistic's rejection reads: the u-statistic's certified bound, a gap's threshold.
+REJECTED = r"certified bound \S+ >= epsilon|exceeds the threshold|screened out after"
 
 
 def l2_distance_sq(a: Scores, b: Scores, p: float) -> np.ndarray:
@@ -60,9 +63,10 @@ def logreg_err_lower(scores: Scores, honest: Scores) -> np.ndarray:
 
 def assert_caught(report_reason: str, decision: str) -> None:
     assert decision == "abort"
-    assert THRESHOLD_TEXT in report_reason, report_reason
-    # The statistic rejected: eps/2 threshold (gap) or certified bound (clipped gap, default).
-    assert "(eps/2)" in report_reason or "is not below epsilon" in report_reason, report_reason
+    # The statistic rejected: its certified bound reached epsilon (the u-statistic, the
+    # default), a prefix of the stream already bounded err above epsilon (screening), or
+    # the gap's estimate exceeded its threshold (eps/2, or the clipped gap's).
+    assert re.search(REJECTED, report_reason), report_reason
 
 
 FAST = ["scale:-1", "boost:0.2:0.4", "noise:0.2", "permute", "lazy:12"]

@@ -9,10 +9,10 @@ real commands and a real gRPC audit:
 * the interval brackets the exact err (the interval is at delta = 1e-3 here,
   union over the outputs, so a false failure has probability about 1e-3);
 * the audit run with default settings at epsilon = 1.1 x max_z eps_min
-  accepts.  The default plan's completeness radius is epsilon/10 by
-  construction, so honest scores with err <= err_high <= eps_min/10 lie inside
-  it and are accepted with probability >= 1 - delta (delta = 1e-3; the exact
-  err is far below the radius, so the real margin is larger still).
+  accepts.  eps_min is the least epsilon whose default plan (the
+  u-statistic's) has a completeness radius covering err_high, so honest
+  scores with err <= err_high lie inside the radius at 1.1 x eps_min and are
+  accepted with probability >= 1 - delta (delta = 1e-3).
 """
 
 from __future__ import annotations
@@ -67,5 +67,7 @@ def test_eps_min_is_accepted_by_a_real_audit_and_err_is_bracketed(tmp_path: Path
     print(f"eps_min {eps_min:.4g}; exact err {exact}; certified {certified}; costs {costs}")
     assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-2000:]
     assert body["decision"] == "accept"
-    assert body["plan"]["estimator"] == "lp"  # the default statistic, as in the self-check
+    # the default statistic, as in the self-check
+    assert body["plan"]["estimator"] == "degree-1"
+    assert body["plan"]["statistic"] == "u-statistic"
     assert body["certified_upper_bound"] >= float(np.max(exact))

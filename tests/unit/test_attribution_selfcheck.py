@@ -65,10 +65,11 @@ def test_eps_min_is_the_least_grid_epsilon_whose_plan_covers_err_high() -> None:
     res = attribute(task, AttributionConfig(method="datamodel", samples=200, check_samples=400))
     assert res.check is not None
     var = max(o.variance for o in res.check.outputs)
-    assert res.check.estimator == "lp"
+    assert res.check.estimator == "degree-1"  # the default statistic's
     moments = {k: tuple(v) if isinstance(v, list) else v for k, v in res.check.plan_moments.items()}
     assert set(moments) == {
-        "second_moments", "fourth_moments", "tail_profile", "tail_spread", "tail_runs"
+        "second_moments", "fourth_moments", "tail_profile", "tail_spread", "tail_runs",
+        "abs_tail_profile", "abs_tail_spread",
     }  # fmt: skip
     assert moments["tail_runs"] == 2 * res.check.n_pairs  # both points of every held-out pair
 
@@ -81,9 +82,10 @@ def test_eps_min_is_the_least_grid_epsilon_whose_plan_covers_err_high() -> None:
             n_outputs=2,
             p=0.5,
             planning="practical",
-            estimator="lp",  # the audit's default statistic, as the self-check plans it
+            estimator="degree-1",  # the audit's default statistic, as the self-check plans it
             variance=var,
             attribution_bound=res.check.attribution_bound,
+            n_items=task.n_items,
             **moments,
         )
         return make_plan(req).completeness_radius

@@ -123,8 +123,18 @@ def _ratio(epsilon: float, *extra: str) -> float:
     "extra", [(), ("--tail-fraction", "0.02"), ("--tail-fraction", "0.3")], ids=str
 )
 def test_default_plans_keep_the_stated_radius(extra: tuple[str, ...]) -> None:
+    """The U-statistic's radius; it takes no tail fraction, which must not move it."""
     stated = _stated("Default plans")
     ratios = [_ratio(eps, *extra) for eps in EPSILONS]
+    assert all(LOW * stated <= r <= HIGH * stated for r in ratios), (stated, ratios)
+
+
+@pytest.mark.parametrize(
+    "extra", [(), ("--tail-fraction", "0.02"), ("--tail-fraction", "0.3")], ids=str
+)
+def test_clipped_gap_plans_keep_the_stated_radius(extra: tuple[str, ...]) -> None:
+    stated = _stated("Clipped-gap plans")
+    ratios = [_ratio(eps, "--statistic", "clipped-gap", *extra) for eps in EPSILONS]
     assert all(LOW * stated <= r <= HIGH * stated for r in ratios), (stated, ratios)
 
 

@@ -124,14 +124,18 @@ def _assert_once(calls: Counter[str], *must: NDArray[np.int8]) -> None:
         assert calls[_key(x)] == 1
 
 
+@pytest.mark.parametrize("statistic", ["u-statistic", "clipped-gap"])
 @pytest.mark.parametrize("predict_pairs", [True, False])
 def test_exact_scores_predict_every_point_set_once(
-    task: Task, predicted: Counter[str], predict_pairs: bool
+    task: Task, predicted: Counter[str], predict_pairs: bool, statistic: str
 ) -> None:
-    accept, spot_checks = _core_audit(task, 1.0, 0.3, predict_pairs=predict_pairs)
+    accept, spot_checks = _core_audit(
+        task, 1.0, 0.3, predict_pairs=predict_pairs, statistic=statistic
+    )
     assert accept and spot_checks > 0
-    # pilot points, one prefix per screening look, the two halves of the pairs, the spot checks
-    assert len(predicted) >= 5
+    # pilot points, the two halves of the pairs, the spot checks (and, for the clipped
+    # gap's larger plan, one prefix per screening look)
+    assert len(predicted) >= (4 if statistic == "u-statistic" else 5)
     _assert_once(predicted)
 
 
@@ -149,9 +153,10 @@ def test_a_rejection_with_a_later_stage_predicts_the_pairs_once(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(stages, "plan_escalation", counting)
-    accept, spot_checks = _core_audit(
-        task, 0.85, 0.03, predict_pairs=predict_pairs, early_rejection=False
-    )
+    accept, spot_checks = _core_audit(  # later stages are the clipped gap's
+        task, 0.85, 0.03, predict_pairs=predict_pairs, early_rejection=False,
+        statistic="clipped-gap",
+    )  # fmt: skip
     assert not accept and spot_checks > 0
     assert planned  # a later stage was planned (it predicted the pairs again before)
     _assert_once(predicted)

@@ -37,6 +37,8 @@ def _setup(scale: float, epsilon: float, **config: object) -> tuple[Task, Commit
     task = load_task(SYNTHETIC)
     theta0, theta = task.function.optimal_attribution()  # type: ignore[attr-defined]
     com = Commitment.unsigned(theta0 * scale, theta * scale, source="test")
+    # the clipped gap's screening (protocol.screening); the default's: test_ustat_screening
+    config = {"statistic": "clipped-gap", **config}
     cfg = AuditConfig(epsilon=epsilon, delta=0.05, **config)  # type: ignore[arg-type]
     rng = np.random.default_rng(7)
     x, seeds = private_points(rng, cfg.pilot_trainings, n_items=task.n_items, p=task_p(task))
@@ -80,7 +82,9 @@ def test_scores_far_beyond_epsilon_stop_at_an_early_look() -> None:
     task, com, plan, err = _setup(0.5, 0.05)  # err = 0.1875 per output: 3.75 epsilon
     evaluated = plan.n_pairs // 32
     pairs, outputs = _challenge(task, plan, b"s" * 32, evaluated)
-    screen = Screen(AuditConfig(epsilon=0.05, delta=0.05), plan, com, pairs)
+    screen = Screen(
+        AuditConfig(epsilon=0.05, delta=0.05, statistic="clipped-gap"), plan, com, pairs
+    )
     screened = None
     for received in [*range(0, 2 * evaluated, 64), 2 * evaluated]:  # batches of results
         screened = screen.observe(outputs, received)
@@ -98,10 +102,15 @@ def test_scores_far_beyond_epsilon_stop_at_an_early_look() -> None:
 def test_exact_scores_pass_every_look_and_screening_can_be_turned_off() -> None:
     task, com, plan, _ = _setup(1.0, 0.3)
     pairs, outputs = _challenge(task, plan, b"e" * 32, plan.n_pairs)
-    screen = Screen(AuditConfig(epsilon=0.3, delta=0.05), plan, com, pairs)
+    screen = Screen(AuditConfig(epsilon=0.3, delta=0.05, statistic="clipped-gap"), plan, com, pairs)
     assert screen.observe(outputs, len(outputs)) is None
     assert screen.looked == list(screen_looks(plan))
-    off = Screen(AuditConfig(epsilon=0.3, delta=0.05, early_rejection=False), plan, com, pairs)
+    off = Screen(
+        AuditConfig(epsilon=0.3, delta=0.05, early_rejection=False, statistic="clipped-gap"),
+        plan,
+        com,
+        pairs,
+    )
     assert off.observe(outputs, len(outputs)) is None and off.looked == []
 
 

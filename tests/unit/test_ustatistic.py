@@ -219,6 +219,15 @@ def test_spot_checks_catch_more_than_the_tolerated() -> None:
     assert math.comb(n - ell - 1, k - 1) / math.comb(n, k - 1) > delta  # the fewest that do
 
 
+def test_tolerated_for_inverts_spot_checks_for() -> None:
+    n, delta = 8000, 0.015
+    for ell in (0, 1, 5, 40, 300):
+        k = us.spot_checks_for(n, ell, delta)
+        assert us.tolerated_for(n, k, delta) == ell
+        assert us.tolerated_for(n, k - 1, delta) > ell
+    assert us.tolerated_for(n, 0, delta) == n
+
+
 def test_sampling_deviation_covers_u_at_the_planned_level() -> None:
     """U - E[U] stays below its deviation (observed variance) in about 1 - delta of draws."""
     rng = np.random.default_rng(9)

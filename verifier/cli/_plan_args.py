@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, get_args
 from protocol.plan import ESTIMATORS
 from protocol.stats import DEFAULT as DEFAULT_STATISTIC
 from protocol.stats import get as get_statistic
+from protocol.stats import get as get_statistic
 from protocol.stats import names as statistic_names
 from verifier.config import AuditConfig, AuditMode, AuditPlanning
 
@@ -203,13 +204,15 @@ def plan_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cap_prover_evaluations(config: AuditConfig) -> AuditConfig:
-    """``lp`` plans keep the cap as a planner constraint; others plan up to the hard cap.
+    """Statistics that plan within the cap keep it as a planner constraint; others plan up
+    to the hard cap.
 
-    Plans that are not ``lp`` are not searched within a cap: a plan above
+    The u-statistic's and the clipped gap's planners search within the cap
+    (``plans_within_cap``); the others' are not: a plan above
     ``--max-prover-evaluations`` reaches :func:`plan_gate`, which refuses it
     unless ``--yes``.
     """
-    if config.resolved_estimator == "lp":
+    if get_statistic(config.resolved_statistic).plans_within_cap:
         return config
     cap = max(config.max_prover_evaluations, HARD_MAX_PROVER_EVALUATIONS)
     return replace(config, max_prover_evaluations=cap)
