@@ -27,6 +27,7 @@ from prover.adversaries.scores import (
     scale_scores,
 )
 from prover.adversaries.strategic import StrategicPolicy
+from prover.adversaries.ustat_liar import UStatLiePolicy
 from prover.service.policy import HonestPolicy, ResultPolicy
 from prover.tasks.base import Task
 
@@ -115,6 +116,16 @@ def result_policy(
             weights=None,
             scores=scores,
             n_items=task.n_items,
+            bound=task.bound,
+        )
+    if name == "ustrategic":
+        return UStatLiePolicy(
+            params[0],
+            tolerated=int(params[1]),
+            clip=float(params[2]),
+            scores=scores,
+            n_items=task.n_items,
+            p=float(task.p),
             bound=task.bound,
         )
     if name == "rewrite-after-root":

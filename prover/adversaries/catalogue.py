@@ -99,6 +99,14 @@ CATALOGUE: dict[str, Entry] = {
             "(clipped at CLIP) that lowers the gap statistic most",
         ),
         _e(
+            "ustrategic",
+            "results",
+            "MULT COUNT CLIP",
+            "positive natural positive",
+            "lie on about MULT*max(COUNT,1) points, each set to the value (at the clip "
+            "CLIP) that lowers the degree-1 U-statistic most, greedily",
+        ),
+        _e(
             "rewrite-after-root",
             "commitment",
             "",

@@ -61,6 +61,7 @@ def audit(
     verifier_seed: int = VERIFIER_SEED,
     early_rejection: bool = True,
     prover_stats: list[ServiceStats] | None = None,
+    statistic: str | None = None,
 ) -> Sequence[AuditResult]:
     """Serve ``scores`` with ``policy`` and run ``audits`` audits against the same server.
 
@@ -68,12 +69,16 @@ def audit(
     statistic alone rejects (:attr:`verifier.config.AuditConfig.early_rejection`),
     so the tests of the spot checks see them.  ``prover_stats``: the Prover's
     counters (points trained, ...) are appended to it once the audits are done.
+    ``statistic``: the Verifier's (``None``: the default).
     """
     with serving(task, toml, scores, policy) as served:
         try:
             out = []
             for _ in range(audits):
-                config = AuditConfig(epsilon=epsilon, delta=delta, early_rejection=early_rejection)
+                config = AuditConfig(
+                    epsilon=epsilon, delta=delta, early_rejection=early_rejection,
+                    statistic=statistic,
+                )  # fmt: skip
                 rng = np.random.default_rng(verifier_seed)
                 auditor = Auditor(task, config, key=generate_private_key(), rng=rng)
                 with grpc.insecure_channel(served.address) as channel:

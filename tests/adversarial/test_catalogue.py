@@ -35,6 +35,7 @@ NAMES = [
     "ignore-seeds",
     "wrong-subset",
     "strategic",
+    "ustrategic",
     "rewrite-after-root",
     "bad-proof",
     "replay",

@@ -2,7 +2,9 @@
 
 The Prover commits scores with exact err >= epsilon (synthetic task) and then
 lies on the challenge evaluations whose change lowers the clipped direct gap
-most (:class:`prover.adversaries.strategic.StrategicPolicy`): ``MULT`` times
+(``--statistic clipped-gap``; the default statistic's liar:
+``test_ustat_strategic.py``) most
+(:class:`prover.adversaries.strategic.StrategicPolicy`): ``MULT`` times
 the number of corrupted pairs the plan tolerates, with the plan's clip levels
 and node weights.  It learns the plan the way no real Prover can: the
 Verifier's private generator is seeded in this suite, so the test replays the
@@ -52,10 +54,10 @@ def test_strategic_liar_with_the_plan_is_not_accepted(
     bad = armed(synthetic, synthetic_honest, "scale:0.5").scores
     err = np.asarray(synthetic.function.err(bad.theta0, bad.theta))  # type: ignore[attr-defined]
     epsilon = MARGIN * float(err.max())
-    config = AuditConfig(epsilon=epsilon, delta=0.05)
+    config = AuditConfig(epsilon=epsilon, delta=0.05, statistic="clipped-gap")
     seed = VERIFIER_SEED + seed_offset
     plan = _replayed_plan(synthetic, bad, config, seed)
-    assert plan.clip_levels is not None  # the default practical committed statistic
+    assert plan.clip_levels is not None  # the clipped gap
     policy = StrategicPolicy(
         mult,
         tolerated=plan.tolerated_corruptions,
@@ -65,7 +67,10 @@ def test_strategic_liar_with_the_plan_is_not_accepted(
         n_items=synthetic.n_items,
         bound=synthetic.bound,
     )
-    result = audit(synthetic, SYNTHETIC_TOML, bad, policy, epsilon=epsilon, verifier_seed=seed)[0]
+    result = audit(
+        synthetic, SYNTHETIC_TOML, bad, policy, epsilon=epsilon, verifier_seed=seed,
+        statistic="clipped-gap",
+    )[0]  # fmt: skip
     assert result.plan is not None and result.plan.spot_checks == plan.spot_checks
     assert result.plan.tolerated_corruptions == plan.tolerated_corruptions
     assert result.report.decision == "abort", result.report.reason

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, get_args
 from protocol.plan import ESTIMATORS
 from protocol.stats import DEFAULT as DEFAULT_STATISTIC
 from protocol.stats import get as get_statistic
-from protocol.stats import get as get_statistic
 from protocol.stats import names as statistic_names
 from verifier.config import AuditConfig, AuditMode, AuditPlanning
 
@@ -52,8 +51,9 @@ DEFAULT_MAX_PROVER_EVALUATIONS = 2_000_000
 
 _FIELDS = {f.name: f for f in fields(AuditConfig)}
 
-#: Plans other than ``lp`` are made under this cap (the Verifier holds every result in
-#: memory): the library's default ``AuditConfig.max_prover_evaluations``.
+#: Plans of statistics that do not plan within the cap are made under this cap (the
+#: Verifier holds every result in memory): the library's default
+#: ``AuditConfig.max_prover_evaluations``.
 HARD_MAX_PROVER_EVALUATIONS: int = AuditConfig.max_prover_evaluations
 
 GATE_HELP = (
@@ -166,14 +166,15 @@ def _add_gate_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_MAX_PROVER_EVALUATIONS,
         metavar="N",
-        help="lp plans are searched within N Prover evaluations; other plans above N are "
+        help="default (u-statistic) and clipped-gap plans are searched within N Prover "
+        "evaluations; other plans above N are "
         f"refused (exit 2) unless --yes, and never exceed max(N, "
         f"{HARD_MAX_PROVER_EVALUATIONS:,d}) [%(default)s]",
     )
     parser.add_argument(
         "--always-spot-check",
         action="store_true",
-        help="lp plans: receive every result and draw the spot checks even when the "
+        help="receive every result and draw the spot checks even when the "
         "Prover's results alone already reject (no screening of the result stream; "
         "slower; a liar is then caught with signed evidence in the report)",
     )
