@@ -52,9 +52,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from protocol.hypercube import bias_moments
 from prover.tasks.registry import load_task_text
 from prover.tasks.synthetic import SyntheticTask
-from tests.bench.test_bench_acceptance import Pool, audit_once, commitments, epsilon
+from tests.bench.test_bench_acceptance import Pool, audit_once, epsilon
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
 
@@ -128,15 +129,26 @@ def run_seed(args: tuple[str, str, np.random.SeedSequence]) -> list[Outcome]:
 
 
 def commitments_at(task: SyntheticTask, eps: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """``(theta0, theta, exact err)`` at every point of :data:`SWEEP`."""
-    import tests.bench.test_bench_acceptance as acc
+    """``(theta0, theta, exact err)`` at every point of :data:`SWEEP` (pm encoding, Z = 1).
 
-    saved = acc.SWEEP
-    acc.SWEEP = SWEEP  # commitments() reads the module's sweep
-    try:
-        return commitments(task, eps)
-    finally:
-        acc.SWEEP = saved
+    The top contributor's score grows by ``t / sigma`` and theta_0 moves by
+    ``-mu t / sigma`` (E[g_a] unchanged, any p): ``err = t^2`` exactly.
+    """
+    fn = task.function
+    theta0, theta = fn.optimal_attribution()
+    mu, sigma = bias_moments(fn.p)
+    top = int(np.argmax(np.abs(theta[0])))
+    sign = 1.0 if theta[0, top] >= 0 else -1.0
+    out = []
+    for ratio in SWEEP:
+        t = math.sqrt(ratio * eps)
+        th, th0 = theta.copy(), theta0.copy()
+        th[0, top] += sign * t / sigma
+        th0[0] -= mu * sign * t / sigma
+        err = float(fn.err(th0, th)[0])
+        assert math.isclose(err, t * t, rel_tol=1e-9, abs_tol=1e-12), (err, t * t)
+        out.append((th0, th, err))
+    return out
 
 
 def audit_once_with_bound(task, cfg, commitment, pool, rng):  # type: ignore[no-untyped-def]
