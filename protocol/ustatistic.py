@@ -81,7 +81,6 @@ __all__ = [
     "cross_bound",
     "deviation",
     "features",
-    "gram_eigen_bound",
     "kernel_bound",
     "kernel_pass",
     "kernel_second_moment",
@@ -222,12 +221,6 @@ def kernel_bound(n: int, n_items: int, p: float, delta: float) -> float:
     log_term = math.log(max(n * (n - 1.0), 2.0) / delta)
     a = beta2 * log_term / 3.0
     return 1.0 + a + math.sqrt(a * a + 2.0 * n_items * log_term)
-
-
-def gram_eigen_bound(phi: FloatArray) -> float:
-    """``lambda_max(Phi^T Phi)`` (with a relative margin for rounding)."""
-    gram = phi.T @ phi
-    return float(np.linalg.eigvalsh(gram)[-1]) * (1.0 + 1e-9) + 1e-9
 
 
 def sparse_gram_bound(tolerated: int, n: int, n_items: int, p: float, delta: float) -> float:

@@ -88,9 +88,13 @@ def pair_residuals(
     second_outputs: FloatArray,
     first_predictions: FloatArray,
     second_predictions: FloatArray,
+    rows: int | None = None,
 ) -> tuple[FloatArray, FloatArray]:
-    """Checked residuals ``q = f - g_a`` at both points of every pair, ``(n_pairs, Z)`` each."""
-    n, Z = plan.n_pairs, plan.request.n_outputs
+    """Checked residuals ``q = f - g_a`` at both points of every pair, ``(n_pairs, Z)`` each.
+
+    ``rows``: the pairs expected (default: the plan's; fewer for a prefix of the stream).
+    """
+    n, Z = plan.n_pairs if rows is None else rows, plan.request.n_outputs
     f1 = check_outputs("first_outputs", first_outputs, plan, n)
     f2 = check_outputs("second_outputs", second_outputs, plan, n)
     g1 = as_matrix("first_predictions", first_predictions, n, Z)

@@ -42,7 +42,13 @@ from protocol.escalation import Escalation
 from protocol.plan_types import DeltaShare, Estimator, Mode, Plan, PlanRequest
 from protocol.verdict import Decision, pair_residuals
 
-__all__ = ["AuditData", "ChallengeLayout", "Statistic", "committed_residuals"]
+__all__ = [
+    "AuditData",
+    "ChallengeLayout",
+    "PlannedSpotChecks",
+    "Statistic",
+    "committed_residuals",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -204,3 +210,23 @@ class Statistic(Protocol):
         ``None``; the clipped gap's staged rule lives with its stages).
         """
         ...
+
+
+class PlannedSpotChecks:
+    """The optional steps of :class:`Statistic` for statistics without them.
+
+    The plan's own spot checks, no screening of the stream and no rejection
+    before the spot checks (the direct gap, paper mode's residual).
+    """
+
+    def spot_checks(self, plan: Plan, data: AuditData) -> int:
+        return plan.spot_checks
+
+    def screen_looks(self, plan: Plan) -> tuple[int, ...]:
+        return ()
+
+    def screening_bounds(self, plan: Plan, data: AuditData, delta: float) -> FloatArray:
+        return np.zeros(plan.request.n_outputs)
+
+    def decide_early(self, plan: Plan, data: AuditData) -> Decision | None:
+        return None

@@ -10,9 +10,6 @@ decision and its certified bound: :mod:`protocol.stats._linear_decision`.
 
 from __future__ import annotations
 
-import numpy as np
-from numpy.typing import NDArray
-
 from protocol.errors import InvalidArgument
 from protocol.estimators import PairSample, direct_gap
 from protocol.plan_types import DeltaShare, Estimator, Plan, PlanRequest
@@ -20,15 +17,18 @@ from protocol.statistics import STATISTICS
 from protocol.stats._linear import plan_linear_gap
 from protocol.stats._linear_assumptions import linear_assumptions
 from protocol.stats._linear_decision import clip_values, linear_verdict, realised_deviation
-from protocol.stats.base import AuditData, ChallengeLayout, committed_residuals
+from protocol.stats.base import (
+    AuditData,
+    ChallengeLayout,
+    PlannedSpotChecks,
+    committed_residuals,
+)
 from protocol.verdict import Decision
-
-FloatArray = NDArray[np.float64]
 
 __all__ = ["DirectGap"]
 
 
-class DirectGap:
+class DirectGap(PlannedSpotChecks):
     """The direct gap statistic (committed mode, linear node functional)."""
 
     name = "gap"
@@ -57,18 +57,6 @@ class DirectGap:
 
     def assumptions(self, plan: Plan) -> tuple[str, ...]:
         return linear_assumptions(plan)
-
-    def spot_checks(self, plan: Plan, data: AuditData) -> int:
-        return plan.spot_checks
-
-    def screen_looks(self, plan: Plan) -> tuple[int, ...]:
-        return ()
-
-    def screening_bounds(self, plan: Plan, data: AuditData, delta: float) -> FloatArray:
-        return np.zeros(plan.request.n_outputs)
-
-    def decide_early(self, plan: Plan, data: AuditData) -> Decision | None:
-        return None
 
     def decide(self, plan: Plan, data: AuditData) -> Decision:
         r1, r2 = committed_residuals(plan, data)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numpy.typing import NDArray
 
 from protocol.concentration import bernstein_deviation
 from protocol.errors import InvalidArgument
@@ -31,10 +30,8 @@ from protocol.statistics import STATISTICS, PairStatistic
 from protocol.stats._linear import plan_linear_gap
 from protocol.stats._linear_assumptions import linear_assumptions
 from protocol.stats._linear_decision import clip_values, linear_verdict, realised_deviation
-from protocol.stats.base import AuditData, ChallengeLayout
+from protocol.stats.base import AuditData, ChallengeLayout, PlannedSpotChecks
 from protocol.verdict import Decision, as_matrix, check_outputs
-
-FloatArray = NDArray[np.float64]
 
 __all__ = ["PaperResidual"]
 
@@ -42,7 +39,7 @@ __all__ = ["PaperResidual"]
 NNLS_ESTIMATOR: Estimator = "three-point-nnls"
 
 
-class PaperResidual:
+class PaperResidual(PlannedSpotChecks):
     """Algorithm 1's residual estimator (paper mode: the Verifier also trains)."""
 
     name = "residual"
@@ -77,18 +74,6 @@ class PaperResidual:
 
     def assumptions(self, plan: Plan) -> tuple[str, ...]:
         return linear_assumptions(plan)
-
-    def spot_checks(self, plan: Plan, data: AuditData) -> int:
-        return plan.spot_checks
-
-    def screen_looks(self, plan: Plan) -> tuple[int, ...]:
-        return ()
-
-    def screening_bounds(self, plan: Plan, data: AuditData, delta: float) -> FloatArray:
-        return np.zeros(plan.request.n_outputs)
-
-    def decide_early(self, plan: Plan, data: AuditData) -> Decision | None:
-        return None
 
     def decide(self, plan: Plan, data: AuditData) -> Decision:
         n, Z = plan.n_pairs, plan.request.n_outputs

@@ -42,7 +42,7 @@ from protocol.errors import InvalidArgument
 from protocol.estimators import NodeFunctional
 from protocol.plan_types import BudgetItem, DeltaShare, Estimator, Plan, PlanRequest
 from protocol.stats.base import AuditData, ChallengeLayout, committed_residuals
-from protocol.verdict import Decision, OutputDecision, as_matrix, check_outputs
+from protocol.verdict import Decision, OutputDecision, pair_residuals
 
 __all__ = ["UStatPlan", "UStatistic"]
 
@@ -350,12 +350,14 @@ def _prefix_residuals(plan: Plan, data: AuditData) -> tuple[FloatArray, FloatArr
     """Checked residuals of the first pairs of the stream, ``(m, Z)`` each."""
     if data.first_predictions is None or data.second_predictions is None:
         raise InvalidArgument("screening needs g_a at the challenge points")
-    m, z = data.first_outputs.shape[0], plan.request.n_outputs
-    f1 = check_outputs("first_outputs", data.first_outputs, plan, m)
-    f2 = check_outputs("second_outputs", data.second_outputs, plan, m)
-    g1 = as_matrix("first_predictions", data.first_predictions, m, z)
-    g2 = as_matrix("second_predictions", data.second_predictions, m, z)
-    return f1 - g1, f2 - g2
+    return pair_residuals(
+        plan,
+        first_outputs=data.first_outputs,
+        second_outputs=data.second_outputs,
+        first_predictions=data.first_predictions,
+        second_predictions=data.second_predictions,
+        rows=data.first_outputs.shape[0],
+    )
 
 
 def _interleave(first: NDArray[Any], second: NDArray[Any]) -> NDArray[Any]:

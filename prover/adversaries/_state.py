@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from dataclasses import dataclass, field
 
@@ -12,7 +13,7 @@ from numpy.typing import NDArray
 from prover.engine import train
 from prover.tasks.base import Task
 
-__all__ = ["EMPTY_DIGEST", "SessionWeights", "Trained", "train_digests"]
+__all__ = ["EMPTY_DIGEST", "LieAllotment", "SessionWeights", "Trained", "train_digests"]
 
 #: Weight digest of a model without parameters (P = 0): SHA-256 of b"".
 EMPTY_DIGEST = hashlib.sha256(b"").digest()
@@ -64,3 +65,26 @@ class SessionWeights:
         """The remembered weight bytes, or None."""
         with self._lock:
             return self._rows.get((session_id, index))
+
+
+class LieAllotment:
+    """A liar's ``total`` lies per session, spread over the result chunks (thread-safe).
+
+    Each chunk gets the cumulative share of the total its units (pairs or
+    points) bring, rounded up, never more than the total over a session.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = int(total)
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[int, int]] = {}  # session -> (units seen, lies allotted)
+
+    def allot(self, session_id: str, units: int, of: int) -> int:
+        """Lies for a chunk of ``units`` out of the session's ``of``."""
+        with self._lock:
+            seen, allotted = self._seen.get(session_id, (0, 0))
+            seen += units
+            share = min(self.total, math.ceil(self.total * seen / max(of, 1)))
+            n_lies = max(share - allotted, 0)
+            self._seen[session_id] = (seen, allotted + n_lies)
+        return n_lies

@@ -32,6 +32,7 @@ from protocol.challenge import node_of_pair
 from protocol.errors import InvalidArgument
 from protocol.estimators import functional_from_nodes
 from protocol.scores import Scores
+from prover.adversaries._state import LieAllotment
 from prover.service.plan import ChallengePlan
 from prover.service.policy import ResultPolicy
 
@@ -300,7 +301,7 @@ class StrategicPolicy(ResultPolicy):
         self.n_items = n_items
         self.bound = bound
         self._lock = threading.Lock()
-        self._seen: dict[str, tuple[int, int]] = {}  # session -> (pairs seen, lies allotted)
+        self._lies = LieAllotment(self.total)
         self._weights_of: dict[tuple[float, ...], FloatArray | None] = {}
 
     def _plan_weights(self, plan: ChallengePlan) -> FloatArray | None:
@@ -323,13 +324,7 @@ class StrategicPolicy(ResultPolicy):
 
     def _allot(self, session_id: str, plan: ChallengePlan, n_pairs: int) -> int:
         """Lies for a chunk of ``n_pairs`` complete pairs (cumulative share, rounded up)."""
-        with self._lock:
-            seen, allotted = self._seen.get(session_id, (0, 0))
-            seen += n_pairs
-            share = min(self.total, math.ceil(self.total * seen / max(plan.n_pairs, 1)))
-            n_lies = max(share - allotted, 0)
-            self._seen[session_id] = (seen, allotted + n_lies)
-        return n_lies
+        return self._lies.allot(session_id, n_pairs, plan.n_pairs)
 
     def results(
         self,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ from numpy.typing import NDArray
 from protocol import ustatistic as us
 from protocol.errors import InvalidArgument
 from protocol.scores import Scores
+from prover.adversaries._state import LieAllotment
 from prover.service.plan import ChallengePlan
 from prover.service.policy import ResultPolicy
 
@@ -146,17 +146,7 @@ class UStatLiePolicy(ResultPolicy):
         self.total = math.ceil(float(multiple) * max(int(tolerated), 1))
         self.clip = levels
         self.scores, self.n_items, self.p, self.bound = scores, n_items, p, bound
-        self._lock = threading.Lock()
-        self._seen: dict[str, tuple[int, int]] = {}
-
-    def _allot(self, session_id: str, plan: ChallengePlan, n_points: int) -> int:
-        with self._lock:
-            seen, allotted = self._seen.get(session_id, (0, 0))
-            seen += n_points
-            share = min(self.total, math.ceil(self.total * seen / max(2 * plan.n_pairs, 1)))
-            n_lies = max(share - allotted, 0)
-            self._seen[session_id] = (seen, allotted + n_lies)
-        return n_lies
+        self._lies = LieAllotment(self.total)
 
     def results(
         self,
@@ -167,7 +157,7 @@ class UStatLiePolicy(ResultPolicy):
         weight_digests: NDArray[np.uint8],
     ) -> tuple[NDArray[np.float64], NDArray[np.uint8]]:
         idx = np.asarray(indices, dtype=np.int64)
-        n_lies = self._allot(session_id, plan, int(idx.size))
+        n_lies = self._lies.allot(session_id, int(idx.size), 2 * plan.n_pairs)
         if n_lies == 0 or idx.size < 2:
             return outputs, weight_digests
         x, _ = plan.points(idx, self.n_items)
