@@ -28,8 +28,11 @@ _PLAN_KEYS = frozenset(
 #: Plan fields added later, optional so that earlier reports keep verifying: the
 #: Verifier's pilot runs, its retrainings in all (pilot + spot checks + local
 #: trainings), and the completeness radius of clipped-gap plans.
-_PLAN_OPTIONAL_INTS = ("pilot_trainings", "verifier_retrainings")
-_PLAN_OPTIONAL_FLOATS = ("completeness_radius",)
+#: Then, with the Verifier's record of the challenges it issued: which audit of these
+#: scores (by this Prover key) this one was, and the delta asked for (``delta`` is the
+#: share this audit spent, ``delta_requested / (audits_started (audits_started + 1))``).
+_PLAN_OPTIONAL_INTS = ("pilot_trainings", "verifier_retrainings", "audits_started")
+_PLAN_OPTIONAL_FLOATS = ("completeness_radius", "delta_requested")
 #: The registered statistic that made the plan (added with the statistics' registry).
 _PLAN_OPTIONAL_STRS = ("statistic",)
 _COST_KEYS = frozenset(

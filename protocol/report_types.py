@@ -270,18 +270,31 @@ class AuditReport:
 
 
 # -- building from protocol objects -------------------------------------------
-def plan_summary(plan: Plan, *, pilot_trainings: int = 0) -> dict[str, Any]:
+def plan_summary(
+    plan: Plan,
+    *,
+    pilot_trainings: int = 0,
+    audits_started: int | None = None,
+    delta_requested: float | None = None,
+) -> dict[str, Any]:
     """The report's ``plan`` object: what the Verifier committed to, and the epsilon budget.
 
     The budget lists every term of ``protocol.plan.Plan.budget`` and the unused
     ``slack``, so a reader sees where the margin went.  ``pilot_trainings``: the
     Verifier's own pilot runs before the plan, counted in ``verifier_retrainings``
     (pilot + spot checks + local trainings) as in the report's costs.
+    ``audits_started`` / ``delta_requested``: with the Verifier's challenge record,
+    which audit of these scores this was and the delta asked for (the plan's own
+    ``delta`` is the share this audit spent; :mod:`verifier.challenge_log`).
     """
     r = plan.request
     budget = [{"name": b.name, "value": float(b.value), "note": b.note} for b in plan.budget]
     budget.append({"name": "slack", "value": float(plan.slack), "note": "unused margin"})
-    named = {"statistic": plan.statistic} if plan.statistic else {}
+    named: dict[str, Any] = {"statistic": plan.statistic} if plan.statistic else {}
+    if audits_started is not None:
+        named["audits_started"] = int(audits_started)
+    if delta_requested is not None:
+        named["delta_requested"] = float(delta_requested)
     return _check_plan(
         {
             **named,

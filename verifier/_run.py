@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from protocol.messages import TaskDescription
 from protocol.plan import Plan
 from verifier._pilot import Pilot
+from verifier.challenge_log import ChallengeLog
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
 from verifier.report_builder import AuditState
@@ -43,6 +44,7 @@ class AuditRun:
     pilot: Pilot | None = None
     spot: SpotCheckResult | None = None
     own_outputs: list[NDArray[np.float64]] = field(default_factory=list)
+    challenge_log: ChallengeLog | None = None  # the record the challenge is written to
 
 
 def progress_counter(note: Progress, stage: str, total: int) -> Callable[[int], object]:

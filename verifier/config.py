@@ -36,21 +36,23 @@ class AuditConfig:
             needs the number reads :meth:`require_epsilon` of the configuration
             that method returns.
         delta: failure probability.
-        mode: ``committed`` (direct gap, default) or ``paper`` (Karchmer et al.
+        mode: ``committed`` (default) or ``paper`` (Karchmer et al.
             2025, Alg. 1: the Verifier also trains ``plan.local_trainings`` models).
         planning: ``rigorous`` (range-based) or ``practical`` (variance-based).
-        estimator: node functional family (``auto``, ``lp``, ``chebyshev``,
-            ``three-point``, ``three-point-nnls``; ``three-point-nnls`` only in
-            paper mode, ``lp`` only in committed mode with practical planning).
-            ``auto`` (default) is ``lp`` — the clipped direct gap — for committed
-            mode with practical planning and ``chebyshev`` otherwise.
+        estimator: the statistic's estimator (``auto``, ``degree-1``, ``lp``,
+            ``chebyshev``, ``three-point``, ``three-point-nnls``; ``degree-1`` and
+            ``lp`` only in committed mode with practical planning,
+            ``three-point-nnls`` only in paper mode).  ``auto`` (default) is the
+            default statistic's first estimator: ``degree-1`` (the u-statistic)
+            for committed mode with practical planning, ``chebyshev`` otherwise.
         statistic: the audit's statistic by registered name (:mod:`protocol.stats`;
             ``pacda-verifier audit --help`` lists them); it must run in ``mode``.
             ``None`` (default): the one serving mode, planning and estimator
-            (the registry's default, ``clipped-gap``, for committed mode with
+            (the registry's default, ``u-statistic``, for committed mode with
             practical planning).
-        completeness_radius: ``lp`` plans: honest scores with err below this
-            (absolute) are accepted w.p. ``>= 1 - delta``; ``None``: epsilon / 10.
+        completeness_radius: u-statistic and ``lp`` plans: honest scores with
+            err below this (absolute) are accepted w.p. ``>= 1 - delta``; ``None``:
+            epsilon / 2 (u-statistic), epsilon / 10 (``lp``).
         tail_fraction: ``lp`` plans, completeness sizing only: assume
             ``B_{>=3}(q) <= tail_fraction * E[q^2]``.
         prover_weight: ``lp`` plans: the planner minimises ``Verifier retrainings
@@ -98,6 +100,12 @@ class AuditConfig:
             :class:`~verifier.driver.Auditor` resolves it on this machine.  When
             its class (cpu or cuda) differs from the one the Prover announces,
             the audit charges the task's larger (CUDA) tolerances.
+        challenge_log: the Verifier's record of the challenges it issued
+            (:mod:`verifier.challenge_log`): ``"default"`` (the per-user file),
+            ``"none"`` or ``None`` (no record: every audit spends the whole
+            ``delta``), or a file path.  With a record, audit ``j`` of the same
+            scores by the same Prover key spends ``delta / (j (j + 1))``, so all
+            audits of them together err with probability at most ``delta``.
     """
 
     epsilon: float | None = field(
@@ -122,8 +130,8 @@ class AuditConfig:
         default="auto",
         metadata={
             "help": (
-                "node functional family; auto = lp (clipped direct gap) for committed mode "
-                "with practical planning, chebyshev otherwise"
+                "the statistic's estimator; auto = the default statistic's (degree-1, the "
+                "u-statistic, for committed mode with practical planning; chebyshev otherwise)"
             )
         },
     )
@@ -132,8 +140,9 @@ class AuditConfig:
         default=None,
         metadata={
             "help": (
-                "lp plans: honest scores with err below this (absolute) pass w.p. >= "
-                "1 - delta (default: epsilon / 10)"
+                "u-statistic and lp plans: honest scores with err below this (absolute) "
+                "pass w.p. >= 1 - delta (default: epsilon / 2 for the u-statistic, "
+                "epsilon / 10 for lp)"
             )
         },
     )
@@ -189,6 +198,20 @@ class AuditConfig:
                 "(CUDA when torch sees a GPU and the task can use it, else the CPU); a GPU "
                 "this machine lacks is refused.  When the Prover trains on another device "
                 "class, the task's larger (CUDA) tolerance is charged"
+            )
+        },
+    )
+
+    challenge_log: str | None = field(
+        default="default",
+        metadata={
+            "help": (
+                "the local record of challenges issued per (Prover key, attribution digest): "
+                "audit j of the same scores spends delta / (j (j + 1)), so a Prover that "
+                "walks away after seeing the challenge and asks again gains nothing.  "
+                "'default' is $PACDA_HOME/challenges.jsonl (else "
+                "~/.local/share/pacda/challenges.jsonl), 'none' keeps no record (each audit "
+                "then spends the whole delta), anything else is a file path"
             )
         },
     )

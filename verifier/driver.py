@@ -34,7 +34,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -59,6 +59,7 @@ from verifier._run import Progress as Progress
 from verifier._run import progress_counter
 from verifier._stream import RESUME_CONNECT_TIMEOUT_S as RESUME_CONNECT_TIMEOUT_S
 from verifier._stream import receive_results
+from verifier.challenge_log import delta_for_audit, resolve_challenge_log
 from verifier.commitment import Commitment, receive_commitment
 from verifier.config import AuditConfig
 from verifier.core import (
@@ -68,7 +69,7 @@ from verifier.core import (
     plan_audit,
     spot_check_and_decide,
 )
-from verifier.errors import TransportError
+from verifier.errors import CallFailed, TransportError
 from verifier.planning import task_p
 from verifier.preview import PlanHook, preview_plan
 from verifier.refusal import REFUSED_OPEN, OpenRefused
@@ -122,8 +123,11 @@ class Auditor:
     the next :meth:`run`, the one that audit used: with ``epsilon_relative``,
     ``config.epsilon`` is ``None`` before and the absolute epsilon set from the
     pilot after (``report.plan["epsilon"]``; unchanged when the audit stopped
-    before its pilot).  Every :meth:`run` starts from the configuration given
-    (assigning :attr:`config` gives a new one).
+    before its pilot); with a challenge record (``config.challenge_log``),
+    ``config.delta`` is the share of delta this audit spent, ``delta / (j (j + 1))``
+    for audit ``j`` of these scores (:mod:`verifier.challenge_log`).  Every
+    :meth:`run` starts from the configuration given (assigning :attr:`config`
+    gives a new one).
 
     The Verifier retrains on ``config.device``, resolved here
     (:attr:`device`); the tolerances in force are those between its device
@@ -185,9 +189,17 @@ class Auditor:
             state.decision = decision
         except OpenRefused as err:  # after the signed root: an abort, not a transport failure
             state.reason = str(err)
-        except TransportError as err:
-            transport = True
-            state.reason = f"transport failure: {err}"
+        except CallFailed as err:
+            if state.challenge_seed is not None:  # it saw the points: going away is an answer
+                state.reason = (
+                    f"the Prover ended the audit after the challenge was issued ({err}); "
+                    "recorded as a rejection (verifier.challenge_log)"
+                )
+            elif isinstance(err, TransportError):
+                transport = True
+                state.reason = f"transport failure: {err}"
+            else:
+                state.reason = f"ProverError: {err}"
         except VerificationError as err:
             state.reason = f"{type(err).__name__}: {err}"
         except ProverError as err:
@@ -216,6 +228,7 @@ class Auditor:
         commitment = self._commit(run)
         plan = self._plan(run, commitment)
         seed = run.seed = secrets.token_bytes(32)  # fresh, and only after the commitment
+        self._record_challenge(run, commitment, seed)  # durably, before the Prover sees it
         run.state.challenge_seed = seed
         pairs = self._pairs(plan, seed)
         screen = Screen(self.config, plan, commitment, pairs)
@@ -286,6 +299,7 @@ class Auditor:
         return c
 
     def _plan(self, run: _Run, commitment: Commitment) -> Plan:
+        self._take_delta_share(run, commitment)
         cfg, task = run.config, run.task
         run.state.variance_verified = False
 
@@ -317,6 +331,35 @@ class Auditor:
                 )
             )
         return plan
+
+    @staticmethod
+    def _take_delta_share(run: _Run, commitment: Commitment) -> None:
+        """Audit ``j`` of these scores spends ``delta / (j (j + 1))`` (verifier.challenge_log).
+
+        Counted after the commitment (the attribution digest is known), recorded
+        when the challenge is drawn (:meth:`_record_challenge`).
+        """
+        log = run.challenge_log = resolve_challenge_log(run.config.challenge_log)
+        if log is None:
+            return
+        key = run.state.prover_public_key or b""
+        j = log.audits_started(key, commitment.attribution_digest) + 1
+        run.state.audits_started = j
+        run.state.delta_requested = run.config.delta
+        run.config = replace(run.config, delta=delta_for_audit(run.config.delta, j))
+
+    def _record_challenge(self, run: _Run, commitment: Commitment, seed: bytes) -> None:
+        log, j = run.challenge_log, run.state.audits_started
+        if log is None or j is None:
+            return
+        log.record(
+            prover_key=run.state.prover_public_key or b"",
+            attribution_digest=commitment.attribution_digest,
+            task_digest=self.task.digest,
+            challenge_seed=seed,
+            audit=j,
+            delta=run.config.delta,
+        )
 
     def _counter(self, stage: str, total: int) -> Callable[[int], object]:
         return progress_counter(self._note, stage, total)

@@ -34,6 +34,7 @@ from verifier.render_text import (
     budget_rows,
     completeness_text,
     cost_parts,
+    delta_text,
     devices_text,
     epsilon_text,
     get,
@@ -107,12 +108,11 @@ def _hex(value: str) -> str:
 
 
 def _summary(report: AuditReport) -> str:
-    plan = report.plan or {}
     rows: list[tuple[str, str]] = []
     eps = epsilon_text(report)
     if eps is not None:
         rows.append(("epsilon", eps))
-        rows.append(("delta", num(get(plan, "delta"))))
+        rows.append(("delta", delta_text(report) or ""))
     if report.certified_upper_bound is not None:
         rows.append(("certified upper bound on err", num(report.certified_upper_bound)))
     completeness = completeness_text(report)

@@ -24,6 +24,7 @@ __all__ = [
     "budget_rows",
     "completeness_text",
     "cost_parts",
+    "delta_text",
     "devices_text",
     "epsilon_text",
     "num",
@@ -134,6 +135,23 @@ def epsilon_text(report: AuditReport) -> str | None:
     if rel and var:
         return f"{num(eps)} ({num(rel)} x Var(f) = {num(var)}, Verifier's own runs)"
     return num(eps)
+
+
+def delta_text(report: AuditReport) -> str | None:
+    """``0.025 (audit 1 of these scores by this Verifier: 0.05 / (1 x 2))``; ``None`` without one.
+
+    Without a challenge record (older reports, local mode) the plan's delta alone.
+    """
+    plan = report.plan or {}
+    delta = get(plan, "delta")
+    if delta is None:
+        return None
+    j, asked = get(plan, "audits_started"), get(plan, "delta_requested")
+    if j is None or asked is None:
+        return num(delta)
+    j = int(j)
+    share = f"{num(asked)} / ({j} x {j + 1})"
+    return f"{num(delta)} (audit {j} of these scores by this Verifier: {share})"
 
 
 @dataclass(frozen=True)
@@ -295,7 +313,7 @@ def render_text(report: AuditReport) -> str:
         lines.append(f"attribution digest: {report.attribution_digest}")
     eps = epsilon_text(report)
     if eps is not None:
-        lines.append(f"epsilon: {eps}  delta: {num(get(plan, 'delta'))}")
+        lines.append(f"epsilon: {eps}  delta: {delta_text(report)}")
     if report.certified_upper_bound is not None:
         lines.append(
             f"certified upper bound on err (all outputs): {num(report.certified_upper_bound)}"

@@ -60,6 +60,10 @@ class AuditState:
     stream_resumes: int = 0
     report_mode: str | None = None
     verifier_device: Device | None = None  # where the Verifier trained (None: not recorded)
+    # With a challenge record (verifier.challenge_log): which audit of these scores this
+    # is, and the delta asked for before this audit's share was taken.
+    audits_started: int | None = None
+    delta_requested: float | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -118,7 +122,12 @@ def build_report(state: AuditState) -> AuditReport:
         mode=state.report_mode or cfg.mode,
         planning=cfg.planning,
         plan=(
-            plan_summary(state.plan, pilot_trainings=state.pilot_trainings)
+            plan_summary(
+                state.plan,
+                pilot_trainings=state.pilot_trainings,
+                audits_started=state.audits_started,
+                delta_requested=state.delta_requested,
+            )
             if state.plan is not None
             else None
         ),

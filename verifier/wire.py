@@ -11,7 +11,8 @@ framing) and maps gRPC failures onto the error hierarchy in one place
 
 * ``UNAVAILABLE``, ``DEADLINE_EXCEEDED``, ``CANCELLED`` -> :class:`TransportError`
   (network failure; a dropped result stream may be resumed);
-* every other status -> :class:`protocol.errors.ProverError` (the Prover refused).
+* every other status -> :class:`verifier.errors.CallFailed`, a
+  :class:`protocol.errors.ProverError` (the Prover refused).
 
 A message whose ``oneof`` body is empty raises :class:`VerificationError`.
 
@@ -41,7 +42,7 @@ from protocol.messages import (
     TaskDescription,
 )
 from protocol.messages_proto import from_commit_chunk, from_proto, from_result_chunk, to_proto
-from verifier.errors import TransportError
+from verifier.errors import CallFailed, TransportError
 
 __all__ = ["ProverClient", "map_rpc_error"]
 
@@ -56,7 +57,7 @@ def map_rpc_error(rpc: str, err: grpc.RpcError) -> ProverError:
     text = f"{rpc}: {name}: {details or 'no details'}"
     if name in _TRANSPORT_CODES:
         return TransportError(f"transport failure in {text}", code=name)
-    return ProverError(f"the Prover refused {text}")
+    return CallFailed(f"the Prover refused {text}")
 
 
 class ProverClient:

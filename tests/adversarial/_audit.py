@@ -62,6 +62,7 @@ def audit(
     early_rejection: bool = True,
     prover_stats: list[ServiceStats] | None = None,
     statistic: str | None = None,
+    challenge_log: str | None = "default",
 ) -> Sequence[AuditResult]:
     """Serve ``scores`` with ``policy`` and run ``audits`` audits against the same server.
 
@@ -69,7 +70,9 @@ def audit(
     statistic alone rejects (:attr:`verifier.config.AuditConfig.early_rejection`),
     so the tests of the spot checks see them.  ``prover_stats``: the Prover's
     counters (points trained, ...) are appended to it once the audits are done.
-    ``statistic``: the Verifier's (``None``: the default).
+    ``statistic``: the Verifier's (``None``: the default).  ``challenge_log``:
+    the Verifier's record of challenges (default: the test's own ``$PACDA_HOME``,
+    so audit ``j`` of the same scores plans with ``delta / (j (j + 1))``).
     """
     with serving(task, toml, scores, policy) as served:
         try:
@@ -77,7 +80,7 @@ def audit(
             for _ in range(audits):
                 config = AuditConfig(
                     epsilon=epsilon, delta=delta, early_rejection=early_rejection,
-                    statistic=statistic,
+                    statistic=statistic, challenge_log=challenge_log,
                 )  # fmt: skip
                 rng = np.random.default_rng(verifier_seed)
                 auditor = Auditor(task, config, key=generate_private_key(), rng=rng)

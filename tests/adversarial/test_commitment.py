@@ -68,14 +68,18 @@ def test_replay_is_caught(
 ) -> None:
     """The second audit gets the first session's results, root and root signature.
 
-    The Verifier's seeded pilot makes both plans the same size, so the replayed
-    results rebuild exactly the replayed root; only the signature, which binds
-    the session id and the fresh challenge seed, can (and must) fail.
+    Without a challenge record (each audit spends the whole delta) the Verifier's
+    seeded pilot makes both plans the same size, so the replayed results rebuild
+    exactly the replayed root; only the signature, which binds the session id
+    and the fresh challenge seed, can (and must) fail.  (With the record the
+    second plan is smaller, at delta / 6, and the root's leaf count already differs.)
     """
     task, honest = _setup(which, synthetic, synthetic_honest, logreg, logreg_honest)
     toml = SYNTHETIC_TOML if which == "synthetic" else LOGREG_SMALL_TOML
     a = armed(task, honest, "replay")
-    first, second = audit(task, toml, a.scores, a.policy, epsilon=EPSILON[which], audits=2)
+    first, second = audit(
+        task, toml, a.scores, a.policy, epsilon=EPSILON[which], audits=2, challenge_log="none"
+    )
     assert first.report.decision == "accept", first.report.reason  # recorded, answered honestly
     assert second.report.decision == "abort"
     assert second.report.reason.startswith(

@@ -19,6 +19,8 @@ spot checks.  Each audit aborts, so none of these runs is accepted.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -27,6 +29,7 @@ from prover.adversaries.strategic import StrategicPolicy
 from prover.tasks.base import Task
 from tests.adversarial._audit import VERIFIER_SEED, armed, audit
 from tests.adversarial.conftest import SYNTHETIC_TOML
+from verifier.challenge_log import delta_for_audit
 from verifier.commitment import Commitment
 from verifier.config import AuditConfig
 from verifier.core import pilot_from_runs, plan_audit
@@ -38,7 +41,12 @@ MARGIN = 0.9
 
 
 def _replayed_plan(task: Task, scores: Scores, config: AuditConfig, seed: int):  # type: ignore[no-untyped-def]
-    """The plan the seeded Verifier will make (its generator's first draws are the pilot)."""
+    """The plan the seeded Verifier will make (its generator's first draws are the pilot).
+
+    The audit is the first of these scores in its test's challenge record
+    (``tests/conftest.py``), so it plans with ``delta_for_audit(delta, 1)``.
+    """
+    config = replace(config, delta=delta_for_audit(config.delta, 1))
     rng = np.random.default_rng(seed)
     x, seeds = private_points(rng, config.pilot_trainings, n_items=task.n_items, p=task_p(task))
     out = train_points(task, x, seeds, chunk_size=config.train_chunk_size).outputs

@@ -9,6 +9,7 @@ before the audit and ``R x Var(f)`` of the Verifier's pilot after it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import grpc
 import numpy as np
@@ -66,7 +67,11 @@ def test_absolute_epsilon_is_the_reports(task: Task, address: str) -> None:
     config = AuditConfig(epsilon=0.3, delta=0.05)
     auditor = _auditor(task, config)
     report = _run(auditor, address)
-    assert auditor.config == config
+    # The configuration the audit used: the given one, with the share of delta it
+    # spent as the first audit of these scores in this test's challenge record.
+    assert auditor.config == replace(config, delta=0.05 / 2)
+    assert auditor.config.delta == report.plan["delta"]
+    assert report.plan["delta_requested"] == 0.05 and report.plan["audits_started"] == 1
     assert auditor.config.epsilon == report.plan["epsilon"] == 0.3
     assert auditor.config.epsilon_variance is None
 

@@ -75,7 +75,7 @@ def test_help_texts_state_the_exit_codes() -> None:
     assert "130 interrupted" in help_text()
     audit = help_text("audit")
     assert "1 abort (including a Prover that refuses to open spot checks" in audit
-    assert "3 transport failure before the signed root" in audit and "130" in audit
+    assert "3 transport failure before the challenge" in audit and "130" in audit
     show = help_text("show")
     assert "0 rendered (whatever the report's verdict" in show
     assert "1 --public-key given and the signature does not verify" in show

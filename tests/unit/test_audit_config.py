@@ -78,4 +78,4 @@ def test_cli_options_take_the_fields_defaults_and_help(command: str) -> None:
         offered += 1
         assert option.default == f.default, f.name
         assert option.help is not None and option.help.startswith(f.metadata["help"]), f.name
-    assert offered == {"audit": 13, "certify": 10}[command]
+    assert offered == {"audit": 14, "certify": 10}[command]

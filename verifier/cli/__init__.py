@@ -8,7 +8,7 @@ work with nothing but :mod:`protocol` installed.
 Exit codes: 0 success / accept, 1 abort or failed check, 2 usage errors
 (argparse and :class:`protocol.errors.InvalidArgument`, refused output paths,
 plans above the cost caps without ``--yes``), 3 transport failure before the
-Prover's signed root (after it, a broken ``Open`` is an abort), 130 interrupted
+challenge is issued (after it, a Prover that goes away is an abort), 130 interrupted
 (Ctrl-C).  Each subcommand's ``--help`` states its own.
 """
 
@@ -36,7 +36,7 @@ COMMANDS: dict[str, str] = {
 
 EPILOG = (
     "exit codes: 0 accept / success, 1 abort or failed check, 2 usage error, "
-    "3 transport failure before the Prover's signed root, 130 interrupted (Ctrl-C); "
+    "3 transport failure before the challenge, 130 interrupted (Ctrl-C); "
     "each command's --help states its own"
 )
 

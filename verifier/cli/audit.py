@@ -45,7 +45,8 @@ states both."""
 EPILOG = (
     "exit codes: 0 accept (or --plan-only), 1 abort (including a Prover that refuses to open "
     "spot checks after its signed root), 2 usage error (including a plan above the caps "
-    "without --yes), 3 transport failure before the signed root (Prover unreachable), "
+    "without --yes), 3 transport failure before the challenge (Prover unreachable; a Prover "
+    "that ends the audit after the challenge is an abort, recorded), "
     "130 interrupted.  " + GATE_HELP
 )
 
@@ -69,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser, "pilot_trainings", "--pilot", type=int)
     add_config_option(parser, "chunk_points", type=int)
     add_config_option(parser, "rpc_timeout_s", "--timeout", type=float)
+    add_config_option(parser, "challenge_log", metavar="PATH|default|none")
     parser.add_argument("--tls-ca", type=Path, default=None, help="CA certificate (PEM) for TLS")
     parser.add_argument(
         "--key", type=Path, default=None, help="Verifier signing key (default: per-user key)"
@@ -141,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         chunk_points=args.chunk_points,
         rpc_timeout_s=args.timeout,
         device=args.device,
+        challenge_log=args.challenge_log,
     )
     config = cap_prover_evaluations(config)
     key = load_signing_key(args.key)
