@@ -16,8 +16,12 @@ entry-point group).  The built-ins:
 * ``trak`` — projected per-item gradients of a small ensemble of B_p models,
   calibrated (intercept and scale per output) on M retrainings (Park et al.
   2023): :class:`TrakMethod`, :func:`trak_scores`;
-* the self-check (direct gap estimate of err with an interval, ``B_{>=2}``,
-  the smallest acceptable audit epsilon, LDS): :func:`run_self_check`.
+* the self-check (the audit's default statistic's estimate of err with an
+  interval, ``B_{>=2}``, the smallest acceptable audit epsilon, LDS):
+  :func:`run_self_check`;
+* scores of another tool (TRAK, dattri, kronfluence), held in memory as an
+  array or tensor: :func:`import_scores` (layout, encoding, calibration or
+  intercepts, and the self-check: :mod:`prover.attribution.importing`).
 
 :func:`attribute` runs the whole pipeline; scores are written with
 :func:`protocol.scores.save_scores` (format ``pacda-scores/1``, ``docs/scores.md``).
@@ -31,6 +35,7 @@ from prover.attribution.datamodel import (
     fit_datamodel,
 )
 from prover.attribution.empirical import EmpiricalInfluenceMethod, fit_empirical_influence
+from prover.attribution.importing import ImportedScores, import_scores, self_check_scores
 from prover.attribution.influence import (
     InfluenceFit,
     InfluenceFunctionMethod,
@@ -67,6 +72,7 @@ __all__ = [
     "DatamodelOptions",
     "EmpiricalInfluenceMethod",
     "FitContext",
+    "ImportedScores",
     "InfluenceFit",
     "InfluenceFunctionMethod",
     "InfluenceOptions",
@@ -88,12 +94,14 @@ __all__ = [
     "fit_empirical_influence",
     "fit_influence_function",
     "get_method",
+    "import_scores",
     "linear_datamodeling_score",
     "method_class",
     "method_names",
     "min_samples",
     "register_method",
     "run_self_check",
+    "self_check_scores",
     "trak_scores",
     "unregister_method",
 ]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import sys
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from prover.attribution import (
 )
 from prover.cli._devices import add_device_argument, make_executor
 from prover.cli._interrupt import EXIT_INTERRUPTED, Interrupt, bounded
+from prover.cli._selfcheck_text import budget_hint, print_self_check
 from prover.executors import Executor
 from prover.store import ResultStore
 from prover.tasks.device import parse_device
@@ -180,49 +180,10 @@ def _run(args: argparse.Namespace) -> int:
             executor.close()
     path = save_scores(out, result.scores, overwrite=args.force)
     _summary(result, path)
-    hint = budget_hint(result, config.samples)
+    hint = budget_hint(result.check, samples=config.samples, method=result.scores.method)
     if hint:
         print(hint)
     return 0
-
-
-#: Epsilons (as fractions of Var(f)) the budget hint of ``attribute`` speaks of.
-HINT_FRACTIONS = (0.1, 0.05)
-
-
-def budget_hint(result: AttributionResult, samples: int) -> str:
-    """What these scores can be audited at, and roughly what budget a smaller epsilon needs.
-
-    ``eps_min`` (the self-check's smallest auditable epsilon, worst output, in
-    units of that output's Var(f)) is read off the check.  For methods fitted
-    on ``M`` sampled trainings (datamodel, empirical influence) err, and with it
-    eps_min, falls about like ``1/M``, so about ``M x eps_min / target``
-    trainings reach ``epsilon = target x Var(f)`` — a rough guide, printed for
-    the targets of :data:`HINT_FRACTIONS` below the current eps_min.  Empty
-    without a self-check.
-    """
-    check = result.check
-    if check is None or not check.outputs:
-        return ""
-    worst = max((o.eps_min / o.variance if o.variance > 0 else math.inf) for o in check.outputs)
-    if not math.isfinite(worst):
-        return (
-            "budget: no epsilon up to the planner's limit audits these scores for every output "
-            "(see eps_min); more trainings or another method are needed"
-        )
-    line = f"budget: these scores can be audited down to epsilon ~ {worst:.3g} x Var(f)"
-    if samples > 0 and result.scores.method in ("datamodel", "empirical-influence"):
-        needs = [
-            f"~{math.ceil(samples * worst / t):,d} for {t:g} x Var(f)"
-            for t in HINT_FRACTIONS
-            if worst > t
-        ]
-        if needs:
-            line += (
-                f"; err falls about like 1/M, so --samples {', '.join(needs)} "
-                f"(now {samples:,d}; a rough guide)"
-            )
-    return line
 
 
 def _summary(result: AttributionResult, path: Path) -> None:
@@ -234,9 +195,4 @@ def _summary(result: AttributionResult, path: Path) -> None:
     print(f"task digest        {s.task_digest}")
     print(f"models             {result.n_trained} trained, {result.n_from_store} from the store")
     print("seconds            " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
-    if result.check is None:
-        print("self-check         skipped (--check-samples 0)")
-        return
-    print("self-check on held-out retrainings (err = mse - B>=2, direct gap estimator):")
-    print(result.check.table())
-    print(f"worst err / Var(f): {result.check.worst_relative_err():.2%}")
+    print_self_check(result.check)

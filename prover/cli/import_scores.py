@@ -28,6 +28,11 @@ the given scores), or ``--calibrate K`` (train K models and fit, per output,
 ``f_z(x) ~ a_z + s_z h_z(x)`` by least squares, where ``h_z(x) = theta_z . x`` is
 the imported predictor; the written scores are ``theta0 = a``, ``theta = s theta``).
 
+Then the self-check ``attribute`` prints (``--check-samples M`` held-out
+retrainings, drawn apart from the calibration's; 0 skips it) and the budget
+line.  The work after reading the file is :func:`prover.attribution.import_scores`,
+which takes an array or tensor already in memory.
+
 Everything is checked before any model is trained.  Usage errors exit 2 with
 one line on stderr; Ctrl-C exits 130 with one line and writes nothing.
 """
@@ -36,12 +41,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import math
 import re
 import sys
-import time
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +52,18 @@ from numpy.typing import NDArray
 
 from protocol.digests import attribution_digest
 from protocol.errors import InvalidArgument
-from protocol.scores import Scores, save_scores
-from protocol.taskspec import pacda_version
-from prover.attribution.calibration import calibrate as fit_calibration
-from prover.attribution.sampling import Streams, draw_fit_design
-from prover.engine import DEFAULT_CHUNK_SIZE, train
-from prover.progress import Progress
-from prover.tasks.base import Task
+from protocol.scores import save_scores
+from prover.attribution.importing import (
+    DEFAULT_CHECK_SAMPLES,
+    DEFAULT_INTERCEPT_SAMPLES,
+    METHOD_PREFIX,
+    check_finite,
+    import_scores,
+    orient,
+)
+from prover.attribution.sampling import Streams
+from prover.cli._selfcheck_text import budget_hint, print_self_check
+from prover.engine import DEFAULT_CHUNK_SIZE
 from prover.tasks.registry import load_task
 
 __all__ = ["HELP", "add_arguments", "load_matrix", "run"]
@@ -68,9 +75,6 @@ EXIT_INTERRUPTED = 130
 
 FORMATS = (".npy", ".npz", ".pt", ".csv")
 _TOOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
-_METHOD_PREFIX = "imported-"
-#: Models trained for ``--intercept-mean`` unless ``--intercept-samples`` says otherwise.
-DEFAULT_INTERCEPT_SAMPLES = 1000
 _MAX_METHOD = 64
 
 
@@ -162,7 +166,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "name without its extension)",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="root seed of the calibration subsets and seeds"
+        "--check-samples",
+        type=int,
+        default=DEFAULT_CHECK_SAMPLES,
+        metavar="M",
+        help="held-out retrainings for the self-check printed after the import, the one "
+        "'attribute' prints (err with the audit's statistic, LDS, the smallest epsilon these "
+        f"scores pass); drawn apart from the calibration's subsets; 0 skips it "
+        f"(default {DEFAULT_CHECK_SAMPLES})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="root seed of the calibration's and the self-check's subsets and seeds",
     )
     parser.add_argument(
         "--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="models per training chunk"
@@ -344,55 +361,6 @@ def load_matrix(
     return np.asarray(arr, dtype=np.float64), name
 
 
-def _check_finite(arr: NDArray[np.float64], where: str) -> None:
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise InvalidArgument(
-            f"{where}: {int(bad.sum())} non-finite value(s) (NaN or inf), the first at index "
-            f"{first}"
-        )
-
-
-def orient(
-    arr: NDArray[np.float64], *, n_items: int, n_outputs: int, layout: str | None, where: str
-) -> tuple[NDArray[np.float64], str]:
-    """The ``(Z, N)`` form of a ``(Z, N)`` or ``(N, Z)`` matrix, and the layout read.
-
-    A 1-D array of N scores is accepted when Z = 1 (layout ``"N"``).  Anything
-    else (another shape, a square matrix without ``layout``) is refused.
-    """
-    Z, N = n_outputs, n_items
-    zn, nz = (Z, N), (N, Z)
-    want = {"ZN": f"(Z, N) = {zn}", "NZ": f"(N, Z) = {nz}"}
-    if arr.ndim == 1 and Z == 1 and arr.shape[0] == N:
-        return arr.reshape(1, N), "N"
-    if arr.ndim != 2:
-        expected = want[layout] if layout else f"{want['ZN']} or {want['NZ']}"
-        raise InvalidArgument(f"{where}: expected shape {expected}, got {arr.shape}")
-    shape = tuple(arr.shape)
-    if layout is None:
-        if zn == nz and shape == zn:
-            raise InvalidArgument(
-                f"{where}: shape {shape} is ambiguous (N = Z = {N}); say --layout ZN or NZ"
-            )
-        if shape == zn:
-            return arr, "ZN"
-        if shape == nz:
-            return np.ascontiguousarray(arr.T), "NZ"
-        raise InvalidArgument(
-            f"{where}: expected shape {want['ZN']} or {want['NZ']} for this task, got {shape}"
-        )
-    expected_shape = zn if layout == "ZN" else nz
-    if shape != expected_shape:
-        other = "NZ" if layout == "ZN" else "ZN"
-        hint = f" (that is --layout {other})" if shape == (zn if other == "ZN" else nz) else ""
-        raise InvalidArgument(
-            f"{where}: expected shape {want[layout]} for --layout {layout}, got {shape}{hint}"
-        )
-    return (arr if layout == "ZN" else np.ascontiguousarray(arr.T)), layout
-
-
 def _intercepts(path: Path, key: str | None, n_outputs: int) -> NDArray[np.float64]:
     arr, _ = load_matrix(path, key=key, option="--intercept-key")
     where = f"{path} (--intercept)"
@@ -401,7 +369,7 @@ def _intercepts(path: Path, key: str | None, n_outputs: int) -> NDArray[np.float
         raise InvalidArgument(
             f"{where}: expected {n_outputs} intercept(s), shape ({n_outputs},), got {arr.shape}"
         )
-    _check_finite(flat, where)
+    check_finite(flat, where)
     return flat
 
 
@@ -453,60 +421,25 @@ def _mode(args: argparse.Namespace) -> str:
         Streams(args.seed)  # validates --seed before any stage line
     if args.chunk_size < 1:
         raise InvalidArgument(f"--chunk-size must be >= 1, got {args.chunk_size}")
+    if args.check_samples < 0 or 0 < args.check_samples < 8:
+        raise InvalidArgument(
+            f"--check-samples must be 0 (no self-check) or >= 8, got {args.check_samples}"
+        )
+    if args.check_samples:
+        Streams(args.seed)  # validates --seed before any stage line
     return chosen[0]
 
 
-def _method(args: argparse.Namespace) -> str:
+def _tool(args: argparse.Namespace) -> str:
     if args.tool is not None:
-        if not _TOOL_RE.match(args.tool) or len(args.tool) > _MAX_METHOD - len(_METHOD_PREFIX):
+        if not _TOOL_RE.match(args.tool) or len(args.tool) > _MAX_METHOD - len(METHOD_PREFIX):
             raise InvalidArgument(
                 f"--tool must be a name of letters, digits and '_.+-' (at most "
-                f"{_MAX_METHOD - len(_METHOD_PREFIX)}), got {args.tool!r}"
+                f"{_MAX_METHOD - len(METHOD_PREFIX)}), got {args.tool!r}"
             )
-        name = str(args.tool)
-    else:
-        name = re.sub(r"[^A-Za-z0-9_.+-]", "_", args.input.stem).lstrip("_.+-") or "scores"
-        name = name[: _MAX_METHOD - len(_METHOD_PREFIX)]
-    return _METHOD_PREFIX + name
-
-
-@dataclass(frozen=True)
-class _Trained:
-    x: NDArray[np.int8]
-    f: NDArray[np.float64]
-    seconds: float
-
-
-def _train(task: Task, n: int, args: argparse.Namespace, why: str) -> _Trained:
-    _log(
-        f"{why}: training {n} models of the task on B_p subsets (p={task.p}, seed {args.seed}, "
-        f"chunks of {args.chunk_size})"
-    )
-    start = time.perf_counter()
-    x, seeds = draw_fit_design(Streams(args.seed), n, task.n_items, task.p)
-    with Progress(total=n, enabled=args.progress, desc=why) as bar:
-        out = train(task, x, seeds, chunk_size=args.chunk_size, progress=bar.update)
-    seconds = time.perf_counter() - start
-    _log(f"trained {n} models in {seconds:.1f} s")
-    return _Trained(x=x, f=out.outputs, seconds=seconds)
-
-
-def calibrate(
-    theta: NDArray[np.float64], x: NDArray[np.int8], f: NDArray[np.float64]
-) -> dict[str, NDArray[np.float64]]:
-    """:func:`prover.attribution.calibration.calibrate`, with the command's hint on failure.
-
-    Per output z, least squares of ``f_z`` on ``[1, h_z]`` with ``h_z = x theta_z``;
-    returns ``scale``, ``intercept``, ``residual_mean_square``, ``var_f``, ``r2``.
-
-    Raises:
-        InvalidArgument: an output's scores are not all zero but their predictor is
-            constant on the K subsets (too few subsets: use a larger --calibrate K).
-    """
-    try:
-        return fit_calibration(theta, x, f)
-    except InvalidArgument as err:
-        raise InvalidArgument(f"{err} (use a larger --calibrate K)") from None
+        return str(args.tool)
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "_", args.input.stem).lstrip("_.+-") or "scores"
+    return name[: _MAX_METHOD - len(METHOD_PREFIX)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -533,97 +466,65 @@ def _file_digest(path: Path) -> str:
 def _run(args: argparse.Namespace) -> int:
     out = _check_out(args.out, args.force)
     mode = _mode(args)
-    method = _method(args)
+    tool = _tool(args)
     task = load_task(args.task)
     N, Z = task.n_items, task.n_outputs
     raw, key = load_matrix(args.input, key=args.key)
-    _check_finite(raw, str(args.input))
-    scores, layout = orient(raw, n_items=N, n_outputs=Z, layout=args.layout, where=str(args.input))
-    given0: NDArray[np.float64] | None = None
+    where = str(args.input)
+    check_finite(raw, where)
+    orient(raw, n_items=N, n_outputs=Z, layout=args.layout, where=where)  # before any stage line
+    intercept: Any = None
     if args.intercept is not None:
-        given0 = _intercepts(args.intercept, args.intercept_key, Z)
+        intercept = _intercepts(args.intercept, args.intercept_key, Z)
     elif args.intercept_zero:
-        given0 = np.zeros(Z)
-
-    # The tool's encoding -> pacda's pm encoding (docs/scores.md):
-    # g = beta0 + beta.m with m = (x+1)/2  ==  (beta0 + sum(beta)/2) + (beta/2).x.
-    if args.encoding == "mask":
-        theta = scores / 2.0
-        shift = theta.sum(axis=1)  # beta0 -> theta0
-    else:
-        theta = scores.copy()
-        shift = np.zeros(Z)
+        intercept = "zero"
+    elif args.intercept_mean:
+        intercept = "mean"
     # Every input is valid: only now the stage lines (errors above stay one line).
     _log(f"task {args.task} ({task.digest}): N={N}, Z={Z}, p={task.p}")
-    _log(
-        f"read {args.input}{f' [{key}]' if key else ''}: {raw.shape} ({layout}) -> "
-        f"theta (Z, N) = {theta.shape}, {args.encoding} encoding"
-    )
-
-    fit: dict[str, Any] = {}
-    table: dict[str, NDArray[np.float64]] | None = None
-    if mode == "--calibrate":
-        trained = _train(task, args.calibrate, args, "calibrating")
-        table = calibrate(theta, trained.x, trained.f)
-        theta = theta * table["scale"][:, None]
-        theta0 = table["intercept"]
-        fit = {
-            "intercepts": "calibrated",
-            "calibration": {
-                "samples": args.calibrate,
-                "seed": args.seed,
-                "seconds": round(trained.seconds, 3),
-                **{k: v.tolist() for k, v in table.items()},
-            },
-        }
-    elif mode == "--intercept-mean":
-        trained = _train(task, args.intercept_samples, args, "intercept-mean")
-        resid = trained.f - trained.x.astype(np.float64) @ theta.T  # (K, Z)
-        theta0 = resid.mean(axis=0)
-        se = resid.std(axis=0, ddof=1) / math.sqrt(resid.shape[0])
-        fit = {
-            "intercepts": "mean",
-            "intercept_mean": {
-                "samples": args.intercept_samples,
-                "seed": args.seed,
-                "seconds": round(trained.seconds, 3),
-                "standard_error": se.tolist(),
-            },
-        }
-        _log("intercepts (mean of f - theta.x): " + _fmt(theta0) + "; std. error " + _fmt(se))
-    else:
-        assert given0 is not None
-        theta0 = given0 + shift
-        fit = {"intercepts": "file" if mode == "--intercept" else "zero"}
-
-    meta = {
-        "import": {
-            "file": args.input.name,
-            "file_sha256": _file_digest(args.input),
-            "key": key,
-            "layout": layout,
-            "encoding": args.encoding,
-            "intercept_file": args.intercept.name if args.intercept is not None else None,
-            **fit,
-        },
-        "task": {"digest": task.digest, "N": N, "Z": Z, "p": task.p, "bound": task.bound},
-        "pacda_version": pacda_version(),
+    _log(f"read {args.input}{f' [{key}]' if key else ''}: {raw.shape}, {args.encoding} encoding")
+    record: dict[str, Any] = {
+        "file": args.input.name,
+        "file_sha256": _file_digest(args.input),
+        "key": key,
+        "intercept_file": args.intercept.name if args.intercept is not None else None,
     }
-    result = Scores(
-        theta0=np.asarray(theta0, dtype=np.float64),
-        theta=np.asarray(theta, dtype=np.float64),
-        task_digest=task.digest,
-        method=method,
-        meta=meta,
+    if mode == "--intercept":
+        record["intercepts"] = "file"
+    imported = import_scores(
+        raw,
+        task,
+        layout=args.layout,
+        encoding=args.encoding,
+        calibrate=args.calibrate,
+        intercept=intercept,
+        intercept_samples=args.intercept_samples,
+        seed=args.seed,
+        check_samples=args.check_samples,
+        tool=tool,
+        chunk_size=args.chunk_size,
+        progress=args.progress,
+        log=_log,
+        meta=record,
+        where=where,
     )
+    result = imported.scores
+    mean = result.meta["import"].get("intercept_mean")
+    if mean is not None:
+        se = np.asarray(mean["standard_error"])
+        _log(f"intercepts (mean of f - theta.x): {_fmt(result.theta0)}; std. error {_fmt(se)}")
     path = save_scores(out, result, overwrite=args.force)
     print(f"method             {result.method}")
     print(f"scores             {path}  (Z={Z}, N={N}, encoding={result.encoding})")
     # The digest the Prover commits to and the audit report records as attribution_digest.
     print(f"attribution digest {attribution_digest(result.theta0, result.theta)}")
     print(f"task digest        {result.task_digest}")
-    if table is not None:
-        _print_calibration(table, args.calibrate)
+    if imported.calibration is not None:
+        _print_calibration(imported.calibration, args.calibrate)
+    print_self_check(imported.check)
+    hint = budget_hint(imported.check, samples=0, method=result.method)
+    if hint:
+        print(hint)
     return 0
 
 

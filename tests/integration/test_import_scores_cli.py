@@ -526,3 +526,31 @@ def test_help_states_the_exit_codes_and_formats() -> None:
     assert ".npy, .npz, .pt, .csv" in text
     listed = subprocess.run([prover_exe(), "--help"], capture_output=True, text=True, check=False)
     assert "import-scores" in listed.stdout
+
+
+def test_the_self_check_is_printed_and_brackets_the_exact_err(
+    tmp_path: Path, task: SyntheticTask, mask: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """``import-scores`` prints ``attribute``'s self-check; on synthetic its interval holds err."""
+    _, beta = mask
+    noisy = beta + np.random.default_rng(11).normal(0.0, 0.08, beta.shape)
+    src = write(tmp_path / "noisy.npy", 3.0 * noisy.T)  # a ranking on the tool's own scale
+    out = tmp_path / "s.npz"
+    done = cli("--task", SYNTHETIC, "--in", src, "--encoding", "mask", "--calibrate", 300,
+               "--check-samples", 600, "--seed", 2, "--out", out, "--no-progress")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "self-check on held-out retrainings (err with the audit's degree-1 statistic" in (
+        done.stdout
+    )
+    assert re.search(r"^budget: these scores can be audited down to epsilon ~ ", done.stdout, re.M)
+    assert "self-check: training 6" in done.stderr  # held-out models, after the calibration's
+    s = load_scores(out, task_digest=task.digest)
+    err = np.asarray(task.function.err(s.theta0, s.theta))
+    check = s.meta["import"]["self_check"]
+    assert float(err.min()) > 0.01  # the noise is there to be seen
+    for z, o in enumerate(check["outputs"]):
+        assert o["err_low"] <= err[z] <= o["err_high"], (z, err[z], o)
+    skipped = cli("--task", SYNTHETIC, "--in", src, "--encoding", "mask", "--calibrate", 300,
+                  "--check-samples", 0, "--out", tmp_path / "t.npz", "--no-progress")  # fmt: skip
+    assert "self-check         skipped (--check-samples 0)" in skipped.stdout
+    assert "budget:" not in skipped.stdout
