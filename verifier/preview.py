@@ -49,7 +49,7 @@ class PlanPreview:
         prover_evaluations: models the Prover trains for the challenge (0 in local mode).
         second_stage: at most this many more spot checks, drawn in later stages
             only after a first-stage rejection of a clipped-gap plan (not in
-            ``retrainings``).
+            ``retrainings``; in :attr:`worst_case_retrainings`, the headline).
         seconds_per_training: the pilot's measured wall time per model (``None``
             without a pilot).
     """
@@ -66,8 +66,13 @@ class PlanPreview:
 
     @property
     def verifier_retrainings(self) -> int:
-        """Every training of the Verifier, the pilot included (later stages excluded)."""
+        """The expected case: every training of the Verifier, the pilot included, no later stage."""
         return self.pilot_trainings + self.retrainings
+
+    @property
+    def worst_case_retrainings(self) -> int:
+        """The most the audit can cost the Verifier: pilot, every spot check, every later stage."""
+        return self.verifier_retrainings + self.second_stage
 
     @property
     def estimated_seconds(self) -> float | None:
@@ -94,19 +99,25 @@ class PlanPreview:
         else:
             parts.append(f"local evaluations {self.retrainings:,d}")
         at_most = "at most " if self.prover_evaluations else ""
-        lines.append(
-            f"  Verifier retrainings     {at_most}{self.verifier_retrainings:,d} = "
-            + " + ".join(parts)
-        )
+        if self.second_stage:  # the headline is the worst case, the expected one beside it
+            parts.append(f"later stages up to {self.second_stage:,d}")
+            lines.append(
+                f"  Verifier retrainings     at most {self.worst_case_retrainings:,d} = "
+                + " + ".join(parts)
+            )
+            lines.append(
+                f"                           expected {self.verifier_retrainings:,d}: the later "
+                "stages run only after a first-stage rejection"
+            )
+        else:
+            lines.append(
+                f"  Verifier retrainings     {at_most}{self.verifier_retrainings:,d} = "
+                + " + ".join(parts)
+            )
         if self.prover_evaluations:
             lines.append(f"  Prover evaluations       {self.prover_evaluations:,d}")
         else:
             lines.append("  Prover evaluations       0 (local mode: no Prover)")
-        if self.second_stage:
-            lines.append(
-                f"  later stages             up to {self.second_stage:,d} more spot checks, "
-                "only after a first-stage rejection"
-            )
         est = self.estimated_seconds
         if est is not None and self.seconds_per_training is not None:
             lines.append(

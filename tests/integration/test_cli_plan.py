@@ -8,6 +8,7 @@ at zero.  ``certify`` (local mode) needs no Prover.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -263,3 +264,68 @@ def test_plan_only_writes_nothing_and_needs_no_report(
     capsys.readouterr()
     assert main(base) == 2
     assert "--report is required (except with --plan-only)" in capsys.readouterr().err
+
+
+def _preview(served: Served, task: Task, **config: object) -> PlanPreview:
+    seen: list[PlanPreview] = []
+
+    def hook(preview: PlanPreview) -> None:
+        seen.append(preview)
+        raise PlanDeclined("stop here")
+
+    auditor = Auditor(
+        task,
+        AuditConfig(epsilon=0.3, delta=0.05, **config),  # type: ignore[arg-type]
+        key=generate_private_key(),
+        rng=np.random.default_rng(1),
+        on_plan=hook,
+    )
+    with grpc.insecure_channel(served.address) as channel, pytest.raises(PlanDeclined):
+        auditor.run(channel)
+    return seen[0]
+
+
+def _headline(summary: str) -> int:
+    found = re.search(r"^  Verifier retrainings +at most ([\d,]+) = pilot", summary, re.M)
+    assert found is not None, summary
+    return int(found[1].replace(",", ""))
+
+
+def test_the_headline_is_the_worst_case_with_the_expected_beside(
+    served: Served, task: Task
+) -> None:
+    staged = _preview(served, task, statistic="clipped-gap")
+    assert staged.second_stage > 0  # this plan can escalate
+    summary = staged.summary()
+    assert _headline(summary) == staged.worst_case_retrainings
+    assert staged.worst_case_retrainings == (
+        staged.pilot_trainings + staged.plan.spot_checks + staged.second_stage
+    )
+    assert f"expected {staged.verifier_retrainings:,d}: the later stages run only" in summary
+    # The default statistic has no later stages: its headline is its whole cost.
+    default = _preview(served, task)
+    assert default.second_stage == 0
+    assert _headline(default.summary()) == default.worst_case_retrainings
+    assert default.worst_case_retrainings == default.pilot_trainings + default.plan.spot_checks
+    assert "expected" not in default.summary()
+
+
+def test_the_cap_applies_to_the_worst_case(
+    served: Served, task: Task, key: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    staged = _preview(served, task, statistic="clipped-gap")
+    between = (staged.verifier_retrainings + staged.worst_case_retrainings) // 2
+    assert staged.verifier_retrainings < between < staged.worst_case_retrainings
+    report = tmp_path / "r.json"
+    args = audit_args(served, key, report, "--epsilon", "0.3", "--statistic", "clipped-gap",
+                      "--max-retrainings", str(between))  # fmt: skip
+    before = served.policy.results_computed
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    # This run's own pilot (unseeded) planned it: read its numbers off its output.
+    worst = _headline(captured.out)
+    expected = int(re.search(r"expected ([\d,]+): the later", captured.out)[1].replace(",", ""))  # type: ignore[index]
+    if expected < between:  # refused only because of the later stages
+        assert worst > between
+    assert f"{worst:,d} Verifier retrainings at most (pilot and later stages" in captured.err
+    assert served.policy.results_computed == before and not report.exists()

@@ -158,8 +158,8 @@ def _add_gate_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_MAX_RETRAININGS,
         metavar="N",
-        help="refuse to start (exit 2) a plan needing more Verifier retrainings than N, the "
-        "pilot included, unless --yes [%(default)s]",
+        help="refuse to start (exit 2) a plan that can need more Verifier retrainings than N "
+        "(its worst case: the pilot and any later stages included), unless --yes [%(default)s]",
     )
     parser.add_argument(
         "--max-prover-evaluations",
@@ -230,10 +230,10 @@ def plan_gate(args: argparse.Namespace) -> Callable[[PlanPreview], None]:
         if args.plan_only:
             raise PlanDeclined("--plan-only: stopped before the challenge", plan_only=True)
         over = []
-        if preview.verifier_retrainings > args.max_retrainings:
+        if preview.worst_case_retrainings > args.max_retrainings:
             over.append(
-                f"{preview.verifier_retrainings:,d} Verifier retrainings (pilot included) > "
-                f"--max-retrainings {args.max_retrainings:,d}"
+                f"{preview.worst_case_retrainings:,d} Verifier retrainings at most (pilot and "
+                f"later stages included) > --max-retrainings {args.max_retrainings:,d}"
             )
         if preview.prover_evaluations > args.max_prover_evaluations:
             over.append(
