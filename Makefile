@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	# CPU build of PyTorch, pinned: a looser pin pulls a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
+	# kronfluence declares torchvision (a CUDA torch with it) but imports none of it:
+	# its runtime dependencies come with the libraries extra, kronfluence without any.
+	$(BIN)/pip install --quiet --no-deps kronfluence==1.0.1
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -32,7 +32,16 @@ __all__ = [
 Regularization = Literal["ridge", "lasso"]
 
 #: The built-in methods, in the order of ``--help`` (every name: :func:`method_names`).
-METHODS: tuple[str, ...] = ("datamodel", "empirical-influence", "influence-function", "trak")
+METHODS: tuple[str, ...] = (
+    "datamodel",
+    "empirical-influence",
+    "influence-function",
+    "trak",
+    "kronfluence-ekfac",
+    "dattri-if",
+    "dattri-trak",
+    "trak-library",
+)
 
 
 def check_method(method: str) -> str:

@@ -4,7 +4,9 @@ A method is a :class:`~prover.attribution.method.Method` subclass whose
 ``name`` is its registry name.  Lookup order for a name:
 
 1. the built-ins ``datamodel``, ``empirical-influence``, ``influence-function``,
-   ``trak`` (they cannot be shadowed);
+   ``trak``, and those backed by attribution libraries, ``kronfluence-ekfac``,
+   ``dattri-if``, ``dattri-trak``, ``trak-library``
+   (:mod:`prover.attribution.libraries.methods`); they cannot be shadowed;
 2. classes registered in this process with :func:`register_method`;
 3. entry points of the group ``pacda.methods`` in installed distributions,
    whose name is the method name and whose value is ``"module:Class"``, e.g. in
@@ -46,6 +48,11 @@ _BUILTINS: Mapping[str, str] = {
     "empirical-influence": "prover.attribution.empirical:EmpiricalInfluenceMethod",
     "influence-function": "prover.attribution.influence:InfluenceFunctionMethod",
     "trak": "prover.attribution.trak:TrakMethod",
+    # backed by attribution libraries (installed with pacda[libraries]; kronfluence --no-deps)
+    "kronfluence-ekfac": "prover.attribution.libraries.methods:KronfluenceEkfacMethod",
+    "dattri-if": "prover.attribution.libraries.methods:DattriIfMethod",
+    "dattri-trak": "prover.attribution.libraries.methods:DattriTrakMethod",
+    "trak-library": "prover.attribution.libraries.methods:TrakLibraryMethod",
 }
 #: The built-in method names, in the order of ``--help``.
 BUILTIN_METHODS: tuple[str, ...] = tuple(_BUILTINS)

@@ -11,6 +11,11 @@ The input is a ``.npy``, ``.npz`` (``--key`` selects the array), ``.pt`` (a
 tensor or a dict of tensors, read with ``torch.load(weights_only=True)``) or
 ``.csv`` file holding a ``(Z, N)`` or ``(N, Z)`` matrix of per-item scores
 (``--layout``; without it the shape decides, and a square matrix is refused).
+``--format kronfluence|trak|dattri`` reads what those libraries save themselves
+(kronfluence's ``pairwise_scores.safetensors`` or a directory above it, TRAK's
+``scores/EXP.mmap`` or its save directory, dattri's tensor in a ``.pt`` file;
+:mod:`prover.attribution.libraries.readers`) and sets ``--layout``,
+``--encoding mask`` and ``--tool`` to the library's unless given.
 ``--encoding`` says what the scores are coefficients of:
 
 * ``mask``: a linear model ``g(m) = beta0 + beta . m`` of the 0/1 inclusion mask
@@ -61,6 +66,7 @@ from prover.attribution.importing import (
     import_scores,
     orient,
 )
+from prover.attribution.libraries.readers import LIBRARY_FORMATS, read_kronfluence, read_trak
 from prover.attribution.sampling import Streams
 from prover.cli._selfcheck_text import budget_hint, print_self_check
 from prover.engine import DEFAULT_CHUNK_SIZE
@@ -92,7 +98,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         type=Path,
         metavar="FILE",
-        help=f"the other tool's score matrix: {', '.join(FORMATS)}",
+        help=f"the other tool's score matrix: {', '.join(FORMATS)}; with --format, the "
+        "file or directory the library saved",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("file", *LIBRARY_FORMATS),
+        default="file",
+        help="file: a matrix in a file named by its extension (default); "
+        + "; ".join(f"{f.name}: {f.description}" for f in LIBRARY_FORMATS.values())
+        + " (these set --layout, --encoding mask and --tool unless given)",
     )
     parser.add_argument(
         "--key",
@@ -110,9 +125,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--encoding",
         choices=("mask", "pm"),
-        required=True,
+        default=None,
         help="mask: coefficients of the 0/1 inclusion mask (theta = beta/2); "
-        "pm: coefficients of pacda's +-1 encoding (taken as they are)",
+        "pm: coefficients of pacda's +-1 encoding (taken as they are); required unless "
+        "--format names a library (whose scores are mask-encoded)",
     )
     way = parser.add_argument_group(
         "intercepts",
@@ -463,14 +479,41 @@ def _file_digest(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def _read(args: argparse.Namespace) -> tuple[NDArray[np.float64], str | None, Path]:
+    """The score matrix, the key read and the file it came from (``--format``)."""
+    if args.format == "kronfluence":
+        arr, file, name = read_kronfluence(args.input, args.key)
+        return arr, name, file
+    if args.format == "trak":
+        arr, file, name = read_trak(args.input, args.key)
+        return arr, name, file
+    if args.format == "dattri" and args.input.suffix.lower() != ".pt":
+        raise InvalidArgument(f"--format dattri reads a .pt file, got {str(args.input)!r}")
+    matrix, key = load_matrix(args.input, key=args.key)
+    return matrix, key, args.input
+
+
+def _library_defaults(args: argparse.Namespace) -> None:
+    """``--format LIBRARY``: the library's layout, encoding and tool name unless given."""
+    if args.format in LIBRARY_FORMATS:
+        fmt = LIBRARY_FORMATS[args.format]
+        args.layout = args.layout or fmt.layout
+        args.encoding = args.encoding or fmt.encoding
+        args.tool = args.tool or fmt.name
+    elif args.encoding is None:
+        raise InvalidArgument("--encoding mask|pm is required (unless --format names a library)")
+
+
 def _run(args: argparse.Namespace) -> int:
     out = _check_out(args.out, args.force)
+    _library_defaults(args)
     mode = _mode(args)
     tool = _tool(args)
     task = load_task(args.task)
     N, Z = task.n_items, task.n_outputs
-    raw, key = load_matrix(args.input, key=args.key)
-    where = str(args.input)
+    raw, key, source = _read(args)
+    args.input = source
+    where = str(source)
     check_finite(raw, where)
     orient(raw, n_items=N, n_outputs=Z, layout=args.layout, where=where)  # before any stage line
     intercept: Any = None

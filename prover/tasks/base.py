@@ -33,6 +33,8 @@ from prover.tasks.tolerances import DEVICE_CLASSES, Tolerances
 if TYPE_CHECKING:  # the interface stays importable without torch
     import torch
 
+    from prover.tasks.torch_adapter import TorchParts
+
 __all__ = ["DifferentiableModel", "Task", "TrainedBatch"]
 
 
@@ -143,6 +145,16 @@ class Task(abc.ABC):
         need it.  The functions must agree with what :meth:`train_batch` trains and
         measures: ``outputs(w)`` equals the (unclipped) outputs of a model whose
         trained weights are ``w``.
+        """
+        return None
+
+    def torch_parts(self) -> TorchParts | None:
+        """The task's model as a plain ``torch.nn.Module`` and its data, or None (the default).
+
+        Optional: what :func:`prover.tasks.torch_adapter.torch_adapter` hands to
+        attribution libraries (kronfluence, dattri, TRAK).  The module built from
+        a row of :attr:`TrainedBatch.weights` must measure the same (unclipped)
+        outputs as :meth:`train_batch` for that model.
         """
         return None
 

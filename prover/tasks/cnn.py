@@ -267,6 +267,12 @@ class CnnTask(TorchTask[CnnSpec]):
             return torch.nn.functional.cross_entropy(logits, data["test_targets"], reduction="none")
         return classifier_margins(logits, data["test_targets"])
 
+    def measure_items(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """What :meth:`measure` gives, for a batch of test images' logits."""
+        if self.spec.output == "loss":
+            return torch.nn.functional.cross_entropy(prediction, target, reduction="none")
+        return classifier_margins(prediction, target)
+
     def augmentation_draws(
         self, seeds: NDArray[np.uint64], steps: int, batch_size: int
     ) -> torch.Tensor | None:

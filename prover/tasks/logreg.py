@@ -45,6 +45,7 @@ from prover.tasks.base import DifferentiableModel, TrainedBatch
 from prover.tasks.common import SpecTask, check_batch_inputs
 from prover.tasks.datasets import Dataset, load_logreg_data
 from prover.tasks.specs import LogregSpec
+from prover.tasks.torch_adapter import TorchParts, load_flat
 from prover.tasks.torch_utils import resolve_device, torch_dtype
 
 __all__ = ["LogregTask"]
@@ -131,6 +132,42 @@ class LogregTask(SpecTask[LogregSpec]):
             outputs=outputs,
             convex=True,
             default_damping=0.0,
+        )
+
+    def torch_parts(self) -> TorchParts:
+        """``nn.Sequential(nn.Linear(d, 1))`` (weight ``w_1..d``, bias ``w_{d+1}``) and the data.
+
+        Inputs are the standardised features without the bias column, targets
+        the labels in {-1, +1}; loss ``softplus(-y s)`` and measurement ``y s``
+        (the margin) of the module's score ``s``; regulariser
+        ``(lambda/2) ||weight||^2`` (the bias is not penalised).
+        """
+        d = self.n_params - 1
+        l2 = self.spec.train.l2
+
+        def build(w: torch.Tensor, dtype: torch.dtype) -> torch.nn.Module:
+            module = torch.nn.Sequential(torch.nn.Linear(d, 1, dtype=dtype))
+            return load_flat(module, w)
+
+        def loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.softplus(-target * prediction.squeeze(-1))
+
+        def measure(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return target * prediction.squeeze(-1)
+
+        def regularizer(module: torch.nn.Module) -> torch.Tensor:
+            weight = next(iter(module.parameters()))
+            return 0.5 * l2 * (weight * weight).sum()
+
+        return TorchParts(
+            build=build,
+            train_inputs=self._x[:, :-1],
+            train_targets=self._y,
+            query_inputs=self._x_test[:, :-1],
+            query_targets=self._y_test,
+            loss=loss,
+            measure=measure,
+            regularizer=regularizer,
         )
 
     def _data(self, dev: torch.device) -> tuple[torch.Tensor, ...]:

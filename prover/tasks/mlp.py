@@ -48,6 +48,7 @@ from prover.tasks.base import DifferentiableModel, TrainedBatch
 from prover.tasks.common import SpecTask, check_batch_inputs
 from prover.tasks.datasets import Dataset, load_digits_split
 from prover.tasks.specs import MlpSpec, MlpTrain
+from prover.tasks.torch_adapter import TorchParts
 from prover.tasks.torch_utils import (
     classifier_margins,
     resolve_device,
@@ -251,6 +252,46 @@ class MlpTask(SpecTask[MlpSpec]):
             # The Hessian at the SGD solution of the example task has eigenvalues
             # down to about -0.018.
             default_damping=0.05,
+        )
+
+    def torch_parts(self) -> TorchParts:
+        """``nn.Sequential(Linear(D, H), ReLU(), Linear(H, 10))`` and the digits.
+
+        ``Linear`` stores ``W^T``: the first layer's weight is ``W1^T``, the
+        second's ``W2^T``.  Loss: cross-entropy per image; measurement: the
+        correct-class margin; regulariser ``(wd/2)(||W1||^2 + ||W2||^2)``.
+        """
+        n_in, hidden = int(self._data.x_train.shape[1]), self.spec.model.hidden
+        wd = self.spec.train.weight_decay
+
+        def build(w: torch.Tensor, dtype: torch.dtype) -> torch.nn.Module:
+            p = MlpParams.from_flat(w.reshape(1, -1), n_in, hidden)
+            first = torch.nn.Linear(n_in, hidden, dtype=dtype)
+            second = torch.nn.Linear(hidden, N_CLASSES, dtype=dtype)
+            with torch.no_grad():
+                first.weight.copy_(p.w1[0].T)
+                first.bias.copy_(p.b1[0])
+                second.weight.copy_(p.w2[0].T)
+                second.bias.copy_(p.b2[0])
+            return torch.nn.Sequential(first, torch.nn.ReLU(), second)
+
+        def loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.cross_entropy(prediction, target, reduction="none")
+
+        def regularizer(module: torch.nn.Module) -> torch.Tensor:
+            w1, w2 = module[0].weight, module[2].weight  # type: ignore[index]
+            total: torch.Tensor = 0.5 * wd * ((w1 * w1).sum() + (w2 * w2).sum())
+            return total
+
+        return TorchParts(
+            build=build,
+            train_inputs=self._data.x_train,
+            train_targets=np.asarray(self._data.y_train, dtype=np.int64),
+            query_inputs=self._data.x_test,
+            query_targets=np.asarray(self._data.y_test, dtype=np.int64),
+            loss=loss,
+            measure=classifier_margins,
+            regularizer=regularizer,
         )
 
     def train_batch(self, x: NDArray[np.int8], seeds: NDArray[np.uint64]) -> TrainedBatch:

@@ -39,6 +39,7 @@ leading) and ``"train_targets"``.
 from __future__ import annotations
 
 import abc
+import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ from torch.func import functional_call, vmap
 from protocol.errors import InvalidArgument
 from prover.tasks.base import DifferentiableModel, TrainedBatch
 from prover.tasks.common import SpecT, SpecTask, check_batch_inputs
+from prover.tasks.torch_adapter import TorchParts, load_flat
 from prover.tasks.torch_utils import (
     resolve_device,
     seeded_generator,
@@ -147,6 +149,20 @@ class TorchTask(SpecTask[SpecT]):
     @abc.abstractmethod
     def measure(self, params: Params, data: Data) -> torch.Tensor:
         """One model's Z outputs ``(Z,)``, unclipped; ``self.forward(params, data[...])`` helps."""
+
+    #: Data arrays of the Z measured points, (inputs, targets): what
+    #: :meth:`measure_items` is applied to by the torch adapter.
+    query_arrays: ClassVar[tuple[str, str]] = ("test_inputs", "test_targets")
+
+    def measure_items(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
+        """Outputs ``(B,)`` of one model's predictions on B of the measured points, or None.
+
+        Optional (default None): the torch adapter
+        (:func:`prover.tasks.torch_adapter.torch_adapter`) needs it, with the
+        arrays named by :attr:`query_arrays`, so that row z of those arrays
+        measured this way equals output z of :meth:`measure`.
+        """
+        return None
 
     @property
     @abc.abstractmethod
@@ -326,6 +342,48 @@ class TorchTask(SpecTask[SpecT]):
                     bufs[k] = bufs[k] * mom + g
                     params[k] = v.detach() - lr * bufs[k]
         return params
+
+    def torch_parts(self) -> TorchParts | None:
+        """A copy of :attr:`module` per weight vector, the data arrays, loss and measurement.
+
+        None when the subclass defines no :meth:`measure_items` or lacks the
+        arrays of :attr:`query_arrays`.  Data augmentation is not applied.
+        """
+        inputs_key, targets_key = self.query_arrays
+        if inputs_key not in self._arrays or targets_key not in self._arrays:
+            return None
+        probe_in = torch.as_tensor(self._arrays[inputs_key][:1])
+        if probe_in.is_floating_point():
+            probe_in = probe_in.to(torch.float64)
+        probe_target = torch.as_tensor(self._arrays[targets_key][:1])
+        module = copy.deepcopy(self.module).to(torch.float64)
+        with torch.no_grad():
+            if self.measure_items(module(probe_in), probe_target) is None:
+                return None
+        task = self
+
+        def build(w: torch.Tensor, dtype: torch.dtype) -> torch.nn.Module:
+            return load_flat(copy.deepcopy(task.module).to(dtype), w)
+
+        def measure(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            out = task.measure_items(prediction, target)
+            if out is None:
+                raise InvalidArgument(f"{type(task).__name__}.measure_items returned None")
+            return out
+
+        def regularizer(module: torch.nn.Module) -> torch.Tensor:
+            return task.regularizer(dict(module.named_parameters()))
+
+        return TorchParts(
+            build=build,
+            train_inputs=self._arrays["train_inputs"],
+            train_targets=self._arrays["train_targets"],
+            query_inputs=self._arrays[inputs_key],
+            query_targets=self._arrays[targets_key],
+            loss=self.item_loss,
+            measure=measure,
+            regularizer=regularizer,
+        )
 
     def differentiable(self) -> DifferentiableModel:
         """Item losses, regulariser and outputs of the same module, in float64."""

@@ -96,12 +96,21 @@ def scaled() -> Iterator[type[ScaledEmpirical]]:
 
 def test_builtins_are_registered_in_help_order() -> None:
     assert method_names()[: len(METHODS)] == list(METHODS)
-    assert METHODS == ("datamodel", "empirical-influence", "influence-function", "trak")
+    assert METHODS == (
+        "datamodel",
+        "empirical-influence",
+        "influence-function",
+        "trak",
+        "kronfluence-ekfac",
+        "dattri-if",
+        "dattri-trak",
+        "trak-library",
+    )
     assert method_class("datamodel") is DatamodelMethod
     assert method_class("trak") is TrakMethod
     assert [get_method(m).name for m in METHODS] == list(METHODS)
-    assert [min_samples(m, 10) for m in METHODS] == [12, 4, 0, 3]
-    assert [get_method(m).uses_samples for m in METHODS] == [True, True, False, True]
+    assert [min_samples(m, 10) for m in METHODS] == [12, 4, 0, 3, 3, 3, 3, 3]
+    assert [get_method(m).uses_samples for m in METHODS] == [True] * 2 + [False] + [True] * 5
 
 
 def test_a_registered_method_runs_through_attribute(scaled: type[ScaledEmpirical]) -> None:
