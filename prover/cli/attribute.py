@@ -35,6 +35,7 @@ from prover.cli._interrupt import EXIT_INTERRUPTED, Interrupt, bounded
 from prover.cli._selfcheck_text import budget_hint, print_self_check
 from prover.executors import Executor
 from prover.store import ResultStore
+from prover.tasks.base import Task
 from prover.tasks.device import parse_device
 from prover.tasks.registry import load_task
 
@@ -61,7 +62,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, type=Path, help="scores file to write (.npz)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")
-    parser.add_argument("--store", type=Path, default=None, help="result store directory")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="result store directory: models already there are not trained again; "
+        "'pacda-prover serve --store DIR' reuses it",
+    )
+    parser.add_argument(
+        "--store-weights",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep every trained model's weights in a new --store, which serve needs to "
+        "open spot checks from it (default: on; --no-store-weights keeps only their "
+        "digests, and serve then refuses the store); an existing store keeps its setting",
+    )
     parser.add_argument("--executor", choices=("inprocess", "ray"), default="inprocess")
     parser.add_argument("--ray-address", default=None, help="Ray address (with --executor ray)")
     add_device_argument(parser)
@@ -121,6 +136,18 @@ def _log(msg: str) -> None:
     print(f"[attribute] {msg}", file=sys.stderr, flush=True)
 
 
+def _open_store(path: Path, task: Task, store_weights: bool) -> ResultStore:
+    """The result store at ``path``: an existing one in its own setting, a new one as asked."""
+    if ResultStore.exists(path):
+        store_weights = ResultStore.read_config(path).store_weights
+    store = ResultStore.open_for_task(path, task, mode="a", store_weights=store_weights)
+    kept = "results and weights" if store_weights else "results (weight digests only)"
+    _log(f"result store {path}: {len(store)} {kept} already stored")
+    if not store_weights:
+        _log(f"result store {path} keeps no weights: 'serve --store' cannot reuse it")
+    return store
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the command; see the module docstring.  Ctrl-C: one line, exit 130.
 
@@ -158,8 +185,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         _log(f"training on {device.description} (device class {device.device_class})")
         if args.store is not None:
-            store = ResultStore.open_for_task(args.store, task, mode="a")
-            _log(f"result store {args.store}: {len(store)} results already stored")
+            store = _open_store(args.store, task, args.store_weights)
         source = task
         if args.executor == "ray":
             source = functools.partial(load_task, args.task.resolve())  # type: ignore[assignment]

@@ -188,6 +188,16 @@ def _tls(args: argparse.Namespace) -> TlsFiles | None:
     return None if args.tls_cert is None else TlsFiles(cert=args.tls_cert, key=args.tls_key)
 
 
+def _check_store_has_weights(path: Path) -> None:
+    """A store ``attribute --no-store-weights`` wrote cannot open spot checks: say what to run."""
+    if ResultStore.exists(path) and not ResultStore.read_config(path).store_weights:
+        raise InvalidArgument(
+            f"result store {path} keeps no model weights (written by 'attribute "
+            "--no-store-weights'), which serve needs to open spot checks; give serve a new "
+            "--store DIR, or rerun 'attribute --store NEW_DIR' (weights kept by default)"
+        )
+
+
 def _executor(args: argparse.Namespace, task: Task) -> tuple[Executor, TaskSource | None, Device]:
     """The executor, for Ray the picklable task factory its workers rebuild from, the device."""
     executor, device = make_executor(
@@ -230,6 +240,8 @@ def run(args: argparse.Namespace) -> int:
         max_memory_bytes=args.max_memory << 20,
         max_client_memory_bytes=args.max_client_memory << 20,
     )
+    if args.store is not None:
+        _check_store_has_weights(args.store)
     task = load_task(args.task)
     if args.executor != "ray":  # a missing GPU is a usage error before anything is loaded
         resolve_device(args.device, task=task)

@@ -172,6 +172,11 @@ class ResultStore:
         )
 
     @staticmethod
+    def exists(path: str | os.PathLike[str]) -> bool:
+        """Whether ``path`` holds a result store (its ``store.json``)."""
+        return (Path(path) / _CONFIG).is_file()
+
+    @staticmethod
     def read_config(path: str | os.PathLike[str]) -> StoreConfig:
         """The :class:`StoreConfig` of an existing store.
 

@@ -50,22 +50,25 @@ def attribute_serve_audit(
     seed: int,
     epsilon_relative: float,
     timeout: float,
+    store: Path | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str], dict[str, Any]]:
     """A user's whole path: ``attribute`` (datamodel), ``serve`` and ``audit`` over gRPC.
 
+    ``store``: both ``attribute`` and ``serve`` run with ``--store`` this directory.
     Returns the ``attribute`` and ``audit`` processes and the signed report's body;
     the server is stopped whatever happens.
     """
     scores = tmp_path / "scores.npz"
+    with_store = [] if store is None else ["--store", str(store)]
     fit = subprocess.run(
         [installed("pacda-prover"), "attribute", "--task", str(task_file), "--method",
          "datamodel", "--samples", str(samples), "--check-samples", "0", "--seed", str(seed),
-         "--out", str(scores)],
+         "--out", str(scores), *with_store],
         capture_output=True, text=True, timeout=timeout, env=env, check=False,
     )  # fmt: skip
     assert fit.returncode == 0, fit.stderr
     serve = [installed("pacda-prover"), "serve", "--task", str(task_file), "--scores", str(scores),
-             "--port", "0", "--log-level", "WARNING"]  # fmt: skip
+             "--port", "0", "--log-level", "WARNING", *with_store]  # fmt: skip
     report = tmp_path / "report.json"
     with served(serve, env) as address:
         done = subprocess.run(

@@ -35,18 +35,28 @@ from prover.tasks.torch_adapter import TorchAdapter
 
 __all__ = ["dattri_if_scores", "dattri_task", "dattri_trak_scores"]
 
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def _batched(adapter: TorchAdapter, data: tuple[torch.Tensor, torch.Tensor]) -> Batch:
+    """``data`` with a leading batch axis: dattri maps some functions over single items."""
+    inputs, targets = data
+    if inputs.dim() == adapter.train_set.tensors[0].dim() - 1:
+        return inputs.unsqueeze(0), targets.unsqueeze(0)
+    return inputs, targets
+
 
 def dattri_task(adapter: TorchAdapter) -> Any:
     """A ``dattri.task.AttributionTask``: mean item loss and summed measurement of a batch."""
     task_module = require("dattri.task")
     model = adapter.model
 
-    def loss(params: dict[str, torch.Tensor], data: tuple[torch.Tensor, torch.Tensor]) -> Any:
-        inputs, targets = data
+    def loss(params: dict[str, torch.Tensor], data: Batch) -> Any:
+        inputs, targets = _batched(adapter, data)
         return adapter.parts.loss(functional_call(model, params, (inputs,)), targets).mean()
 
-    def target(params: dict[str, torch.Tensor], data: tuple[torch.Tensor, torch.Tensor]) -> Any:
-        inputs, targets = data
+    def target(params: dict[str, torch.Tensor], data: Batch) -> Any:
+        inputs, targets = _batched(adapter, data)
         return adapter.parts.measure(functional_call(model, params, (inputs,)), targets).sum()
 
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -100,10 +110,8 @@ def dattri_trak_scores(
         raise InvalidArgument(f"proj_dim must be >= 1, got {proj_dim}")
     model = adapter.model
 
-    def correct_probability(
-        params: dict[str, torch.Tensor], data: tuple[torch.Tensor, torch.Tensor]
-    ) -> Any:
-        inputs, targets = data
+    def correct_probability(params: dict[str, torch.Tensor], data: Batch) -> Any:
+        inputs, targets = _batched(adapter, data)
         return torch.exp(-adapter.parts.loss(functional_call(model, params, (inputs,)), targets))
 
     n_params = sum(p.numel() for p in model.parameters())
