@@ -35,8 +35,10 @@ def test_serve_reuses_the_store_attribute_wrote(tmp_path: Path) -> None:
     assert body.get("decision") in ("accept", "abort"), body
     config = ResultStore.read_config(store)
     assert config.store_weights
-    with ResultStore.open(store, task_digest=config.task_digest, n_items=config.n_items,
-                          n_outputs=config.n_outputs, store_weights=True, mode="r") as kept:  # fmt: skip
+    shape = {"n_items": config.n_items, "n_outputs": config.n_outputs}
+    with ResultStore.open(
+        store, task_digest=config.task_digest, store_weights=True, mode="r", **shape
+    ) as kept:
         # attribute's 120 fitting models, then what serve trained for the audit
         assert len(kept) > 120
 
