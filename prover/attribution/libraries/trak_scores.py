@@ -59,7 +59,8 @@ def trak_model_output(adapter: TorchAdapter) -> Any:
             target = target.unsqueeze(0)
             if self.scoring:
                 return adapter.parts.measure(pred, target).sum()
-            loss = adapter.parts.loss(pred, target).sum()
+            # a loss of exactly 0 (p = 1 in floating point) would give an infinite margin
+            loss = adapter.parts.loss(pred, target).sum().clamp_min(1e-30)
             # log(p / (1 - p)) with p = exp(-loss), computed stably
             return -loss - torch.log(-torch.expm1(-loss))
 
