@@ -24,7 +24,8 @@ function here that the planner and the decision both call:
   ``n (n - 1) U(v) = v^T K' v``.  The Prover sends ``v~ = v - delta``: on the set
   A of altered points (``|A| <= l``, else a uniform spot check catches one of
   them with probability ``>= 1 - delta_spot``, :func:`spot_checks_for`),
-  ``delta_i = u_i`` with ``|u_i| <= c + |v~_i|``; elsewhere a shift ``s_i`` the
+  ``delta_i = u_i`` with ``u_i in [-c - v~_i, c - v~_i]`` (both values lie in
+  ``[-c, c]``), so ``u_i H_i <= c |H_i| - v~_i H_i``; elsewhere a shift ``s_i`` the
   spot checks tolerate, ``|s_i| <= tau`` (clipping is 1-Lipschitz).  Exactly,
 
       n (n - 1) (U(v) - U(v~)) = 2 sum_i delta_i H_i + delta^T K' delta,     H_i = (K' v~)_i,
@@ -38,8 +39,11 @@ function here that the planner and the decision both call:
   cross terms between the altered points, not only each point's own row.
   ``|s^T K' u| <= |Phi^T s| |Phi_A^T u| + sum |s_i u_i| D_max <= 2 c tau (sqrt(n
   lambda Lambda) + l D_max)`` and ``s^T K' s <= n tau^2 lambda``, ``lambda =
-  lambda_max(Phi^T Phi)``.  So the corruption term is ``[2 sum_{top l} (c +
-  |v~_i|) |H_i| + 4 c^2 min(...)] / (n (n - 1))`` and the tolerance term ``[2 tau
+  lambda_max(Phi^T Phi)``.  So the corruption term is ``[2 sum_{top l} (c
+  |H_i| - v~_i H_i) + 4 c^2 min(...)] / (n (n - 1))`` (the l largest levers
+  ``c |H_i| - v~_i H_i``, each at most ``(c + |v~_i|) |H_i|``: a value sent on the
+  side that already lowers ``U`` leaves less room to lower it further) and the
+  tolerance term ``[2 tau
   sum_i |H_i| + 4 c tau (sqrt(n lambda Lambda) + l D_max) + n tau^2 lambda] / (n
   (n - 1))``.
 * **Sampling** (:func:`variance`, :func:`deviation`).  ``Var U = [4 (n - 2)
@@ -263,7 +267,7 @@ def cross_bound(
 
 
 def corruption_bound(
-    h_abs: FloatArray,
+    h: FloatArray,
     sent: FloatArray,
     tolerated: int,
     clip: FloatArray,
@@ -272,18 +276,19 @@ def corruption_bound(
     """Largest fall of ``U`` from ``tolerated`` altered values, per output (module doc).
 
     Args:
-        h_abs: ``|H_i|`` of the values sent, ``(n, Z)``.
-        sent: the clipped values sent, ``(n, Z)`` (``|u_i| <= c + |v~_i|``).
+        h: ``H_i`` of the values sent (signed), ``(n, Z)``.
+        sent: the clipped values sent, ``(n, Z)``; the true clipped value differs by
+            ``u_i in [-c - v~_i, c - v~_i]``, so point i's lever is ``c |H_i| - v~_i H_i``.
         tolerated: ``l``, the altered points the spot checks may have missed.
         clip: the clip level of every output, ``(Z,)``.
         cross: :func:`cross_bound` at ``l``, ``(Z,)``.
     """
-    n = h_abs.shape[0]
+    n = h.shape[0]
     c = np.asarray(clip, dtype=np.float64)
     if tolerated <= 0:
         return np.zeros_like(c)
     ell = min(int(tolerated), n)
-    lever = (c[None, :] + np.abs(sent)) * h_abs
+    lever = np.maximum(c[None, :] * np.abs(h) - sent * h, 0.0)
     top = np.sum(-np.partition(-lever, ell - 1, axis=0)[:ell], axis=0)
     return np.asarray((2.0 * top + np.asarray(cross)) / (n * (n - 1.0)))
 

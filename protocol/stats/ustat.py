@@ -424,7 +424,7 @@ class _Pass:
         ell = min(ell, n)
         gram = us.sparse_gram_bound(ell, n, d.n_items, self.plan.request.p, d.delta_kernel / 2.0)
         cross = us.cross_bound(ell, clip, d.kappa, gram, float(np.min(kp.norms)))
-        corruption = us.corruption_bound(h_abs, self.values, ell, clip, cross)
+        corruption = us.corruption_bound(kp.h, self.values, ell, clip, cross)
         tolerance = us.tolerance_bound(
             h_abs, self.plan.request.tolerance, kp.eigen, clip=clip, tolerated=ell, gram=gram,
             diag_max=float(np.max(kp.norms)),

@@ -30,7 +30,7 @@ def test_the_bound_covers_the_exact_worst_lies_on_tiny_challenges(p: float, ell:
     kappa = us.kernel_bound(n, n_items, p, 0.01)
     gram = us.sparse_gram_bound(ell, n, n_items, p, 0.01)
     cross = us.cross_bound(ell, np.array([c]), kappa, gram, float(norms.min()))
-    bound = float(us.corruption_bound(np.abs(h), sent, ell, np.array([c]), cross)[0])
+    bound = float(us.corruption_bound(h, sent, ell, np.array([c]), cross)[0])
     assert drop <= bound
     greedy = ustat_lies(x, honest, p, np.array([c]), ell)
     assert greedy.points.size <= ell
