@@ -33,7 +33,7 @@ from prover.tasks.tolerances import DEVICE_CLASSES, Tolerances
 if TYPE_CHECKING:  # the interface stays importable without torch
     import torch
 
-    from prover.tasks.torch_adapter import TorchParts
+    from prover.tasks.torch_parts import TorchParts
 
 __all__ = ["DifferentiableModel", "Task", "TrainedBatch"]
 

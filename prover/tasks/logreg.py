@@ -45,7 +45,7 @@ from prover.tasks.base import DifferentiableModel, TrainedBatch
 from prover.tasks.common import SpecTask, check_batch_inputs
 from prover.tasks.datasets import Dataset, load_logreg_data
 from prover.tasks.specs import LogregSpec
-from prover.tasks.torch_adapter import TorchParts, load_flat
+from prover.tasks.torch_parts import TorchParts, load_flat
 from prover.tasks.torch_utils import resolve_device, torch_dtype
 
 __all__ = ["LogregTask"]

@@ -48,7 +48,7 @@ from prover.tasks.base import DifferentiableModel, TrainedBatch
 from prover.tasks.common import SpecTask, check_batch_inputs
 from prover.tasks.datasets import Dataset, load_digits_split
 from prover.tasks.specs import MlpSpec, MlpTrain
-from prover.tasks.torch_adapter import TorchParts
+from prover.tasks.torch_parts import TorchParts
 from prover.tasks.torch_utils import (
     classifier_margins,
     resolve_device,

@@ -28,7 +28,6 @@ augmentation of a ``TorchTask``) are what a library's approximation gives up.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,34 +37,11 @@ from torch.utils.data import TensorDataset
 
 from protocol.errors import InvalidArgument
 from prover.tasks.base import Task
+from prover.tasks.torch_parts import TorchParts, load_flat
 
-__all__ = ["TorchAdapter", "TorchParts", "torch_adapter"]
+__all__ = ["TorchAdapter", "TorchParts", "load_flat", "torch_adapter"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-@dataclass(frozen=True, kw_only=True)
-class TorchParts:
-    """How a task's torch model is built and measured (what :meth:`Task.torch_parts` returns).
-
-    Attributes:
-        build: flat weights ``(P,)`` (the task's :attr:`TrainedBatch.weights`
-            layout) and a dtype -> a new module holding exactly those weights.
-        train_inputs, train_targets: the N training items, row j = item j.
-        query_inputs, query_targets: the Z measured points, row z = output z.
-        loss: ``(prediction (B, ...), target (B, ...)) -> (B,)`` per-item losses.
-        measure: ``(prediction, target) -> (B,)`` the unclipped outputs.
-        regularizer: ``module -> ()`` the objective's part tied to no item.
-    """
-
-    build: Callable[[torch.Tensor, torch.dtype], torch.nn.Module]
-    train_inputs: NDArray[np.generic]
-    train_targets: NDArray[np.generic]
-    query_inputs: NDArray[np.generic]
-    query_targets: NDArray[np.generic]
-    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    measure: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    regularizer: Callable[[torch.nn.Module], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -185,14 +161,3 @@ def torch_adapter(
         dtype=dtype,
         parts=parts,
     )
-
-
-def load_flat(module: torch.nn.Module, w: torch.Tensor) -> torch.nn.Module:
-    """Copy flat weights ``w`` into ``module``'s parameters in named-parameter order."""
-    sizes = [p.numel() for p in module.parameters()]
-    if sum(sizes) != w.numel():
-        raise InvalidArgument(f"weights must have {sum(sizes)} entries, got {w.numel()}")
-    with torch.no_grad():
-        for p, part in zip(module.parameters(), torch.split(w.reshape(-1), sizes), strict=True):
-            p.copy_(part.reshape(p.shape).to(p.dtype))
-    return module

@@ -53,7 +53,7 @@ from torch.func import functional_call, vmap
 from protocol.errors import InvalidArgument
 from prover.tasks.base import DifferentiableModel, TrainedBatch
 from prover.tasks.common import SpecT, SpecTask, check_batch_inputs
-from prover.tasks.torch_adapter import TorchParts, load_flat
+from prover.tasks.torch_parts import TorchParts, load_flat
 from prover.tasks.torch_utils import (
     resolve_device,
     seeded_generator,
