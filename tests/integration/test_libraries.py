@@ -116,3 +116,24 @@ def test_library_backed_methods_attribute_through_the_pipeline(
     # the calibrated predictors explain the calibration retrainings far better than a
     # constant (random scores give R^2 about 1/100 on 100 retrainings)
     assert np.mean(fit["calibration"]["r2"]) > 0.15, fit["calibration"]["r2"]
+
+
+def test_library_formats_refuse_what_is_not_the_library_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    npy = tmp_path / "scores.npy"
+    np.save(npy, np.zeros((16, 400)))
+    cases = [
+        (("--format", "kronfluence", "--in", empty), "holds 0 kronfluence pairwise score files"),
+        (("--format", "trak", "--in", empty), "holds 0 TRAK score files"),
+        (("--format", "dattri", "--in", npy), "--format dattri reads a .pt file"),
+        (("--format", "trak", "--in", npy, "--key", "x"), "--key names a TRAK experiment"),
+    ]
+    for args, message in cases:
+        code = main(["import-scores", "--task", str(LOGREG), *map(str, args), "--intercept-zero",
+                     "--check-samples", "0", "--out", str(tmp_path / "out.npz")])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, (args, err)
+    assert not (tmp_path / "out.npz").exists()
