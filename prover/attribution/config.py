@@ -19,7 +19,7 @@ from typing import Any, Literal
 from protocol.errors import InvalidArgument
 from prover.attribution.datamodel import DatamodelOptions
 from prover.attribution.influence import InfluenceOptions
-from prover.attribution.registry import get_method, method_class
+from prover.attribution.registry import BUILTIN_METHODS, get_method, method_class
 
 __all__ = [
     "METHODS",
@@ -32,16 +32,7 @@ __all__ = [
 Regularization = Literal["ridge", "lasso"]
 
 #: The built-in methods, in the order of ``--help`` (every name: :func:`method_names`).
-METHODS: tuple[str, ...] = (
-    "datamodel",
-    "empirical-influence",
-    "influence-function",
-    "trak",
-    "kronfluence-ekfac",
-    "dattri-if",
-    "dattri-trak",
-    "trak-library",
-)
+METHODS: tuple[str, ...] = BUILTIN_METHODS
 
 
 def check_method(method: str) -> str:

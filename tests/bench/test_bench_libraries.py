@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from prover.attribution import AttributionConfig, attribute, run_self_check
+from prover.attribution import AttributionConfig, attribute
 from prover.tasks.registry import load_task
-from tests.bench.test_bench_methods import SIZES, _evaluate
+from tests.bench.test_bench_methods import SIZES, _evaluate, held_out_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(2 * 3600)]
@@ -67,27 +67,11 @@ def _run(task_name: str) -> list[dict[str, Any]]:
             warnings.simplefilter("ignore")
             res = attribute(task, cfg, base_dir=path.parent, progress=False)
         wall = time.perf_counter() - t0
-        s = res.scores
-        check = run_self_check(
-            s.theta0, s.theta, design, first, second, functional,
-            bound=task.bound, tolerance=task.output_tolerance, p=task.p, delta=0.05,
-        )  # fmt: skip
-        var = np.array([o.variance for o in check.outputs])
-        err = np.array([o.err for o in check.outputs]) / var
-        mse = np.array([o.mse for o in check.outputs]) / var
         rows.append(
-            {
-                "task": task_name,
-                "method": label,
-                "samples": samples,
-                "models": res.n_trained + extra,
-                "wall_s": wall,
-                "mse_var": float(mse.mean()),
-                "err_var": float(err.mean()),
-                "max_err_var": float(err.max()),
-                "lds": check.lds,
-            }
-        )
+            {"task": task_name, "method": label, "samples": samples,
+             "models": res.n_trained + extra, "wall_s": wall,
+             **held_out_metrics(task, res.scores, functional, design, first, second)}
+        )  # fmt: skip
         print(f"  {label}: {rows[-1]}", flush=True)
     for row in rows:
         row["wall_ratio"] = row["wall_s"] / rows[0]["wall_s"]

@@ -66,6 +66,26 @@ def _evaluate(task: Any, n_pairs: int) -> tuple[Any, Any, np.ndarray, np.ndarray
     return functional, design, out[:n], out[n:]
 
 
+def held_out_metrics(
+    task: Any, scores: Any, functional: Any, design: Any, first: np.ndarray, second: np.ndarray
+) -> dict[str, float]:
+    """Mean ``mse/Var``, ``err/Var``, worst ``err/Var``, ``B_{>=2}/Var`` and LDS of ``scores``."""
+    check = run_self_check(
+        scores.theta0, scores.theta, design, first, second, functional,
+        bound=task.bound, tolerance=task.output_tolerance, p=task.p, delta=0.05,
+    )  # fmt: skip
+    var = np.array([o.variance for o in check.outputs])
+    err = np.array([o.err for o in check.outputs]) / var
+    mse = np.array([o.mse for o in check.outputs]) / var
+    return {
+        "mse_var": float(mse.mean()),
+        "err_var": float(err.mean()),
+        "max_err_var": float(err.max()),
+        "b_ge2_var": float(np.mean(np.array([o.b_ge2 for o in check.outputs]) / var)),
+        "lds": check.lds,
+    }
+
+
 def _run(task_name: str) -> list[dict[str, Any]]:
     path = REPO / "examples" / "tasks" / f"{task_name}.toml"
     task = load_task(path)
@@ -86,36 +106,11 @@ def _run(task_name: str) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         res = attribute(task, cfg, base_dir=path.parent, progress=False)
         wall = time.perf_counter() - t0
-        s = res.scores
-        check = run_self_check(
-            s.theta0,
-            s.theta,
-            design,
-            first,
-            second,
-            functional,
-            bound=task.bound,
-            tolerance=task.output_tolerance,
-            p=task.p,
-            delta=0.05,
-        )
-        var = np.array([o.variance for o in check.outputs])
-        err = np.array([o.err for o in check.outputs]) / var
-        mse = np.array([o.mse for o in check.outputs]) / var
         rows.append(
-            {
-                "task": task_name,
-                "method": method,
-                "samples": samples,
-                "models": res.n_trained + extra,
-                "wall_s": wall,
-                "mse_var": float(mse.mean()),
-                "err_var": float(err.mean()),
-                "max_err_var": float(err.max()),
-                "b_ge2_var": float(np.mean(np.array([o.b_ge2 for o in check.outputs]) / var)),
-                "lds": check.lds,
-            }
-        )
+            {"task": task_name, "method": method, "samples": samples,
+             "models": res.n_trained + extra, "wall_s": wall,
+             **held_out_metrics(task, res.scores, functional, design, first, second)}
+        )  # fmt: skip
         print(f"  {method}: {rows[-1]}", flush=True)
     for row in rows:
         row["wall_ratio"] = row["wall_s"] / rows[0]["wall_s"]

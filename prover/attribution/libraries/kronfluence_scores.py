@@ -20,6 +20,7 @@ tracks ``nn.Linear`` and ``nn.Conv2d`` layers only.
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,6 @@ def _run(
     output_dir: Path,
     name: str,
 ) -> NDArray[np.float64]:
-    import copy
-
     task = kronfluence_task(adapter)
     model = kf.prepare_model(copy.deepcopy(adapter.model), task)
     analyzer = kf.Analyzer(

@@ -23,6 +23,7 @@ calibration table, as the built-in methods do.
 
 from __future__ import annotations
 
+import abc
 import importlib.metadata
 import time
 from dataclasses import dataclass
@@ -97,11 +98,6 @@ def calibrated_fit(
     return MethodFit(theta0=np.asarray(table["intercept"]), theta=np.asarray(theta), meta=out)
 
 
-def _adapter(ctx: FitContext, name: str) -> TorchAdapter:
-    ctx.log(f"{name}: training the full-data model for the library")
-    return torch_adapter(ctx.task, dtype=torch.float32)
-
-
 @dataclass(frozen=True)
 class DampingOptions:
     """``damping``: added to the Hessian (None: the library's default or the task's L2)."""
@@ -114,47 +110,69 @@ class DampingOptions:
 
 
 class _LibraryMethod(Method):
-    """Calibrated scores of a library: at least 3 fitting retrainings."""
+    """A library's scores through the task's torch adapter, calibrated (M >= 3 retrainings).
+
+    Subclasses name the library (``library``, its ``distribution`` for the
+    version) and implement :meth:`scores`; :meth:`fit` is shared.
+    """
+
+    library: ClassVar[str]
+    distribution: ClassVar[str]
 
     def min_samples(self, n_items: int) -> int:
         return 3
+
+    @abc.abstractmethod
+    def scores(
+        self, ctx: FitContext, adapter: TorchAdapter, options: Any
+    ) -> tuple[FloatArray, dict[str, Any]]:
+        """The library's mask-encoded ``(Z, N)`` scores and what to record of the call."""
+
+    def fit(self, ctx: FitContext, options: Any) -> MethodFit:
+        ctx.log(f"{self.name}: training the full-data model for the library")
+        adapter = torch_adapter(ctx.task, dtype=torch.float32)
+        t0 = time.perf_counter()
+        beta, meta = self.scores(ctx, adapter, options)
+        meta["seconds_scores"] = time.perf_counter() - t0
+        return calibrated_fit(
+            ctx, beta, library=self.library, distribution=self.distribution, meta=meta
+        )
 
 
 class KronfluenceEkfacMethod(_LibraryMethod):
     """``kronfluence-ekfac``: kronfluence's EKFAC influence function, calibrated."""
 
     name: ClassVar[str] = "kronfluence-ekfac"
+    library: ClassVar[str] = "kronfluence"
+    distribution: ClassVar[str] = "kronfluence"
     options_class: ClassVar[type[DampingOptions]] = DampingOptions
     config_fields: ClassVar[tuple[str, ...]] = ("damping",)
 
-    def fit(self, ctx: FitContext, options: DampingOptions) -> MethodFit:
+    def scores(
+        self, ctx: FitContext, adapter: TorchAdapter, options: DampingOptions
+    ) -> tuple[FloatArray, dict[str, Any]]:
         from prover.attribution.libraries.kronfluence_scores import kronfluence_scores
 
-        adapter = _adapter(ctx, self.name)
-        t0 = time.perf_counter()
         beta = kronfluence_scores(adapter, strategy="ekfac", damping=options.damping)
-        meta = {"strategy": "ekfac", "damping": options.damping,
-                "seconds_scores": time.perf_counter() - t0}  # fmt: skip
-        return calibrated_fit(ctx, beta, library="kronfluence", distribution="kronfluence",
-                              meta=meta)  # fmt: skip
+        return beta, {"strategy": "ekfac", "damping": options.damping}
 
 
 class DattriIfMethod(_LibraryMethod):
     """``dattri-if``: dattri's explicit-Hessian influence function, calibrated."""
 
     name: ClassVar[str] = "dattri-if"
+    library: ClassVar[str] = "dattri"
+    distribution: ClassVar[str] = "dattri"
     options_class: ClassVar[type[DampingOptions]] = DampingOptions
     config_fields: ClassVar[tuple[str, ...]] = ("damping",)
 
-    def fit(self, ctx: FitContext, options: DampingOptions) -> MethodFit:
+    def scores(
+        self, ctx: FitContext, adapter: TorchAdapter, options: DampingOptions
+    ) -> tuple[FloatArray, dict[str, Any]]:
         from prover.attribution.libraries.dattri_scores import dattri_if_scores
 
-        adapter = _adapter(ctx, self.name)
-        t0 = time.perf_counter()
         beta = dattri_if_scores(adapter, damping=options.damping)
-        meta = {"algorithm": "IFAttributorExplicit", "damping": options.damping,
-                "seconds_scores": time.perf_counter() - t0}  # fmt: skip
-        return calibrated_fit(ctx, beta, library="dattri", distribution="dattri", meta=meta)
+        return beta, {"algorithm": "IFAttributorExplicit", "damping": options.damping}
 
 
 @dataclass(frozen=True)
@@ -172,17 +190,17 @@ class DattriTrakMethod(_LibraryMethod):
     """``dattri-trak``: dattri's TRAK at the full-data model, calibrated."""
 
     name: ClassVar[str] = "dattri-trak"
+    library: ClassVar[str] = "dattri"
+    distribution: ClassVar[str] = "dattri"
     options_class: ClassVar[type[DattriTrakOptions]] = DattriTrakOptions
 
-    def fit(self, ctx: FitContext, options: DattriTrakOptions) -> MethodFit:
+    def scores(
+        self, ctx: FitContext, adapter: TorchAdapter, options: DattriTrakOptions
+    ) -> tuple[FloatArray, dict[str, Any]]:
         from prover.attribution.libraries.dattri_scores import dattri_trak_scores
 
-        adapter = _adapter(ctx, self.name)
-        t0 = time.perf_counter()
         beta = dattri_trak_scores(adapter, proj_dim=options.projection_dim)
-        meta = {"algorithm": "TRAKAttributor", "projection_dim": options.projection_dim,
-                "seconds_scores": time.perf_counter() - t0}  # fmt: skip
-        return calibrated_fit(ctx, beta, library="dattri", distribution="dattri", meta=meta)
+        return beta, {"algorithm": "TRAKAttributor", "projection_dim": options.projection_dim}
 
 
 @dataclass(frozen=True)
@@ -205,12 +223,15 @@ class TrakLibraryMethod(_LibraryMethod):
     """``trak-library``: the traker package's TRAK, calibrated."""
 
     name: ClassVar[str] = "trak-library"
+    library: ClassVar[str] = "trak"
+    distribution: ClassVar[str] = "traker"
     options_class: ClassVar[type[TrakLibraryOptions]] = TrakLibraryOptions
 
-    def fit(self, ctx: FitContext, options: TrakLibraryOptions) -> MethodFit:
+    def scores(
+        self, ctx: FitContext, adapter: TorchAdapter, options: TrakLibraryOptions
+    ) -> tuple[FloatArray, dict[str, Any]]:
         from prover.attribution.libraries.trak_scores import trak_scores
 
-        adapter = _adapter(ctx, self.name)
         checkpoints: list[FloatArray] | None = None
         if options.ensemble > 1:
             rng = ctx.streams.generator("ensemble")
@@ -221,8 +242,5 @@ class TrakLibraryMethod(_LibraryMethod):
             if weights is None:
                 raise InvalidArgument(f"{type(ctx.task).__name__} trains no weights")
             checkpoints = list(weights)
-        t0 = time.perf_counter()
         beta = trak_scores(adapter, checkpoints=checkpoints, proj_dim=options.projection_dim)
-        meta = {"ensemble": options.ensemble, "projection_dim": options.projection_dim,
-                "seconds_scores": time.perf_counter() - t0}  # fmt: skip
-        return calibrated_fit(ctx, beta, library="trak", distribution="traker", meta=meta)
+        return beta, {"ensemble": options.ensemble, "projection_dim": options.projection_dim}
